@@ -20,7 +20,8 @@ class WeightNotFound(FileNotFoundError):
     """A model file the user must put in place; the message is meant to be shown to them as is."""
 
     def __init__(self, filename: str, searched: list[Path], how_to_get: str):
-        self.filename = filename
+        # not `filename`: OSError owns that attribute and would replace our message with errno text
+        self.weight_name = filename
         self.searched = searched
         self.how_to_get = how_to_get
         where = ", ".join(str(p) for p in searched) or "(no model folder registered)"

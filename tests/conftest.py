@@ -22,3 +22,62 @@ def _import_pack():
 
 
 _import_pack()
+
+
+# ---- real ComfyUI server (session-scoped; only started when a test asks for `comfy`) ------------------
+import pytest  # noqa: E402
+
+HARNESS = PACK_ROOT / "tests" / "harness"
+if str(HARNESS) not in sys.path:
+    sys.path.insert(0, str(HARNESS))  # the harness helpers only (never the pack root)
+
+from comfy_server import env_from_setup, start_server  # noqa: E402
+from pack_info import declared_node_ids  # noqa: E402
+
+TEST_PACK = PACK_ROOT / "tests" / "server" / "testpack"
+ARTIFACTS = PACK_ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """A real ComfyUI 0.3.75 with this pack (and tests/server/testpack, when present) in custom_nodes.
+    Fails the session loudly if the pack did not import: an import error in the log, or any node id
+    declared in nodes/*.py missing from /object_info."""
+    extra = (TEST_PACK,) if (TEST_PACK / "__init__.py").exists() else ()
+    server = start_server(tmp_path_factory.mktemp("comfy-base"), extra)
+    try:
+        failures = server.import_failures()
+        if failures:
+            pytest.fail("node pack import failed:\n" + "\n".join(failures) + "\n" + server.log_tail(80),
+                        pytrace=False)
+        info = server.object_info()
+        missing = [n for n in declared_node_ids() if n not in info]
+        if missing:
+            pytest.fail(f"pack nodes missing from /object_info: {missing}\n{server.log_tail(80)}", pytrace=False)
+        yield server
+    finally:
+        server.stop()
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "server.log").write_text(server.log_text())
+
+
+@pytest.fixture(scope="session")
+def comfy_inprocess():
+    """ComfyUI's own modules (comfy_api, comfy.*, folder_paths, ComfyUI's top-level `nodes`) importable in
+    this process, for schema and adapter tests. The pack stays `rewardloop`, so `rewardloop.nodes` and
+    ComfyUI's `nodes` never collide."""
+    comfy_dir = env_from_setup()["REWARDLOOP_COMFYUI"]
+    if comfy_dir not in sys.path:
+        sys.path.append(comfy_dir)
+    saved_argv = sys.argv
+    sys.argv = ["main.py", "--cpu"]
+    try:
+        import comfy.options
+
+        comfy.options.enable_args_parsing()
+        import utils.extra_config  # noqa: F401  (ComfyUI imports it before nodes)
+        import comfy_api.latest  # noqa: F401
+        import folder_paths
+    finally:
+        sys.argv = saved_argv
+    return folder_paths

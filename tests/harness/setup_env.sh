@@ -66,9 +66,9 @@ install_browser() {
   local t0; t0=$(now)
   if ! [ -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ]; then
-      apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } > "$ENV_DIR/apt.log" 2>&1 || { tail -30 "$ENV_DIR/apt.log" >&2; exit 1; }
     else
-      sudo apt-get update -qq >&2 && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+      { sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } > "$ENV_DIR/apt.log" 2>&1 || { tail -30 "$ENV_DIR/apt.log" >&2; exit 1; }
     fi
   fi
   mkdir -p "$NODE_DIR"
