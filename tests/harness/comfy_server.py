@@ -26,7 +26,7 @@ PACK_LINK_NAME = "ComfyUI-RewardLoop"
 # Lines in the server log that mean a node pack (or a core node module) failed to load.
 IMPORT_FAILURE = re.compile(r"IMPORT FAILED|Cannot import|Error while calling comfy_entrypoint")
 # ComfyUI's own optional node modules (comfy_extras: audio nodes need torchaudio, absent here); not ours.
-KNOWN_CORE_FAILURES = re.compile(r"comfy_extras[/\\]")
+KNOWN_CORE_FAILURES = re.compile(r"comfy_extras[/\\]|^IMPORT FAILED: nodes_\w+\.py$")
 
 
 class ServerError(RuntimeError):
