@@ -10,7 +10,7 @@ def main_demo() -> list[Node]:
     """The main example: the seed's architectural pan as anchor keyframes -> video."""
     return [
         Node("scene", "RewardLoopProceduralScene",
-             {"width": 256, "height": 256, "frames": 33, "seed": 7, "motion": "pan", "keyframe_every": 8},
+             {"width": 256, "height": 256, "length": 33, "seed": 7, "motion": "pan", "keyframe_every": 8},
              title="Architectural pan (procedural ground truth)"),
         Node("video", "CreateVideo", {"fps": 12.0}, {"images": ("scene", 0)}),
         Node("save", "SaveVideo", {"filename_prefix": "rewardloop/main_demo", "format": "mp4", "codec": "h264"},

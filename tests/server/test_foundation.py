@@ -21,7 +21,7 @@ pytestmark = pytest.mark.server
 def scene_prompt(seed: int, frames: int = 9, size: int = 64) -> dict:
     return {
         "1": {"class_type": "RewardLoopProceduralScene",
-              "inputs": {"width": size, "height": size, "frames": frames, "seed": seed, "motion": "pan",
+              "inputs": {"width": size, "height": size, "length": frames, "seed": seed, "motion": "pan",
                          "keyframe_every": 4}},
         "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 8.0}},
         "3": {"class_type": "SaveVideo", "inputs": {"video": ["2", 0], "filename_prefix": f"rl_test/scene_{seed}",
