@@ -57,6 +57,11 @@ const [url, shotDir, ...workflows] = process.argv.slice(2);
   const loaded = [];
   for (const wf of workflows) {
     const data = JSON.parse(fs.readFileSync(wf, "utf8"));
+    // Close whatever the previous graph opened (the default graph's "missing models" notice, say).
+    for (let i = 0; i < 3 && (await page.locator(".p-dialog").count()); i++) {
+      await page.keyboard.press("Escape");
+      await page.waitForTimeout(200);
+    }
     const result = await page.evaluate(async (graphData) => {
       const known = LiteGraph.registered_node_types;
       await app.loadGraphData(graphData, true, true, null);
@@ -72,6 +77,9 @@ const [url, shotDir, ...workflows] = process.argv.slice(2);
     // The frontend opens a "missing nodes" dialog when types are unknown; record whether one is up.
     const dialogText = await page.locator(".p-dialog").allInnerTexts().catch(() => []);
     await page.keyboard.press("Escape");
+    await page.evaluate(() => { app.canvas.setDirty(true, true); });
+    await page.mouse.click(700, 900);
+    await page.keyboard.press(".");  // fit the whole graph into view
     const shot = path.join(shotDir, path.basename(wf).replace(/\.json$/, ".png"));
     await page.waitForTimeout(300);
     await page.screenshot({ path: shot });

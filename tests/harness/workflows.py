@@ -142,7 +142,7 @@ def build_ui(nodes: list[Node], object_info: dict, extra: dict | None = None) ->
                          "widgets_values": widgets_values, **({"title": n.title} if n.title else {})})
     return {"id": "00000000-0000-4000-8000-000000000000", "revision": 0, "last_node_id": len(nodes),
             "last_link_id": len(links), "nodes": ui_nodes, "links": links, "groups": [],
-            "config": {}, "extra": extra or {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
+            "config": {}, "extra": extra or {"ds": {"scale": 0.8, "offset": [40, 120]}}, "version": 0.4}
 
 
 def load(path: str | Path) -> dict:
