@@ -3,6 +3,8 @@ sys.path: its `nodes/` would shadow ComfyUI's own `nodes` module)."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,7 +46,11 @@ def comfy(tmp_path_factory):
     Fails the session loudly if the pack did not import: an import error in the log, or any node id
     declared in nodes/*.py missing from /object_info."""
     extra = (TEST_PACK,) if (TEST_PACK / "__init__.py").exists() else ()
-    server = start_server(tmp_path_factory.mktemp("comfy-base"), extra)
+    base = tmp_path_factory.mktemp("comfy-base")
+    env = env_from_setup()
+    subprocess.run([env["REWARDLOOP_PYTHON"], str(HARNESS / "tiny_models.py"), str(base / "models")], check=True,
+                   capture_output=True, env=dict(os.environ))
+    server = start_server(base, extra)
     try:
         failures = server.import_failures()
         if failures:
