@@ -16,6 +16,7 @@ CATEGORY_ROOT = "RewardLoop"
 # One module per family; a family that fails to import fails the whole pack (loudly), never silently.
 FAMILIES = (
     "scene",
+    "generate",
 )
 
 
