@@ -60,7 +60,8 @@ def forward_splat(img: torch.Tensor, flow: torch.Tensor, weights: torch.Tensor |
     mode "average": weighted mean of all contributions (weights [N,H,W] >= 0, default 1);
     mode "softmax": softmax splatting (Niklaus & Liu 2020): contributions weighted by exp(weights), so where
     several source pixels land on one target the one with the larger weight (e.g. nearer, or more
-    reliable) wins smoothly. Returns (splatted [N,H,W,C], coverage [N,H,W] = total weight received);
+    reliable) wins smoothly. Returns (splatted [N,H,W,C], coverage [N,H,W]): coverage is the bilinear
+    footprint received, unweighted (~1 where one source pixel's worth landed, whatever the weights);
     pixels with coverage ~0 are holes (disocclusions) the caller must fill.
 
     Hand-written with index_add_: the maintained splatting libraries (softmax-splatting, cupy kernels)
@@ -90,14 +91,14 @@ def forward_splat(img: torch.Tensor, flow: torch.Tensor, weights: torch.Tensor |
     fx, fy = x1 - x0f, y1 - y0f
     x0, y0 = x0f.long(), y0f.long()
     base = (torch.arange(N, device=dev) * H * W)[:, None, None]
-    src = torch.cat([img.float() * w[..., None], w[..., None]], dim=-1).reshape(N * H * W, C + 1)
-    acc = torch.zeros(N * H * W, C + 1, device=dev)
+    ones = torch.ones_like(w)[..., None]
+    src = torch.cat([img.float() * w[..., None], w[..., None], ones], dim=-1).reshape(N * H * W, C + 2)
+    acc = torch.zeros(N * H * W, C + 2, device=dev)
     for dx, dy, bw in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
         xx, yy = x0 + dx, y0 + dy
         ok = (xx >= 0) & (xx < W) & (yy >= 0) & (yy < H)
         idx = (base + yy.clamp(0, H - 1) * W + xx.clamp(0, W - 1)).reshape(-1)
         acc.index_add_(0, idx, src * (bw * ok).reshape(-1, 1))
-    acc = acc.view(N, H, W, C + 1)
-    coverage = acc[..., C]
-    out = acc[..., :C] / coverage.clamp(min=eps)[..., None]
-    return out, coverage
+    acc = acc.view(N, H, W, C + 2)
+    out = acc[..., :C] / acc[..., C:C + 1].clamp(min=eps)
+    return out, acc[..., C + 1]

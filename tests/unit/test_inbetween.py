@@ -1,0 +1,145 @@
+"""Inbetweening on the procedural scene (exact ground truth): per-method PSNR/SSIM ordering with recorded
+thresholds, keyframes bit-exact, uneven gaps, bad input; windows split/merge with seam crossfade."""
+from __future__ import annotations
+
+import pytest
+import torch
+from pytorch_msssim import ssim
+
+from rewardloop.motion import flow, inbetween as ib, scene, windows
+
+SIZE, LENGTH, EVERY = 224, 25, 4  # 4x inbetweening: 3 of every 4 frames rebuilt
+
+
+@pytest.fixture(scope="module")
+def clip():
+    times = scene.frame_times(LENGTH)
+    frames = scene.render_scene(times, SIZE, SIZE, seed=0, motion="pan")
+    pos = list(range(0, LENGTH, EVERY))
+    assert pos[-1] == LENGTH - 1
+    return times, frames, pos
+
+
+def _scores(out, truth, pos):
+    mask = torch.ones(out.shape[0], dtype=torch.bool)
+    mask[pos] = False
+    mse = ((out[mask] - truth[mask]) ** 2).mean(dim=(1, 2, 3))
+    psnr = (10 * torch.log10(1 / mse)).mean().item()
+    s = ssim(out[mask].permute(0, 3, 1, 2), truth[mask].permute(0, 3, 1, 2), data_range=1.0, win_size=11).item()
+    return psnr, s
+
+
+@pytest.fixture(scope="module")
+def results(clip):
+    times, frames, pos = clip
+    keys = frames[pos]
+    pair = flow.bidirectional_flow(keys, "dis_fine")
+    out = {}
+    for method in ib.METHODS:
+        clip_out = ib.inbetween(keys, EVERY - 1, method, flows=pair)
+        assert clip_out.shape == frames.shape and clip_out.dtype == torch.float32
+        assert torch.equal(clip_out[pos], keys)  # keyframes bit-exact
+        out[method] = _scores(clip_out, frames, pos)
+    return out
+
+
+# Measured at 224x224, pan, 25 frames, keyframes every 4, DIS fine flows (2 CPU cores):
+#   crossfade 21.47 dB / SSIM 0.601, naive_flow 30.56 / 0.946, flow (ours) 31.28 / 0.952.
+def test_method_ordering_psnr_ssim(results):
+    cf, naive, ours = results["crossfade"], results["naive_flow"], results["flow"]
+    assert ours[0] > naive[0] + 0.4 and naive[0] > cf[0] + 5
+    assert ours[1] > naive[1] > cf[1]
+    assert ours[0] > 30.5 and naive[0] > 29.5 and cf[0] > 20.5
+
+
+def test_occlusion_handling_with_exact_flow(clip):
+    """With exact flows the difference is the occlusion reasoning alone: measured ours 35.2 vs naive 30.3 dB
+    (256 px); naive warping ghosts wherever a nearer layer uncovers a farther one."""
+    times, frames, pos = clip
+    t0, t1 = times[pos[:-1]], times[pos[1:]]
+    pair = flow.FlowPair(scene.ground_truth_flow(t0, t1, SIZE, SIZE, 0, "pan").flow,
+                         scene.ground_truth_flow(t1, t0, SIZE, SIZE, 0, "pan").flow, "exact")
+    naive = _scores(ib.inbetween(frames[pos], EVERY - 1, "naive_flow", flows=pair), frames, pos)
+    ours = _scores(ib.inbetween(frames[pos], EVERY - 1, "flow", flows=pair), frames, pos)
+    assert ours[0] > naive[0] + 3.0
+
+
+def test_uneven_positions_and_list_input():
+    keys = scene.render_scene([0.0, 0.3, 1.0], 64, 64, seed=1)
+    out = ib.inbetween([keys[0], keys[1:2], keys[2]], positions=[0, 2, 7], method="flow", flow_method="dis_fast")
+    assert out.shape == (8, 64, 64, 3)
+    assert torch.equal(out[[0, 2, 7]], keys)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    assert ib.positions_for_length(3, 9) == [0, 4, 8]
+    assert ib.keyframe_positions(3, 2) == [0, 3, 6]
+
+
+def test_crossfade_midpoint():
+    keys = torch.stack([torch.zeros(16, 16, 3), torch.ones(16, 16, 3)])
+    out = ib.inbetween(keys, 1, "crossfade")
+    assert torch.allclose(out[1], torch.full((16, 16, 3), 0.5))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(keyframes=[torch.rand(32, 32, 3), torch.rand(32, 48, 3)], frames_per_gap=2), "differ in size"),
+    (dict(keyframes=torch.rand(1, 32, 32, 3), frames_per_gap=2), "at least 2 keyframes"),
+    (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=0), "frames_per_gap must be >= 1"),
+    (dict(keyframes=torch.full((2, 32, 32, 3), float("nan")), frames_per_gap=1), "NaN"),
+    (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, method="morph"), "Unknown inbetween method"),
+    (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, flow_method="x"), "Unknown flow method"),
+    (dict(keyframes=torch.rand(2, 32, 32, 3), positions=[0, 0]), "strictly increase"),
+    (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, positions=[0, 2]), "exactly one"),
+    (dict(keyframes=torch.rand(2, 32, 32, 2), frames_per_gap=1), "channels"),
+])
+def test_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ib.inbetween(**kwargs)
+
+
+def test_huge_resolution_is_a_clear_error():
+    big = torch.zeros(2, 4100, 4100, 1).expand(2, 4100, 4100, 3)  # a view: no 400 MB allocation
+    with pytest.raises(ValueError, match="pixel limit"):
+        ib.inbetween(big, frames_per_gap=1)
+
+
+# ---- windows ----------------------------------------------------------------------------------------
+
+def test_window_ranges():
+    assert windows.window_ranges(160, 64, 16) == [(0, 64), (48, 112), (96, 160)]
+    assert windows.window_ranges(150, 64, 16) == [(0, 64), (48, 112), (86, 150)]
+    assert windows.window_ranges(40, 64, 16) == [(0, 40)]
+    assert windows.seams([(0, 64), (48, 112), (86, 150)]) == [(48, 64), (86, 112)]
+
+
+def test_split_merge_roundtrip_is_exact():
+    frames = torch.rand(150, 8, 8, 3)
+    w = windows.split_windows(frames, 64, 16)
+    assert [c.shape[0] for c in w.clips] == [64, 64, 64]
+    assert torch.allclose(windows.merge_windows(w.clips, w.ranges, w.length), frames, atol=1e-6)
+
+
+def test_merge_crossfades_seams():
+    w = windows.split_windows(torch.zeros(112, 2, 2, 1), 64, 16)
+    clips = [torch.zeros_like(w.clips[0]), torch.ones_like(w.clips[1])]
+    out = windows.merge_windows(clips, w.ranges)[:, 0, 0, 0]
+    assert torch.equal(out[:48], torch.zeros(48)) and torch.equal(out[64:], torch.ones(48))
+    ramp = out[48:64]
+    assert torch.all(ramp[1:] > ramp[:-1]) and 0 < ramp[0] < 0.1 and 0.9 < ramp[-1] < 1
+    assert torch.allclose(ramp, torch.arange(1, 17) / 17)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((10, 64, 64), "overlap must be in"),
+    ((0, 64, 16), "Cannot split"),
+    ((10, 1, 0), "window must be"),
+])
+def test_window_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        windows.window_ranges(*args)
+
+
+def test_merge_bad_input():
+    with pytest.raises(ValueError, match="expected 64"):
+        windows.merge_windows([torch.zeros(10, 2, 2, 3)], [(0, 64)])
+    with pytest.raises(ValueError, match="no gap"):
+        windows.merge_windows([torch.zeros(4, 2, 2, 3)] * 2, [(0, 4), (6, 10)])
