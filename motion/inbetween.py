@@ -51,13 +51,14 @@ def positions_for_length(num_keyframes: int, length: int) -> list[int]:
 
 def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow",
               flow_method: str = DEFAULT_FLOW_METHOD, positions: Sequence[int] | None = None,
-              flows: FlowPair | None = None) -> torch.Tensor:
+              flows: FlowPair | None = None, progress=None) -> torch.Tensor:
     """Full clip [T,H,W,C] from keyframes [K,H,W,C] (or a list of [H,W,C] / [1,H,W,C] images).
 
     Give either `frames_per_gap` (new frames between consecutive keyframes; T = (K-1)(n+1)+1) or explicit
     strictly increasing `positions` starting at 0 (uneven gaps allowed; T = positions[-1] + 1). Output
     frames at the keyframe positions are exact copies of the keyframes. `flows` reuses flows already
-    computed between consecutive keyframes (forward [K-1], backward [K-1])."""
+    computed between consecutive keyframes (forward [K-1], backward [K-1]). `progress(done, total)` is
+    called after each chunk of synthesised frames (the node layer hooks ComfyUI's progress/cancel in)."""
     keys = _stack_keyframes(keyframes)
     K, H, W, C = keys.shape
     if method not in METHODS:
@@ -101,6 +102,8 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
             v0, v1 = pair.occlusion()
             frames = _occlusion_aware(i0, i1, pair.forward[g], pair.backward[g], v0[g], v1[g], t)
         out[index[s:s + chunk]] = frames.clamp_(0, 1).to(out.dtype)
+        if progress is not None:
+            progress(min(s + chunk, len(index)), len(index))
     return out
 
 

@@ -1,0 +1,207 @@
+"""Motion nodes: inbetweening, flow visualisation, long-clip windows, anchor keyframes."""
+from __future__ import annotations
+
+import json
+
+import comfy.utils
+import torch
+from comfy_api.latest import io
+
+from ..motion import flow, inbetween, windows as windowing
+
+CATEGORY = "RewardLoop/Motion"
+WindowsType = io.Custom("REWARDLOOP_WINDOWS")
+
+
+def _progress(total: int):
+    bar = comfy.utils.ProgressBar(total)  # its hook also raises on a user's cancel
+    return lambda done, _total: bar.update_absolute(done, _total)
+
+
+def _positions(text: str) -> list[int] | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        pos = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"keyframe_positions must be a JSON list of frame indices such as [0, 8, 16], got {text!r}.") from e
+    if not isinstance(pos, list) or not all(isinstance(p, int) for p in pos):
+        raise ValueError(f"keyframe_positions must be a JSON list of integers, got {text!r}.")
+    return pos
+
+
+class RewardLoopInbetween(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopInbetween",
+            display_name="Inbetween (flow)",
+            category=CATEGORY,
+            description="Builds a clip from keyframes by synthesising the frames between them. Keyframes are "
+                        "copied unchanged to their positions. 'flow' warps both neighbouring keyframes along "
+                        "optical flow with occlusion handling; 'naive_flow' warps without it; 'crossfade' blends.",
+            inputs=[
+                io.Image.Input("keyframes", tooltip="Keyframes in order (first = start frame, last = end frame)."),
+                io.Int.Input("frames_per_gap", default=7, min=1, max=1024,
+                             tooltip="New frames between two keyframes (7 = a keyframe every 8 frames)."),
+                io.Combo.Input("method", options=list(inbetween.METHODS), default="flow"),
+                io.Combo.Input("flow_method", options=list(flow.METHODS), default=inbetween.DEFAULT_FLOW_METHOD,
+                               tooltip="dis_*: OpenCV DIS on CPU (dis_fine most accurate); raft needs torchvision "
+                                       "RAFT weights in models/rewardloop/raft/."),
+                io.String.Input("keyframe_positions", optional=True, force_input=True,
+                                tooltip="JSON list of the keyframes' frame indices (e.g. from Procedural Scene); "
+                                        "when connected it replaces frames_per_gap and allows uneven gaps."),
+            ],
+            outputs=[io.Image.Output("frames")],
+        )
+
+    @classmethod
+    def execute(cls, keyframes, frames_per_gap, method, flow_method, keyframe_positions=None) -> io.NodeOutput:
+        pos = _positions(keyframe_positions)
+        n = keyframes.shape[0]
+        total = (pos[-1] + 1 - len(pos)) if pos else (n - 1) * frames_per_gap
+        out = inbetween.inbetween(keyframes, None if pos else frames_per_gap, method, flow_method, positions=pos,
+                                  progress=_progress(max(total, 1)))
+        return io.NodeOutput(out)
+
+
+class RewardLoopFlowVisualize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopFlowVisualize",
+            display_name="Flow Visualize",
+            category=CATEGORY,
+            description="Optical flow between consecutive frames as colour images (hue = direction, saturation = "
+                        "speed; white = still), plus where the flow is unreliable (occluded or leaving the frame).",
+            inputs=[
+                io.Image.Input("frames", tooltip="A clip of at least 2 frames."),
+                io.Combo.Input("flow_method", options=list(flow.METHODS), default=flow.DEFAULT_METHOD),
+                io.Float.Input("max_magnitude", default=0.0, min=0.0, max=4096.0, step=0.5,
+                               tooltip="Pixels of motion shown at full saturation; 0 = the clip's largest motion."),
+            ],
+            outputs=[
+                io.Image.Output("flow_image", tooltip="T-1 images: flow from each frame to the next."),
+                io.Mask.Output("occluded", tooltip="T-1 masks: 1 where forward-backward flow disagree (occlusion)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, frames, flow_method, max_magnitude) -> io.NodeOutput:
+        pair = flow.bidirectional_flow(frames, flow_method)
+        color = flow.flow_to_color(pair.forward, max_magnitude if max_magnitude > 0 else None)
+        return io.NodeOutput(color, 1.0 - pair.valid_forward)
+
+
+class RewardLoopWindowSplit(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopWindowSplit",
+            display_name="Window Split",
+            category=CATEGORY,
+            description="Splits a long clip into overlapping windows. 'window_frames' is a list: nodes after it "
+                        "run once per window; Window Merge puts the results back together with crossfaded seams.",
+            inputs=[
+                io.Image.Input("frames"),
+                io.Int.Input("window", default=64, min=2, max=4096),
+                io.Int.Input("overlap", default=16, min=0, max=4095),
+            ],
+            outputs=[
+                WindowsType.Output("windows", tooltip="Window index ranges (and the original windows) for merging "
+                                                      "and for seam rewards."),
+                io.Image.Output("window_frames", is_output_list=True),
+                io.String.Output("window_ranges", tooltip="JSON [[start, end), ...] frame ranges, end exclusive."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, window, overlap, **kwargs):
+        if overlap >= window:
+            return f"overlap ({overlap}) must be smaller than window ({window})."
+        return True
+
+    @classmethod
+    def execute(cls, frames, window, overlap) -> io.NodeOutput:
+        w = windowing.split_windows(frames, window, overlap)
+        return io.NodeOutput(w, list(w.clips), json.dumps([list(r) for r in w.ranges]))
+
+
+class RewardLoopWindowMerge(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopWindowMerge",
+            display_name="Window Merge",
+            category=CATEGORY,
+            description="Joins windows back into one clip, crossfading linearly where windows overlap. Without "
+                        "'processed' it merges the split's own windows (a round trip).",
+            is_input_list=True,
+            inputs=[
+                WindowsType.Input("windows"),
+                io.Image.Input("processed", optional=True,
+                               tooltip="The processed windows, one per window in order (same lengths)."),
+            ],
+            outputs=[io.Image.Output("frames")],
+        )
+
+    @classmethod
+    def execute(cls, windows, processed=None) -> io.NodeOutput:
+        w = windows[0]
+        clips = list(processed) if processed else w.clips
+        if len(clips) != len(w.ranges):
+            raise ValueError(f"Window Merge got {len(clips)} processed windows for {len(w.ranges)} windows: keep one "
+                             "output per window, in order.")
+        return io.NodeOutput(windowing.merge_windows(clips, w.ranges, w.length))
+
+
+class RewardLoopAnchorFrames(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopAnchorFrames",
+            display_name="Anchor Frames",
+            category=CATEGORY,
+            description="The artist's start and end frames (and optional middle keyframes) as one keyframe batch "
+                        "for inbetweening. Pixels are never altered; all images must have the same size.",
+            inputs=[
+                io.Image.Input("start_frame"),
+                io.Image.Input("end_frame"),
+                io.Image.Input("middle_keyframes", optional=True,
+                               tooltip="Keyframes between start and end, in order."),
+                io.Int.Input("length", default=65, min=2, max=4096,
+                             tooltip="Frames in the final clip; keyframes are spread evenly over it."),
+            ],
+            outputs=[
+                io.Image.Output("keyframes"),
+                io.String.Output("keyframe_positions", tooltip="JSON list of the keyframes' frame indices in a "
+                                                               "clip of 'length' frames (for Inbetween)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, start_frame, end_frame, length, middle_keyframes=None) -> io.NodeOutput:
+        keys = anchor_keyframes(start_frame, end_frame, middle_keyframes)
+        pos = inbetween.positions_for_length(keys.shape[0], length)
+        return io.NodeOutput(keys, json.dumps(pos))
+
+
+def anchor_keyframes(start: torch.Tensor, end: torch.Tensor, middle: torch.Tensor | None = None) -> torch.Tensor:
+    parts = [("start_frame", start)] + ([("middle_keyframes", middle)] if middle is not None else []) + [("end_frame", end)]
+    for name, img in parts:
+        if img.ndim != 4:
+            raise ValueError(f"{name} must be an IMAGE batch [B,H,W,C], got shape {tuple(img.shape)}.")
+    for name, img in (parts[0], parts[-1]):
+        if img.shape[0] != 1:
+            raise ValueError(f"{name} holds {img.shape[0]} images; connect exactly one (pick it with an image-"
+                             "batch selector first).")
+    sizes = {name: tuple(img.shape[1:]) for name, img in parts}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{n} {s[1]}x{s[0]} ({s[2]} channels)" for n, s in sizes.items())
+        raise ValueError(f"Anchor frames differ in size: {listed}. Resize them to one size first.")
+    return torch.cat([img for _, img in parts])
+
+
+NODES = [RewardLoopInbetween, RewardLoopFlowVisualize, RewardLoopWindowSplit, RewardLoopWindowMerge,
+         RewardLoopAnchorFrames]
