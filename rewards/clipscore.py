@@ -1,0 +1,43 @@
+"""CLIP text-video score: Hessel et al. 2021 CLIPScore on frames sampled evenly across the clip.
+
+Definition: `num_samples` frames (default 8) evenly spaced over the whole clip (first and last included,
+so a prompt met only at the start does not score as if met throughout); per frame
+    CLIPScore = 2.5 * max(cos(E_image, E_text), 0)
+with OpenAI CLIP ViT-B/32 through open_clip (`ViT-B-32-quickgelu`: the OpenAI weights need QuickGELU or
+their outputs are silently wrong), CLIP preprocessing (bicubic, centre crop, OpenAI mean/std).
+Not torchmetrics' CLIPScore (100 * cos, clamped after averaging).
+Value: mean over sampled frames, range [0, 2.5], higher = better (good text-image matches are ~0.75-0.9
+with ViT-B/32). per_item: per sampled frame. Weights: `clip/ViT-B-32-quickgelu.safetensors`.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import models
+from .clip_embed import image_embeddings, text_embedding
+from .context import Clip
+from .result import RewardResult
+
+NAME = "clip_score"
+RANGE = (0.0, 2.5)
+WEIGHT = 2.5
+NUM_SAMPLES = 8
+
+
+def clipscore_from_cosine(cos: torch.Tensor) -> torch.Tensor:
+    return WEIGHT * cos.clamp(min=0)
+
+
+def score(clip: Clip, num_samples: int = NUM_SAMPLES, weights: str = models.CLIPSCORE_FILE,
+          arch: str | None = None) -> RewardResult:
+    prompt = clip.prompt.strip()
+    if not prompt:
+        return RewardResult.not_applicable(NAME, "no prompt given", RANGE, "sample")
+    idx = clip.sample_indices(num_samples)
+    img = image_embeddings(clip, idx, weights, arch)
+    txt = text_embedding([prompt], weights, arch, clip.device)[0]
+    cos = img @ txt
+    values = clipscore_from_cosine(cos)
+    details = {"sampled_frames": idx, "cosine": cos.tolist(), "model": models.open_clip_model(weights, arch, clip.device).arch}
+    return RewardResult(NAME, float(values.mean()), values, torch.tensor(idx, dtype=torch.float32), "sample", RANGE,
+                        details)

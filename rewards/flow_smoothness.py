@@ -1,0 +1,84 @@
+"""Flow smoothness: is the motion field locally coherent in space and time?
+
+Uniform zoom has constant divergence and camera roll constant curl, so their *mean* says nothing about
+quality; what betrays warping artefacts, boiling textures and jitter is how divergence and curl *vary*.
+Definition, per pair t -> t+1 at the analysis resolution, on the forward flow F_t normalised by its own
+mean magnitude (f = F_t / (mean_valid |F_t| + 0.5 px), so a fast pan and a slow pan of the same scene
+score alike):
+    div = df_x/dx + df_y/dy,  curl = df_y/dx - df_x/dy          (Sobel derivatives, kornia)
+    S_t = L^2 * mean_valid( |grad div| + |grad curl| )           spatial variation
+    V_t = L   * mean_valid( |div_t+1(x + F_t) - div_t| + |curl_t+1(x + F_t) - curl_t| )   temporal variation
+with L = `length_scale` (8 px: structure finer than this counts as roughness) and the fields of pair t+1
+warped onto frame t's pixels before differencing. `valid` = forward-backward consistent pixels, eroded by
+2 px so that motion boundaries (legitimate discontinuities) and occlusions are excluded. The last pair has
+no temporal term.
+Value: mean_t 1 / (1 + S_t + V_t), range (0, 1], higher = better (1 = piecewise-affine, steady motion).
+per_item: per pair. details: mean S and V.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .context import Clip
+from .result import RewardResult
+
+NAME = "flow_smoothness"
+RANGE = (0.0, 1.0)
+LENGTH_SCALE = 8.0
+MIN_MAGNITUDE = 0.5  # px: keeps near-static clips from dividing by ~0
+EROSION = 2
+
+
+def div_curl(flow: torch.Tensor) -> torch.Tensor:
+    """[n,h,w,2] -> [n,2,h,w] (divergence, curl)."""
+    import kornia
+
+    g = kornia.filters.spatial_gradient(flow.permute(0, 3, 1, 2), mode="sobel", normalized=True)  # [n,2,2,h,w]
+    du_dx, du_dy, dv_dx, dv_dy = g[:, 0, 0], g[:, 0, 1], g[:, 1, 0], g[:, 1, 1]
+    return torch.stack([du_dx + dv_dy, dv_dx - du_dy], dim=1)
+
+
+def erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """[n,h,w] 0/1 -> eroded (a pixel stays valid only if its whole (2r+1)^2 neighbourhood is)."""
+    if radius <= 0:
+        return mask
+    return 1 - F.max_pool2d((1 - mask)[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
+
+
+def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return (x * m).sum(dim=(-2, -1)) / m.sum(dim=(-2, -1)).clamp(min=1)
+
+
+def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
+    if clip.num_frames < 2:
+        return RewardResult.not_applicable(NAME, "needs at least 2 frames", RANGE, "pair")
+    import kornia
+
+    from ..motion.warp import backward_warp
+
+    n = clip.num_pairs
+    spatial = torch.zeros(n)
+    temporal = torch.zeros(n)
+    valid_frac = torch.zeros(n)
+    for s, e in clip.chunks(n, "flow smoothness"):
+        e1 = min(e + 1, n)  # one extra pair for the temporal difference of the chunk's last pair
+        fwd = clip.flow_chunk(s, e1).forward
+        valid = erode(clip.valid_mask(s, e1), EROSION)
+        mag = _masked_mean(fwd.norm(dim=-1), valid) + MIN_MAGNITUDE
+        dc = div_curl(fwd / mag[:, None, None, None])  # [m,2,h,w]
+        grad = kornia.filters.spatial_gradient(dc, mode="sobel", normalized=True).norm(dim=2).sum(dim=1)
+        k = e - s
+        spatial[s:e] = (length_scale ** 2 * _masked_mean(grad[:k], valid[:k])).cpu()
+        valid_frac[s:e] = valid[:k].mean(dim=(1, 2)).cpu()
+        if dc.shape[0] > 1:  # temporal term for pairs s .. e1-2 (the clip's last pair has none)
+            nxt = dc[1:].permute(0, 2, 3, 1)  # fields of pair t+1, in frame t+1's pixels
+            moved = backward_warp(nxt, fwd[:-1]).permute(0, 3, 1, 2)  # read where frame t's pixels land
+            both = valid[:-1] * valid[1:]  # approximation: pair t+1's validity at the same pixel
+            tv = length_scale * _masked_mean((moved - dc[:-1]).abs().sum(dim=1), both)
+            temporal[s:s + tv.shape[0]] = tv.cpu()
+    values = 1 / (1 + spatial + temporal)
+    details = {"spatial_variation_mean": float(spatial.mean()), "temporal_variation_mean": float(temporal.mean()),
+               "valid_fraction_mean": float(valid_frac.mean()), "length_scale_px": length_scale,
+               "analysis_size": list(clip.analysis_hw)}
+    return RewardResult(NAME, float(values.mean()), values, torch.arange(n) + 0.5, "pair", RANGE, details)

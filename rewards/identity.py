@@ -1,0 +1,89 @@
+"""Identity lock: does the (largest) face keep its identity across the clip?
+
+Definition: MTCNN (facenet-pytorch; min face 20 px, thresholds 0.6/0.7/0.7, the wheel's real weights)
+finds the largest face in each probe frame (every `stride`-th frame plus the last, and the keyframe
+positions), crops it to 160x160, and InceptionResnetV1 (VGGFace2 weights from our `facenet/` folder)
+embeds it (512-d, L2-normalised). The identity reference is the mean embedding of the faces in the anchor
+keyframes when keyframes are given, else the face of the first probe frame that has one.
+per_item: cosine(reference, face_i) per probe frame (NaN where no face was found).
+Value: mean cosine over probe frames with a face, range [-1, 1], higher = better (same person ~0.6-1 with
+the real weights). Not applicable (not a zero) when no face is found in the reference or fewer than two
+faces exist in total. details: fraction of probe frames with a face.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import models
+from .context import Clip
+from .result import RewardResult
+
+NAME = "identity_lock"
+RANGE = (-1.0, 1.0)
+STRIDE = 8
+
+
+def face_embeddings(clip: Clip, frames: torch.Tensor, weights: str = models.FACENET_FILE) -> tuple[torch.Tensor, torch.Tensor]:
+    """([n,512] embeddings (NaN rows where no face), [n] detection probability) for [n,H,W,3] frames."""
+    mtcnn, resnet = models.facenet_models(weights, clip.device)
+    n = frames.shape[0]
+    emb = torch.full((n, 512), math.nan)
+    prob = torch.zeros(n)
+    for s, e in clip.chunks(n, "faces"):
+        batch = (frames[s:e].clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        with torch.no_grad():
+            faces, probs = mtcnn(batch, return_prob=True)
+        found = [i for i, f in enumerate(faces) if f is not None]
+        if found:
+            crops = torch.stack([faces[i] for i in found]).to(clip.device)
+            with torch.no_grad():
+                emb[[s + i for i in found]] = resnet(crops).float().cpu()
+        for i, p in enumerate(np.asarray(probs, dtype=object).reshape(-1)):
+            # facenet returns object arrays ([None] where no face): cast explicitly
+            value = p[0] if isinstance(p, (list, np.ndarray)) and len(p) else p
+            prob[s + i] = float(value) if value is not None else 0.0
+    return emb, prob
+
+
+def probe_indices(num_frames: int, stride: int, extra: list[int]) -> list[int]:
+    return sorted(set(range(0, num_frames, max(1, stride))) | {num_frames - 1} | set(extra))
+
+
+def score(clip: Clip, stride: int = STRIDE, weights: str = models.FACENET_FILE) -> RewardResult:
+    anchor_positions: list[int] = []
+    if clip.keyframes is not None:
+        from .keyframe_ssim import resolve_positions
+
+        anchor_positions = resolve_positions(clip)
+    probes = probe_indices(clip.num_frames, stride, anchor_positions)
+    emb, prob = clip.memo(("faces", weights, tuple(probes)),
+                          lambda: face_embeddings(clip, clip.frames_at(probes), weights))
+    has_face = ~torch.isnan(emb[:, 0])
+    if clip.keyframes is not None:
+        kf = clip.keyframes.to(clip.device, torch.float32)
+        anchor_emb, _ = face_embeddings(clip, kf, weights)
+        anchors = anchor_emb[~torch.isnan(anchor_emb[:, 0])]
+        if anchors.shape[0] == 0:
+            return RewardResult.not_applicable(NAME, "no face found in the keyframes", RANGE, "sample",
+                                               {"probe_frames": probes})
+        reference = torch.nn.functional.normalize(anchors.mean(0), dim=0)
+        source = "keyframes"
+    else:
+        if int(has_face.sum()) < 2:
+            return RewardResult.not_applicable(NAME, f"faces found in {int(has_face.sum())} of {len(probes)} probe "
+                                               "frames; need at least 2", RANGE, "sample", {"probe_frames": probes})
+        first = int(has_face.nonzero()[0])
+        reference = emb[first]
+        source = f"frame {probes[first]}"
+    if int(has_face.sum()) == 0:
+        return RewardResult.not_applicable(NAME, "no face found in the clip's probe frames", RANGE, "sample",
+                                           {"probe_frames": probes})
+    cos = emb @ reference  # NaN rows stay NaN
+    value = float(cos[has_face].mean())
+    details = {"probe_frames": probes, "face_fraction": float(has_face.float().mean()), "reference": source,
+               "min": float(cos[has_face].min()), "detection_prob": prob.tolist()}
+    note = "" if bool(has_face.all()) else f"no face in {int((~has_face).sum())} probe frame(s)"
+    return RewardResult(NAME, value, cos, torch.tensor(probes, dtype=torch.float32), "sample", RANGE, details, True, note)
