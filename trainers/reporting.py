@@ -103,5 +103,5 @@ def write_progress(run_dir: Path, *, method: str, step: int, max_steps: int, met
         "metrics": {k: _clean(v) for k, v in metrics.items()}, "pid": os.getpid(), "updated": time.time()})
 
 
-def write_result(run_dir: Path, status: str, **fields) -> None:
-    write_json_atomic(Path(run_dir) / RESULT_FILE, {"status": status, "pid": os.getpid(), "time": time.time(), **fields})
+def write_result(folder: Path, status: str, /, **fields) -> None:
+    write_json_atomic(Path(folder) / RESULT_FILE, {"status": status, "pid": os.getpid(), "time": time.time(), **fields})
