@@ -92,12 +92,12 @@ def _finite_or_none(x):
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def _clean(value):
+def json_safe(value):
     """JSON-safe copy: NaN/inf become null (browsers reject the NaN token), tensors/numpy scalars become floats."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
@@ -107,7 +107,7 @@ def _clean(value):
     item = getattr(value, "item", None)  # torch / numpy scalars
     if callable(item):
         try:
-            return _clean(item())
+            return json_safe(item())
         except (TypeError, ValueError, RuntimeError):
             pass
     return str(value)
@@ -129,8 +129,13 @@ def parse_breakdown(value) -> tuple[dict, str | None]:
         except json.JSONDecodeError as e:
             return {"unparsed": value[:2000]}, f"breakdown is not valid JSON ({e.msg}); kept as text"
     if isinstance(value, dict):
-        return _clean(value), None
-    return {"value": _clean(value)}, "breakdown is not a JSON object; stored under 'value'"
+        if isinstance(value.get("scores"), dict):  # REWARDLOOP_SCORES bundle: one number per scorer is enough here
+            compact = {name: s.get("value") if isinstance(s, dict) else s for name, s in value["scores"].items()}
+            if isinstance(value.get("aggregate"), dict):
+                compact["aggregate"] = value["aggregate"].get("value")
+            return json_safe(compact), None
+        return json_safe(value), None
+    return {"value": json_safe(value)}, "breakdown is not a JSON object; stored under 'value'"
 
 
 @dataclass
@@ -254,7 +259,7 @@ class RetryState:
                 "total_seconds": round(sum(r.seconds for r in self.records), 6)}
 
     def to_json(self) -> str:
-        return json.dumps(_clean(self.as_dict()), allow_nan=False)
+        return json.dumps(json_safe(self.as_dict()), allow_nan=False)
 
 
 def run_retry_loop(settings: LoopSettings, generate: Callable[[Sequence[tuple[int, int]]], Sequence[tuple[Any, Any, Any]]],

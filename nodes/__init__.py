@@ -17,6 +17,7 @@ CATEGORY_ROOT = "RewardLoop"
 FAMILIES = (
     "scene",
     "generate",
+    "loop",
     "motion",
 )
 

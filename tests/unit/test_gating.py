@@ -136,6 +136,9 @@ def test_breakdown_accepts_score_bundles():
 
     parsed, note = gating.parse_breakdown(Scores())
     assert parsed == {"keyframe_ssim": pytest.approx(0.9)} and note is None
+    bundle = {"version": 1, "frames": 9, "aggregate": {"value": 0.8, "per_item": [0.7, 0.9]},
+              "scores": {"keyframe_ssim": {"value": 0.8, "per_item": [0.7, 0.9]}, "face": {"value": None}}}
+    assert gating.parse_breakdown(bundle) == ({"keyframe_ssim": 0.8, "face": None, "aggregate": 0.8}, None)
 
 
 def test_progress_text_counts_attempts_and_best():

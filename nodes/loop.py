@@ -1,0 +1,315 @@
+"""Reward-gated retry loop nodes (graph expansion): generate, evaluate, re-roll until the reward clears the
+threshold, around any sub-graph placed between RewardLoopRetryOpen and RewardLoopRetryClose.
+
+Mechanism (ComfyUI's own flow-control test pack does the same): when an attempt does not stop the loop, the close
+node re-creates the body (every node downstream of the open node and upstream of the close node) with GraphBuilder,
+plus a copy of the open node carrying the next attempt index and seed, plus a copy of itself, and returns links to
+that copy's outputs. Nodes outside the body keep their cached results and run once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+
+from comfy_api.latest import io
+
+from .. import gating
+from ..gating.body import find_body, is_link, remap_inputs
+from ..gating import perturb
+from ..gating.carry import LoopCarry, LoopControl, LoopRun
+from ..motion import scene
+
+log = logging.getLogger("rewardloop.loop")
+
+CATEGORY = "RewardLoop/Loop"
+EVENT = "rewardloop.loop"
+LoopType = io.Custom("REWARDLOOP_LOOP")
+CarryType = io.Custom("REWARDLOOP_LOOP_CARRY")
+ScoresType = io.Custom("REWARDLOOP_SCORES")
+CLOSE_COPY_ID = "rl_close"  # GraphBuilder suffix of the close node's copy: keeps ids linear in the attempt count
+
+
+def _server():
+    try:
+        from server import PromptServer
+
+        return PromptServer.instance
+    except (ImportError, AttributeError):  # no server (in-process tests, scripts)
+        return None
+
+
+def _notify(display_id: str, text: str, data: dict | None = None) -> None:
+    """Progress text on the node and a `rewardloop.loop` event, to the client that queued the prompt."""
+    srv = _server()
+    if srv is None:
+        return
+    try:
+        srv.send_progress_text(text, display_id, srv.client_id)
+        if data is not None:
+            srv.send_sync(EVENT, data, srv.client_id)
+    except Exception:  # a closed websocket must never fail the loop
+        log.exception("RewardLoop: could not send loop progress")
+
+
+def _display_id(dynprompt, unique_id: str) -> str:
+    return dynprompt.get_display_node_id(unique_id) if dynprompt is not None else unique_id
+
+
+def _check_interrupt() -> None:
+    try:
+        import comfy.model_management
+    except ImportError:
+        return
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+class RewardLoopRetryOpen(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RewardLoopRetryOpen",
+            display_name="Reward Retry Loop (open)",
+            category=CATEGORY,
+            description=(
+                "Start of a reward-gated retry loop. Wire 'attempt_seed' (or 'attempt') into the generator; put the "
+                "generator and its reward between this node and 'Reward Retry Loop (close)'. The close node re-runs "
+                "that sub-graph with a new seed until the reward reaches the threshold or the retries run out. "
+                f"Attempt 0 uses 'seed' itself. max_retries above {gating.MAX_RETRIES} is capped (reported in the log)."),
+            inputs=[
+                io.Int.Input("seed", default=0, min=0, max=gating.SEED_MAX, control_after_generate=True,
+                             tooltip="Base seed: attempt 0 uses it as is; later attempts derive theirs (seed_policy)."),
+                io.Float.Input("threshold", default=0.85, min=-1e6, max=1e6, step=0.01,
+                               tooltip="An attempt passes when its reward is >= threshold (seed 000: 0.85)."),
+                io.Int.Input("max_retries", default=5, min=0, max=10000,
+                             tooltip=f"Retries after the first attempt (0 = run once). Capped at "
+                                     f"{gating.MAX_RETRIES}."),
+                io.Combo.Input("mode", options=list(gating.MODES), default="first_pass",
+                               tooltip="first_pass: stop at the first attempt that passes. best_of: run every "
+                                       "attempt and keep the highest reward."),
+                io.Combo.Input("seed_policy", options=list(gating.SEED_POLICIES), default="hash",
+                               tooltip="hash: reproducible seeds far from neighbouring base seeds; increment: "
+                                       "seed + attempt; random: fresh each attempt (logged)."),
+                io.Combo.Input("reward_range", options=list(gating.REWARD_RANGES), default="0..1",
+                               tooltip="0..1 for bounded rewards (SSIM, composites): the threshold must lie in "
+                                       "[0, 1]. unbounded for rewards without that range."),
+                CarryType.Input("carry", optional=True,
+                                tooltip="Set by the loop itself on retries; leave unconnected."),
+            ],
+            outputs=[
+                LoopType.Output("loop", tooltip="Connect to the close node's 'loop' input."),
+                io.Int.Output("attempt", tooltip="0-based attempt index."),
+                io.Int.Output("attempt_seed", tooltip="Seed of this attempt: wire it into the generator."),
+            ],
+            hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
+        )
+
+    @classmethod
+    def validate_inputs(cls, threshold=None, reward_range=None, max_retries=None):
+        # Linked inputs arrive as None here; they are checked when the node runs.
+        try:
+            if threshold is not None:
+                gating.check_threshold(threshold, reward_range if reward_range is not None else "0..1")
+            if max_retries is not None and max_retries < 0:
+                return f"max_retries must be >= 0 (0 runs the body once), got {max_retries}"
+        except ValueError as e:
+            return str(e)
+        return True
+
+    @classmethod
+    def execute(cls, seed, threshold, max_retries, mode, seed_policy, reward_range, carry=None) -> io.NodeOutput:
+        settings = gating.make_settings(threshold, max_retries, mode, seed_policy, seed, reward_range)
+        unique_id = cls.hidden.unique_id
+        display = _display_id(cls.hidden.dynprompt, unique_id)
+        if carry is None:
+            attempt, attempt_seed, run = 0, settings.seed(0), None
+            if settings.capped:
+                log.warning("RewardLoop loop at node %s: max_retries %d capped to %d", display, max_retries,
+                            settings.max_retries)
+        elif isinstance(carry, LoopCarry):
+            attempt, attempt_seed, run = carry.attempt, carry.seed, carry.run
+        else:
+            raise ValueError("the 'carry' input of RewardLoopRetryOpen is set by the loop itself; disconnect it")
+        _notify(display, f"attempt {attempt + 1}/{settings.attempts} running (seed {attempt_seed})")
+        control = LoopControl(settings=settings, attempt=attempt, seed=attempt_seed, open_id=unique_id,
+                              opened_at=time.perf_counter(), run=run)
+        return io.NodeOutput(control, attempt, attempt_seed)
+
+
+class RewardLoopRetryClose(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RewardLoopRetryClose",
+            display_name="Reward Retry Loop (close)",
+            category=CATEGORY,
+            description=(
+                "End of a reward-gated retry loop: takes the attempt's frames and reward; stops when the reward "
+                "reaches the threshold (first_pass) or the attempts run out, else re-runs the loop body with the next "
+                "seed. Outputs the chosen frames (the best attempt when none passes, flagged passed=False, never an "
+                "error), its reward, its attempt index and a JSON attempt log (seed, reward, breakdown, seconds)."),
+            inputs=[
+                LoopType.Input("loop", tooltip="From the open node's 'loop' output."),
+                io.Image.Input("frames", tooltip="This attempt's candidate frames."),
+                io.Float.Input("reward", force_input=True, tooltip="This attempt's reward (NaN = failed attempt)."),
+                io.String.Input("breakdown", optional=True, force_input=True,
+                                tooltip="Optional per-component breakdown (JSON object), stored in the log."),
+                ScoresType.Input("scores", optional=True,
+                                 tooltip="Optional reward bundle from a RewardLoop reward node; its breakdown is "
+                                         "stored in the log."),
+            ],
+            outputs=[
+                io.Image.Output("chosen_frames"),
+                io.Float.Output("chosen_reward", tooltip="NaN only when every attempt's reward was NaN."),
+                io.Int.Output("chosen_attempt", tooltip="0-based attempt index of the chosen frames."),
+                io.Boolean.Output("passed", tooltip="Whether the chosen attempt reached the threshold."),
+                io.String.Output("attempt_log", tooltip="JSON: settings, one entry per attempt, decision."),
+            ],
+            hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
+            enable_expand=True,
+        )
+
+    @classmethod
+    def execute(cls, loop, frames, reward, breakdown=None, scores=None) -> io.NodeOutput:
+        _check_interrupt()
+        if not isinstance(loop, LoopControl):
+            raise ValueError("RewardLoopRetryClose: 'loop' must come from a RewardLoopRetryOpen node's 'loop' output")
+        unique_id, dynprompt = cls.hidden.unique_id, cls.hidden.dynprompt
+        display = _display_id(dynprompt, unique_id)
+        settings = loop.settings
+        run = loop.run if loop.run is not None else LoopRun(gating.RetryState(settings))
+        state = run.state
+        if state.attempts_run != loop.attempt:
+            raise ValueError(f"RewardLoopRetryClose: attempt {loop.attempt} arrived but {state.attempts_run} were "
+                             f"logged; each open node must feed exactly one close node")
+        body = None
+        if dynprompt is not None and loop.attempt == 0:
+            body = cls._body(dynprompt, loop.open_id, unique_id)  # checks the wiring before the first retry
+        seconds = time.perf_counter() - loop.opened_at
+        best_before = state.best
+        record = state.record(reward, seed=loop.seed, breakdown=scores if scores is not None else breakdown,
+                              seconds=seconds)
+        run.keep(frames, first=record.attempt == 0, improved=state.best != best_before)
+        event = {"node_id": display, "node": unique_id, "attempt": record.attempt, "attempts": settings.attempts,
+                 "seed": record.seed, "reward": record.reward, "passed": record.passed,
+                 "seconds": round(record.seconds, 6), "best_reward": state.best_reward,
+                 "best_attempt": state.best, "threshold": settings.threshold, "done": state.done,
+                 "failed_reason": record.failed_reason, "breakdown": record.breakdown}
+        log.info("RewardLoop loop %s: attempt %d/%d seed %d reward %s (%s) in %.2f s", display, record.attempt + 1,
+                 settings.attempts, record.seed, "NaN" if record.reward is None else f"{record.reward:.4f}",
+                 "passed" if record.passed else (record.failed_reason or "below threshold"), record.seconds)
+        if state.done:
+            return cls._finish(run, display, event)
+        next_seed = state.next_seed()
+        event.update(next_attempt=record.attempt + 1, next_seed=next_seed)
+        _notify(display, f"{state.progress_text()}; running attempt {record.attempt + 2} (seed {next_seed})",
+                gating.json_safe(event))
+        # If the body fails from here on, ComfyUI reports the error on this node (the copies' real node); this
+        # line and the event above say which attempt it was, and the log of the earlier attempts.
+        log.info("RewardLoop loop %s: starting attempt %d/%d (seed %d); attempts so far: %s", display,
+                 record.attempt + 2, settings.attempts, next_seed, state.to_json())
+        if body is None:
+            body = cls._body(dynprompt, loop.open_id, unique_id)
+        carry = LoopCarry(attempt=record.attempt + 1, seed=next_seed, run=run)
+        return cls._expand(dynprompt, loop.open_id, unique_id, body, carry)
+
+    @staticmethod
+    def _body(dynprompt, open_id: str, close_id: str) -> list[str]:
+        body = find_body(dynprompt.get_node, open_id, close_id)
+        inputs = dynprompt.get_node(close_id)["inputs"]
+        for name in ("frames", "reward"):
+            src = inputs.get(name)
+            if not is_link(src) or src[0] not in body:
+                raise ValueError(
+                    f"RewardLoopRetryClose: '{name}' does not depend on the loop's open node, so every retry would "
+                    f"return the same {name}. Wire the open node's 'attempt_seed' into the generator that makes the "
+                    f"frames, and score those frames for 'reward'.")
+        return body
+
+    @classmethod
+    def _expand(cls, dynprompt, open_id: str, close_id: str, body: list[str], carry: LoopCarry) -> io.NodeOutput:
+        from comfy_execution.graph_utils import GraphBuilder
+
+        graph = GraphBuilder()
+        # Name copies after the user's original node ids (display ids) so ids grow linearly with attempts.
+        names = {node_id: dynprompt.get_display_node_id(node_id) for node_id in (open_id, *body)}
+        names[close_id] = CLOSE_COPY_ID
+        copies = {}
+        for node_id, name in names.items():
+            original = dynprompt.get_node(node_id)
+            copy = graph.node(original["class_type"], name)
+            copy.set_override_display_id(dynprompt.get_display_node_id(node_id))
+            copies[node_id] = copy
+        id_map = {node_id: copy.id for node_id, copy in copies.items()}
+        for node_id, copy in copies.items():
+            for key, value in remap_inputs(dynprompt.get_node(node_id)["inputs"], id_map).items():
+                copy.set_input(key, value)
+        copies[open_id].set_input("carry", carry)
+        close_copy = copies[close_id]
+        return io.NodeOutput(*(close_copy.out(i) for i in range(5)), expand=graph.finalize())
+
+    @staticmethod
+    def _finish(run: LoopRun, display: str, event: dict) -> io.NodeOutput:
+        state = run.state
+        log_json = state.to_json()
+        chosen = state.chosen
+        reward = state.best_reward if state.best_reward is not None else math.nan
+        text = state.progress_text()
+        _notify(display, text, gating.json_safe(dict(event, chosen_attempt=chosen, stop_reason=state.stop_reason)))
+        log.info("RewardLoop loop %s: %s", display, text)
+        rewards = [r.reward for r in state.records]
+        chart = {"title": "reward per attempt", "x_label": "attempt",
+                 "series": [{"name": "reward", "values": rewards}], "threshold": state.settings.threshold}
+        ui = {"rewardloop_chart": [chart], "rewardloop_log": [state.as_dict()]}
+        return io.NodeOutput(run.best, reward, chosen, state.passed, log_json, ui=gating.json_safe(ui))
+
+
+class RewardLoopPerturbedScene(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="RewardLoopPerturbedScene",
+            display_name="Perturbed Scene (known pass rate)",
+            category=CATEGORY,
+            description=(
+                "A stand-in generator for testing and benchmarking loops: renders the procedural scene and warps each "
+                "segment (between keyframes) with a seeded random warp that is either small (keyframe SSIM >= 0.97) "
+                "or large (<= 0.66), 'small' with probability pass_probability per segment. At a threshold between "
+                "those (e.g. 0.85) a segment passes with exactly that probability and a whole clip with "
+                "pass_probability ** segments. Wire a retry loop's attempt_seed into 'seed'."),
+            inputs=[
+                io.Int.Input("width", default=128, min=16, max=4096, step=8),
+                io.Int.Input("height", default=128, min=16, max=4096, step=8),
+                io.Int.Input("clip_frames", default=33, min=2, max=4096,
+                             tooltip="Length of the whole clip (the segment structure is defined on it)."),
+                io.Int.Input("scene_seed", default=0, min=0, max=2**31 - 1, tooltip="Which world is rendered."),
+                io.Combo.Input("motion", options=list(scene.MOTIONS), default="pan"),
+                io.Int.Input("keyframe_every", default=8, min=0, max=4096,
+                             tooltip="Segment length in frames (segments share keyframes); 0 = one segment."),
+                io.Int.Input("first_frame", default=0, min=0, max=4095, tooltip="First clip frame to render."),
+                io.Int.Input("last_frame", default=-1, min=-1, max=4095,
+                             tooltip="Last clip frame to render (inclusive); -1 = the clip's last frame."),
+                io.Int.Input("seed", default=0, min=0, max=gating.SEED_MAX,
+                             tooltip="Perturbation seed: wire the loop's attempt_seed here."),
+                io.Float.Input("pass_probability", default=0.8, min=0.0, max=1.0, step=0.01,
+                               tooltip="Probability that a segment gets the small warp."),
+            ],
+            outputs=[
+                io.Image.Output("frames"),
+                io.Boolean.Output("expected_pass", tooltip="True when every rendered segment drew the small warp."),
+                io.String.Output("draws", tooltip="JSON object: expected_pass and, per segment, its frames, good/bad draw "
+                                                  "and warp amplitude (usable as the loop's breakdown)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, width, height, clip_frames, scene_seed, motion, keyframe_every, first_frame, last_frame, seed,
+                pass_probability) -> io.NodeOutput:
+        frames, draws = perturb.perturbed_scene(clip_frames, width, height, scene_seed, motion, seed,
+                                                pass_probability, keyframe_every, first_frame, last_frame)
+        expected = all(d["good"] for d in draws)
+        return io.NodeOutput(frames, expected, json.dumps({"expected_pass": expected, "segments": draws}))
+
+
+NODES = [RewardLoopRetryOpen, RewardLoopRetryClose, RewardLoopPerturbedScene]
