@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .config import TrainerConfig, resolve_path
+from .config import TrainerConfig, resolve_path, save_config
 from .model import DTYPES, build_policy, transformer_of
 from .reporting import MetricsLogger, write_progress, write_result
 from .runtime import Cancelled, Runtime, capture_global_rng, restore_global_rng, seed_everything
@@ -160,6 +160,8 @@ class TrainLoop:
         """Train to run.max_steps (resuming if possible) and export the LoRA. Returns the result record."""
         rt, cfg = self.rt, self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if rt.is_main:  # the exact settings beside the outputs they produced
+            save_config(cfg, self.run_dir / "config.json")
         self.setup()
         self.optimizer, self.scheduler = self._optimizer()
         self.model, self.optimizer = rt.accelerator.prepare(self.model, self.optimizer)

@@ -1,0 +1,162 @@
+"""Length curriculum: train in stages of growing clip length (33 -> 49 -> 65 -> 97 frames, all 4k+1) with one
+method (GRPO or DPO), each stage starting from the previous stage's LoRA, and advance only when every metric
+gate passes on a validation prompt set. A failed gate stops the run with a report instead of training
+longer clips on a model that already fails at shorter ones.
+
+Layout under run.output_dir: `stage<i>_<frames>f/` (a normal run folder each, with its own checkpoints,
+so a stage resumes where it stopped), `curriculum_report.json` (stages done, validation values, gate
+verdicts; it is also the resume record: passed stages are skipped on a re-run).
+"""
+from __future__ import annotations
+
+import logging
+import operator
+import shutil
+from pathlib import Path
+
+import torch
+
+from .config import GateSettings, RewardSpec, TrainerConfig, config_from_dict, latent_frames, resolve_path
+from .flow import ode_step, sampling_sigmas
+from .reporting import read_json, write_json_atomic
+from .reward_fns import build_reward, score_batch
+from .text_embeddings import TextEmbeddings, pad_batch, read_prompt_list
+
+log = logging.getLogger(__name__)
+REPORT_FILE = "curriculum_report.json"
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def stage_tag(i: int, frames: int) -> str:
+    return f"stage{i + 1}_{frames}f"
+
+
+def stage_config(cfg: TrainerConfig, i: int, prev_lora: str, run_dir: Path) -> TrainerConfig:
+    cur = cfg.curriculum
+    stage = cur.stages[i]
+    data = cfg.to_dict()
+    data.pop("source", None)
+    data["curriculum"] = None
+    data["method"] = cur.method
+    tag = stage_tag(i, stage.frames)
+    data[cur.method]["frames"] = stage.frames
+    data["run"].update(max_steps=stage.steps, output_dir=str(run_dir / tag), lora_dir="",
+                       lora_name=f"rewardloop_curriculum_{tag}.safetensors")
+    if prev_lora:
+        data["lora"]["init_from"] = prev_lora
+    for section, values in stage.overrides.items():
+        if section not in data or not isinstance(values, dict) or not isinstance(data[section], dict):
+            raise ValueError(f"curriculum stage {i + 1} overrides: {section!r} must name a config section "
+                             "with a mapping of values, e.g. {grpo: {group_size: 8}, optim: {lr: 5e-5}}.")
+        data[section].update(values)
+    return config_from_dict(data, source=cfg.source)
+
+
+def check_gates(gates: list[GateSettings], values: dict[str, float]) -> list[dict]:
+    out = []
+    for gate in gates:
+        measured = values[gate.metric]
+        out.append({"metric": gate.metric, "op": gate.op, "value": gate.value, "measured": measured,
+                    "passed": bool(_OPS[gate.op](measured, gate.value))})
+    return out
+
+
+@torch.no_grad()
+def validation_values(loop, cfg: TrainerConfig, stage_cfg: TrainerConfig) -> dict[str, float]:
+    """Deterministic ODE samples of the validation prompts at the stage's length, scored by every gate metric."""
+    from .grpo import make_decoder
+
+    cur = cfg.curriculum
+    section = getattr(stage_cfg, cur.method)
+    prompts_path = cur.validation_prompts or getattr(section, "prompts", "")
+    if not prompts_path:
+        raise ValueError("curriculum.validation_prompts is required (a prompt list for the gate metrics).")
+    height, width = section.height, section.width
+    if not height or not width:
+        raise ValueError(f"{cur.method}.height/width must be set: validation clips are sampled at that size.")
+    prompts = read_prompt_list(resolve_path(cfg, prompts_path))
+    emb = TextEmbeddings.load(resolve_path(cfg, section.text_embeddings))
+    emb.require(prompts, "validation prompts")
+    steps = cur.validation_steps or getattr(section, "sampling_steps", 20)
+    sigmas = sampling_sigmas(steps, stage_cfg.model.flow_shift).to(loop.device)
+    tcfg = loop.transformer.config
+    shape = (tcfg.in_channels, latent_frames(stage_cfg_frames(stage_cfg, cur.method)), height // 8, width // 8)
+    decoder = getattr(loop, "decoder", None) or make_decoder(stage_cfg, loop.device, getattr(section, "decoder", "auto"))
+    metric_fns = {g.metric: build_reward(RewardSpec(name=g.metric, params=g.params)) for g in cur.gates}
+    scores = {name: [] for name in metric_fns}
+    for prompt in prompts:
+        ctx = pad_batch([emb.get(prompt)], stage_cfg.model.text_len, tcfg.text_dim).to(loop.device)
+        for seed in cur.validation_seeds:
+            loop.rt.check_cancel()
+            gen = torch.Generator(device=loop.device).manual_seed(int(seed))
+            x = torch.randn((1, *shape), generator=gen, device=loop.device)
+            for k in range(steps):
+                v = loop.forward(x, sigmas[k].expand(1), ctx)
+                x = ode_step(x, v, sigmas[k].expand(1), sigmas[k + 1].expand(1))
+            frames = decoder.decode(x).cpu()
+            for name, fn in metric_fns.items():
+                scores[name].append(float(score_batch(fn, frames, [prompt])[0]))
+    return {name: sum(v) / len(v) for name, v in scores.items()}
+
+
+def stage_cfg_frames(stage_cfg: TrainerConfig, method: str) -> int:
+    return getattr(stage_cfg, method).frames
+
+
+def run_curriculum(cfg: TrainerConfig, rt) -> dict:
+    from .dpo import DPOLoop
+    from .grpo import GRPOLoop
+
+    cur = cfg.curriculum
+    run_dir = resolve_path(cfg, cfg.run.output_dir)
+    report_path = run_dir / REPORT_FILE
+    report = read_json(report_path) if cfg.run.resume else None
+    if not report or [s.get("frames") for s in report.get("stages", [])] != [s.frames for s in cur.stages][: len(report.get("stages", []))]:
+        report = {"method": cur.method, "stages": []}
+    done = {s["index"]: s for s in report["stages"] if s.get("status") == "passed"}
+    prev_lora = cfg.lora.init_from and str(resolve_path(cfg, cfg.lora.init_from))
+    loop_cls = GRPOLoop if cur.method == "grpo" else DPOLoop
+    for i, stage in enumerate(cur.stages):
+        tag = stage_tag(i, stage.frames)
+        if i in done and Path(done[i]["lora"]).is_file():
+            prev_lora = done[i]["lora"]
+            log.info("Curriculum %s already passed; skipping.", tag)
+            continue
+        scfg = stage_config(cfg, i, prev_lora or "", run_dir)
+        loop = loop_cls(scfg, rt, run_dir=run_dir / tag, stage=tag)
+        loop.progress_dir = run_dir
+        result = loop.run()
+        if result["status"] != "finished":
+            rt.accelerator.free_memory()
+            return {**result, "stage": tag, "report": str(report_path)}
+        values = validation_values(loop, cfg, scfg) if cur.gates else {}
+        verdicts = check_gates(cur.gates, values)
+        passed = all(v["passed"] for v in verdicts)
+        entry = {"index": i, "stage": tag, "frames": stage.frames, "steps": stage.steps, "lora": result["lora_path"],
+                 "validation": values, "gates": verdicts, "status": "passed" if passed else "gate_failed"}
+        report["stages"] = [s for s in report["stages"] if s["index"] != i] + [entry]
+        report["stages"].sort(key=lambda s: s["index"])
+        if rt.is_main:
+            write_json_atomic(report_path, report)
+            if loop.logger is not None and values:
+                loop.logger.log(loop.global_step, {f"val_{k}": v for k, v in values.items()})
+        del loop
+        rt.accelerator.free_memory()
+        if not passed:
+            failed = [f"{v['metric']} {v['measured']:.4g} (needs {v['op']} {v['value']})" for v in verdicts if not v["passed"]]
+            return {"status": "gate_failed", "step": stage.steps, "stage": tag, "report": str(report_path),
+                    "last_lora": result["lora_path"],
+                    "error": f"Curriculum stopped after {tag}: gate(s) failed: {'; '.join(failed)}."}
+        prev_lora = result["lora_path"]
+    name = cfg.run.lora_name or "rewardloop_curriculum.safetensors"
+    if not name.endswith(".safetensors"):
+        name += ".safetensors"
+    final = (resolve_path(cfg, cfg.run.lora_dir) if cfg.run.lora_dir else run_dir) / name
+    if rt.is_main:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(prev_lora, final)
+    rt.barrier()
+    if not final.is_file():
+        raise RuntimeError(f"Curriculum finished but the LoRA {final} was not written.")
+    return {"status": "finished", "step": sum(s.steps for s in cur.stages), "lora_path": str(final),
+            "report": str(report_path), "method": "curriculum"}
