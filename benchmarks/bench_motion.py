@@ -1,0 +1,137 @@
+"""Motion core speed and quality at 512x512: scene rendering, optical flow per method, inbetweening per
+method (fps of synthesised frames, with and without the flow computation) and its PSNR/SSIM against the
+procedural scene's exact frames. Runs on CUDA when available (or --device), else CPU.
+
+    python benchmarks/bench_motion.py [--size 512] [--length 65] [--every 4] [--device cuda]
+                                      [--raft-random]   # time RAFT with random weights (speed only)
+
+Prints markdown table rows for benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _import_pack():
+    # The pack is a package imported by path (never put its folder on sys.path: its nodes/ would shadow ComfyUI's).
+    spec = importlib.util.spec_from_file_location("rewardloop", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rewardloop"] = module
+    spec.loader.exec_module(module)
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn, dev, repeat=3):
+    """Best of `repeat` after a warm-up (texture cache, cv2 threads, CUDA kernels): the minimum is the
+    least disturbed by other processes on a shared machine."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        _sync(dev)
+        t = time.perf_counter()
+        out = fn()
+        _sync(dev)
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--length", type=int, default=65)
+    ap.add_argument("--every", type=int, default=4, help="keyframe spacing (4 = 4x inbetweening)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--motion", default="pan")
+    ap.add_argument("--raft-random", action="store_true")
+    args = ap.parse_args()
+    _import_pack()
+    from pytorch_msssim import ssim
+
+    from rewardloop.motion import flow, inbetween, scene
+
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        machine = f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}"
+    else:
+        machine = f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads, torch {torch.__version__}"
+    today = datetime.date.today().isoformat()
+    S, T = args.size, args.length
+    rows = []
+
+    def row(bench, numbers):
+        rows.append(f"| {today} | {machine} | {bench} | {numbers} |")
+        print(rows[-1], flush=True)
+
+    times = scene.frame_times(T)
+    scene.clear_cache()
+    t0 = time.perf_counter()
+    scene.render_scene(times[:1], S, S, 0, args.motion, device=dev)
+    first = time.perf_counter() - t0
+    sec, frames = _timed(lambda: scene.render_scene(times, S, S, 0, args.motion, device=dev), dev)
+    row(f"bench_motion scene render {S}x{S}, {T} frames, {args.motion}",
+        f"{sec:.2f} s ({T / sec:.1f} fps); first call incl. textures {first:.2f} s")
+
+    # Flow: 3-frame steps (the inbetween gap) so the displacement is non-trivial.
+    a_idx = torch.arange(0, T - args.every, args.every)[:8]
+    src, dst = frames[a_idx], frames[a_idx + args.every]
+    gt = scene.ground_truth_flow(times[a_idx], times[a_idx + args.every], S, S, 0, args.motion, device=dev)
+    methods = [m for m in flow.METHODS if m != "raft"]
+    if args.raft_random:
+        methods.append("raft")
+        _random_raft(flow)
+    for method in methods:
+        sec, f = _timed(lambda: flow.compute_flow(src, dst, method, device=dev), dev)
+        epe = (f.to(dev) - gt.flow).norm(dim=-1)[gt.valid].mean().item()
+        note = " (random weights: speed only)" if method == "raft" else ""
+        row(f"bench_motion flow {method}{note}, {S}x{S}, {len(a_idx)} pairs, {args.every}-frame gap",
+            f"{sec / len(a_idx) * 1000:.1f} ms/pair; EPE {epe:.3f} px (mean GT magnitude {gt.flow.norm(dim=-1)[gt.valid].mean():.2f})")
+
+    pos = list(range(0, T, args.every))
+    if pos[-1] != T - 1:
+        pos.append(T - 1)
+    keys = frames[pos]
+    mask = torch.ones(T, dtype=torch.bool)
+    mask[pos] = False
+    n_new = int(mask.sum())
+    flow_sec, pair = _timed(lambda: flow.bidirectional_flow(keys, inbetween.DEFAULT_FLOW_METHOD), dev)
+    for method in inbetween.METHODS:
+        sec, out = _timed(lambda: inbetween.inbetween(keys, positions=pos, method=method, flows=pair), dev)
+        total = sec + (flow_sec if method != "crossfade" else 0.0)
+        o, g = out[mask].float(), frames[mask].float()
+        psnr = (10 * torch.log10(1 / ((o - g) ** 2).mean(dim=(1, 2, 3)))).mean().item()
+        s = ssim(o.permute(0, 3, 1, 2), g.permute(0, 3, 1, 2), data_range=1.0, win_size=11).item()
+        row(f"bench_motion inbetween {method}, {S}x{S}, {T} frames, keyframe every {args.every} "
+            f"({n_new} new), flows {inbetween.DEFAULT_FLOW_METHOD}",
+            f"{n_new / sec:.1f} fps synthesis, {n_new / total:.1f} fps incl. flow; PSNR {psnr:.2f} dB, SSIM {s:.4f}")
+
+
+def _random_raft(flow):
+    """Random-weight raft_large in a temporary model folder: RAFT's cost does not depend on weight values."""
+    import tempfile
+
+    from torchvision.models.optical_flow import raft_large
+
+    from rewardloop import modelfiles
+
+    root = Path(tempfile.mkdtemp())
+    (root / "raft").mkdir()
+    torch.save(raft_large(weights=None).state_dict(), root / "raft" / flow.RAFT_WEIGHTS[0][0])
+    modelfiles.set_model_roots([root])
+
+
+if __name__ == "__main__":
+    main()
