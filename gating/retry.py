@@ -264,13 +264,15 @@ class RetryState:
 
 def run_retry_loop(settings: LoopSettings, generate: Callable[[Sequence[tuple[int, int]]], Sequence[tuple[Any, Any, Any]]],
                    batch_size: int = 1, clock: Callable[[], float] = time.perf_counter,
-                   should_stop: Callable[[], None] | None = None) -> tuple[Any, RetryState]:
+                   should_stop: Callable[[], None] | None = None,
+                   on_record: Callable[[RetryState, AttemptRecord], None] | None = None) -> tuple[Any, RetryState]:
     """Drive a retry loop in-process (best-of-N sampler, benchmarks).
 
     `generate` receives a list of (attempt, seed) pairs (at most `batch_size`, never beyond the attempts left) and
     returns one (candidate, reward, breakdown) per pair. Only the best candidate so far is kept, so memory is one
     batch plus one candidate whatever the number of attempts. `should_stop` is called between batches (e.g.
-    ComfyUI's interrupt check) and may raise. Returns (chosen candidate, state)."""
+    ComfyUI's interrupt check) and may raise; `on_record(state, record)` after each logged attempt (progress).
+    Returns (chosen candidate, state)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     state = RetryState(settings)
@@ -287,9 +289,11 @@ def run_retry_loop(settings: LoopSettings, generate: Callable[[Sequence[tuple[in
         per_attempt = (clock() - t0) / len(todo)
         for (attempt, seed), (candidate, reward, breakdown) in zip(todo, results):
             before = state.best
-            state.record(reward, seed=seed, breakdown=breakdown, seconds=per_attempt)
+            record = state.record(reward, seed=seed, breakdown=breakdown, seconds=per_attempt)
             if kept is None or state.best != before:
                 kept = candidate
+            if on_record is not None:
+                on_record(state, record)
             if state.done:
                 # first_pass: later candidates of the same batch do not take part in the decision
                 state.generated_after_stop = len(todo) - (attempt - start) - 1

@@ -180,8 +180,11 @@ def test_run_retry_loop_keeps_only_the_best_candidate_and_batches():
     assert kept == "cand4" and calls[-2:] == [[0, 1, 2], [3, 4]]
     kept, state = run_retry_loop(settings(max_retries=4), generate, batch_size=4)
     assert state.attempts_run == 4 and state.generated_after_stop == 0
-    kept, state = run_retry_loop(settings(max_retries=4, threshold=0.6), generate, batch_size=4)
+    seen = []
+    kept, state = run_retry_loop(settings(max_retries=4, threshold=0.6), generate, batch_size=4,
+                                 on_record=lambda st, rec: seen.append((rec.attempt, st.best)))
     assert kept == "cand1" and state.attempts_run == 2 and state.generated_after_stop == 2
+    assert seen == [(0, 0), (1, 1)]
 
 
 def test_run_retry_loop_none_pass_returns_best_and_interrupt_propagates():

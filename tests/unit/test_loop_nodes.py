@@ -358,3 +358,74 @@ def test_perturbed_segments_match_the_whole_clip():
         perturb.perturbed_scene(17, SIZE, SIZE, 0, "pan", 1, 0.5, first_frame=5, last_frame=20)
     with pytest.raises(ValueError, match="pass_probability"):
         perturb.segment_draw(1, 0, 1.5, SIZE)
+
+
+# ---- one-node best-of-N sampler on ComfyUI's real sampler + the tiny Wan models --------------------------
+@pytest.fixture(scope="module")
+def tiny_wan(h, tmp_path_factory):
+    import comfy.sd
+    import comfy.utils
+    from tiny_models import write_tiny_wan
+
+    paths = write_tiny_wan(tmp_path_factory.mktemp("models"))
+    model = comfy.sd.load_diffusion_model(str(paths["dit"]))
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(paths["vae"])))
+    gen = torch.Generator().manual_seed(0)
+    cond = lambda: [[torch.randn(1, 8, 4096, generator=gen), {}]]  # noqa: E731  (UMT5-shaped, see testpack)
+    latent = {"samples": torch.zeros(1, 16, 2, 4, 4)}  # 32x32, 5 frames: the VAE decode dominates on CPU
+    return dict(model=model, vae=vae, positive=cond(), negative=cond(), latent_image=latent)
+
+
+def best_of_n(h, tiny_wan, **kw):
+    args = dict(tiny_wan, seed=5, steps=2, cfg=3.0, sampler_name="euler", scheduler="simple", denoise=1.0,
+                candidates=3, batch_size=1, reward="keyframe_ssim", threshold=0.85, mode="best_of",
+                seed_policy="hash", reward_range="0..1",
+                keyframes=torch.linspace(0, 1, 32 * 32 * 3).view(1, 32, 32, 3).expand(2, 32, 32, 3).contiguous())
+    args.update(kw)
+    node = h.loop.RewardLoopBestOfN
+    clone = node.PREPARE_CLASS_CLONE({h.io.Hidden.unique_id: "bon"})
+    with torch.inference_mode():  # as ComfyUI's executor runs every node
+        return clone.execute(**args)
+
+
+@torch.inference_mode()
+def plain_ksampler(h, tiny_wan, seed):
+    (latent,) = h.comfy_nodes.common_ksampler(tiny_wan["model"], seed, 2, 3.0, "euler", "simple", tiny_wan["positive"],
+                                              tiny_wan["negative"], tiny_wan["latent_image"])
+    return h.loop._decode(tiny_wan["vae"], latent["samples"])
+
+
+def test_best_of_n_keeps_the_best_candidate_and_matches_a_plain_ksampler(h, tiny_wan):
+    out = best_of_n(h, tiny_wan)
+    frames, latent, reward, chosen, passed, log_json = out.args
+    log = json.loads(log_json)
+    assert frames.shape == (5, 32, 32, 3) and frames.dtype == torch.float32
+    rewards = [a["reward"] for a in log["attempts"]]
+    assert len(rewards) == 3 and chosen == max(range(3), key=lambda i: rewards[i]) and reward == rewards[chosen]
+    assert passed == (reward >= 0.85)
+    seed = log["attempts"][chosen]["seed"]
+    assert torch.equal(frames, plain_ksampler(h, tiny_wan, seed))  # the logged seed reproduces the choice
+    assert latent["samples"].shape == (1, 16, 2, 4, 4)
+    assert out.ui["rewardloop_chart"][0]["series"][0]["values"] == pytest.approx(rewards)
+    assert [e["attempt"] for e in h.loop_events()][-3:] == [0, 1, 2]
+
+
+def test_best_of_n_batched_equals_one_at_a_time_and_exits_early(h, tiny_wan):
+    single = best_of_n(h, tiny_wan, seed=9, candidates=2)
+    batched = best_of_n(h, tiny_wan, seed=9, candidates=2, batch_size=2)
+    assert single.args[3] == batched.args[3]
+    assert torch.allclose(single.args[0], batched.args[0], atol=1e-4)
+    assert [a["seed"] for a in json.loads(batched.args[5])["attempts"]] == \
+        [a["seed"] for a in json.loads(single.args[5])["attempts"]]
+    early = best_of_n(h, tiny_wan, seed=9, mode="first_pass", threshold=-1.0, reward_range="unbounded", candidates=4)
+    log = json.loads(early.args[5])
+    assert log["attempts_run"] == 1 and log["stop_reason"] == "passed" and early.args[4] is True
+
+
+def test_best_of_n_without_keyframes_logs_not_applicable_instead_of_crashing(h, tiny_wan):
+    out = best_of_n(h, tiny_wan, keyframes=None, candidates=1)
+    log = json.loads(out.args[5])
+    assert out.args[4] is False and all(a["reward"] is None for a in log["attempts"])
+    assert "no keyframes" in log["attempts"][0]["breakdown"]["note"]
+    with pytest.raises(ValueError, match="keyframe_positions"):
+        best_of_n(h, tiny_wan, keyframe_positions="first and last")
