@@ -46,7 +46,7 @@ RAFT_HOW_TO_GET = ("Download one of torchvision's RAFT checkpoints, e.g. "
 MAX_PIXELS = 4096 * 4096
 
 
-@dataclass
+@dataclass(eq=False)
 class FlowPair:
     """Forward (t -> t+1) and backward (t+1 -> t) flows of a clip, computed once and shared; the
     forward-backward occlusion masks are derived lazily on first use."""
