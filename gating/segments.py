@@ -69,3 +69,21 @@ def join_segments(segments: Sequence[torch.Tensor], overlap: int = 1) -> torch.T
         out[pos:pos + part.shape[0]] = part.to(device=out.device, dtype=out.dtype)
         pos += part.shape[0]
     return out
+
+
+def summarize_logs(logs: Sequence[dict | None]) -> dict:
+    """Clip-level view of per-segment retry loops: a clip passes when every gated segment passed. Segments without
+    a log (not gated) count as passed and are marked so."""
+    segments = []
+    for i, log in enumerate(logs):
+        if log is None:
+            segments.append({"segment": i, "gated": False, "passed": True})
+            continue
+        segments.append({"segment": i, "gated": True, "passed": bool(log.get("passed")),
+                         "chosen_attempt": log.get("chosen_attempt"), "attempts_run": log.get("attempts_run"),
+                         "best_reward": log.get("best_reward"), "seconds": log.get("total_seconds")})
+    gated = [s for s in segments if s["gated"]]
+    return {"segments": segments, "all_passed": all(s["passed"] for s in segments),
+            "failed_segments": [s["segment"] for s in segments if not s["passed"]],
+            "total_attempts": sum(s["attempts_run"] or 0 for s in gated),
+            "total_seconds": round(sum(s["seconds"] or 0.0 for s in gated), 6)}

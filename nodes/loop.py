@@ -472,4 +472,51 @@ class RewardLoopBestOfN(io.ComfyNode):
         return io.NodeOutput(frames, latent, reward_value, state.chosen, state.passed, state.to_json(), ui=ui)
 
 
-NODES = [RewardLoopRetryOpen, RewardLoopRetryClose, RewardLoopBestOfN, RewardLoopPerturbedScene]
+MAX_SEGMENTS = 8
+
+
+class RewardLoopJoinSegments(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        segments = [io.Image.Input(f"segment_{i}", optional=i > 1, tooltip="Frames of segment %d." % i)
+                    for i in range(1, MAX_SEGMENTS + 1)]
+        logs = [io.String.Input(f"log_{i}", optional=True, force_input=True,
+                                tooltip=f"Attempt log of segment {i}'s retry loop (for the summary).")
+                for i in range(1, MAX_SEGMENTS + 1)]
+        return io.Schema(
+            node_id="RewardLoopJoinSegments",
+            display_name="Join Gated Segments",
+            category=CATEGORY,
+            description=(
+                "Joins consecutive segments (each gated by its own retry loop) into one clip. Consecutive segments "
+                "share 'overlap' boundary frames (the shared keyframe), which are kept once. With the segments' "
+                "attempt logs connected, 'all_passed' says whether every segment reached its threshold and "
+                "'summary' lists attempts and time per segment."),
+            inputs=[io.Int.Input("overlap", default=1, min=0, max=64,
+                                 tooltip="Frames each segment repeats from the previous one (1 = shared keyframe)."),
+                    *segments, *logs],
+            outputs=[io.Image.Output("frames"),
+                     io.Boolean.Output("all_passed"),
+                     io.String.Output("summary", tooltip="JSON: per segment passed / attempts / reward / seconds.")],
+        )
+
+    @classmethod
+    def execute(cls, overlap, **kw) -> io.NodeOutput:
+        present = [i for i in range(1, MAX_SEGMENTS + 1) if kw.get(f"segment_{i}") is not None]
+        if present != list(range(1, len(present) + 1)):
+            raise ValueError(f"connect segments in order without gaps (segment_1, segment_2, ...); connected: "
+                             f"{', '.join(f'segment_{i}' for i in present)}")
+        logs = []
+        for i in present:
+            text = kw.get(f"log_{i}")
+            try:
+                logs.append(json.loads(text) if text else None)
+            except json.JSONDecodeError:
+                raise ValueError(f"log_{i} is not an attempt log (JSON) from a retry loop's close node") from None
+        frames = gating.join_segments([kw[f"segment_{i}"] for i in present], overlap)
+        summary = gating.summarize_logs(logs)
+        return io.NodeOutput(frames, summary["all_passed"], json.dumps(gating.json_safe(summary)))
+
+
+NODES = [RewardLoopRetryOpen, RewardLoopRetryClose, RewardLoopBestOfN, RewardLoopJoinSegments,
+         RewardLoopPerturbedScene]

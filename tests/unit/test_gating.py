@@ -231,3 +231,13 @@ def test_join_segments_drops_shared_frames_and_checks_shapes():
         gating.join_segments([frames[:5], torch.zeros(5, 2, 4, 3)])
     with pytest.raises(ValueError, match="overlap"):
         gating.join_segments([frames[:5], frames[4:5]], overlap=1)
+
+
+def test_summarize_segment_logs():
+    logs = [{"passed": True, "chosen_attempt": 0, "attempts_run": 1, "best_reward": 0.9, "total_seconds": 1.0},
+            {"passed": False, "chosen_attempt": 2, "attempts_run": 4, "best_reward": 0.6, "total_seconds": 3.5},
+            None]
+    summary = gating.summarize_logs(logs)
+    assert not summary["all_passed"] and summary["failed_segments"] == [1]
+    assert summary["total_attempts"] == 5 and summary["total_seconds"] == 4.5
+    assert summary["segments"][2] == {"segment": 2, "gated": False, "passed": True}

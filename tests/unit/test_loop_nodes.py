@@ -76,15 +76,18 @@ def make_test_nodes(h: Harness):
     class RLTestScene(io.ComfyNode):  # the anchors, outside the loop body
         @classmethod
         def define_schema(cls):
-            return io.Schema(node_id="RLTestScene", category="test", inputs=[io.Int.Input("n")],
+            return io.Schema(node_id="RLTestScene", category="test",
+                             inputs=[io.Int.Input("n"), io.Int.Input("first", default=0),
+                                     io.Int.Input("last", default=-1)],
                              outputs=[io.Image.Output("frames")])
 
         @classmethod
-        def execute(cls, n):
+        def execute(cls, n, first=0, last=-1):
             count("scene")
             from rewardloop.motion import scene
 
-            return io.NodeOutput(scene.render_scene(scene.frame_times(n), SIZE, SIZE, 0, "pan"))
+            times = scene.frame_times(n)[first:(last + 1) or None]
+            return io.NodeOutput(scene.render_scene(times, SIZE, SIZE, 0, "pan"))
 
     class RLTestReward(io.ComfyNode):  # keyframe SSIM; misbehaves on request (error / NaN / interrupt)
         @classmethod
@@ -129,9 +132,9 @@ def import_comfy(name):
     where our `nodes/` package would shadow ComfyUI's `nodes` module: import with the root hidden."""
     import os
     import sys
+    from pathlib import Path
 
-    from conftest import PACK_ROOT
-
+    PACK_ROOT = Path(__file__).resolve().parents[2]
     hidden = [p for p in sys.path if os.path.realpath(p or os.getcwd()) == str(PACK_ROOT)]
     saved = list(sys.path)
     try:
@@ -326,6 +329,54 @@ def test_unbounded_reward_range_accepts_large_thresholds(h):
     prompt = loop_prompt(1)
     prompt["open"]["inputs"].update(threshold=3.0, reward_range="unbounded")
     assert h.validate(prompt)[0]
+
+
+def test_per_segment_gating_rerolls_only_failing_segments(h):
+    """Four loops, one per segment between keyframes, joined: each segment is retried on its own."""
+    frames, every, p = 33, 8, 0.6
+    prompt = {"join": {"class_type": "RewardLoopJoinSegments", "inputs": {"overlap": 1}}}
+    for i, (a, b) in enumerate(gating.segment_ranges(frames, every=every)):
+        prompt.update({
+            f"anchors{i}": {"class_type": "RLTestScene", "inputs": {"n": frames, "first": a, "last": b - 1}},
+            f"open{i}": {"class_type": "RewardLoopRetryOpen",
+                         "inputs": {"seed": 40 + i, "threshold": THRESHOLD, "max_retries": 4, "mode": "first_pass",
+                                    "seed_policy": "hash", "reward_range": "0..1"}},
+            f"gen{i}": {"class_type": "RewardLoopPerturbedScene",
+                        "inputs": {"width": SIZE, "height": SIZE, "clip_frames": frames, "scene_seed": 0,
+                                   "motion": "pan", "keyframe_every": every, "first_frame": a,
+                                   "last_frame": b - 1, "seed": [f"open{i}", 2], "pass_probability": p}},
+            f"reward{i}": {"class_type": "RLTestReward", "inputs": {"frames": [f"gen{i}", 0],
+                                                                     "keys": [f"anchors{i}", 0],
+                                                                     "attempt": [f"open{i}", 1]}},
+            f"close{i}": {"class_type": "RewardLoopRetryClose",
+                          "inputs": {"loop": [f"open{i}", 0], "frames": [f"gen{i}", 0],
+                                     "reward": [f"reward{i}", 0]}},
+        })
+        prompt["join"]["inputs"].update({f"segment_{i + 1}": [f"close{i}", 0], f"log_{i + 1}": [f"close{i}", 4]})
+    prompt["sink"] = {"class_type": "RLTestSink",
+                      "inputs": {"frames": ["join", 0], "reward": ["close0", 1], "attempt": ["close0", 2],
+                                 "passed": ["join", 1], "log": ["join", 2]}}
+    h.run(prompt)
+    summary = h.sink["log"]
+    expected_runs = []
+    for i in range(4):
+        s = gating.make_settings(THRESHOLD, 4, base_seed=40 + i)
+        goods = [perturb.segment_draw(s.seed(k), i, p, SIZE)[0] for k in range(5)]
+        expected_runs.append(goods.index(True) + 1 if True in goods else 5)
+    assert [seg["attempts_run"] for seg in summary["segments"]] == expected_runs
+    assert h.counts["reward"] == sum(expected_runs) and h.counts["scene"] == 4
+    assert max(expected_runs) > 1 and min(expected_runs) == 1  # some segments re-rolled, others not
+    assert h.sink["frames"].shape == (frames, SIZE, SIZE, 3)
+    assert h.sink["passed"] == all(r < 5 for r in expected_runs) == summary["all_passed"]
+
+
+def test_join_segments_needs_segments_in_order(h):
+    node = h.loop.RewardLoopJoinSegments
+    seg = torch.zeros(5, 16, 16, 3)
+    with pytest.raises(ValueError, match="in order"):
+        node.execute(overlap=1, segment_1=seg, segment_3=seg)
+    out = node.execute(overlap=1, segment_1=seg, segment_2=seg + 1, log_1=None, log_2=None)
+    assert out.args[0].shape[0] == 9 and out.args[1] is True
 
 
 def test_perturbed_scene_pass_probability_matches_its_draws():
