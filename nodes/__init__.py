@@ -19,6 +19,7 @@ FAMILIES = (
     "generate",
     "loop",
     "motion",
+    "training",
 )
 
 

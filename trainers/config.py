@@ -84,7 +84,7 @@ class ModelSettings:
     gradient_checkpointing: bool = False
     text_len: int = 512                 # text embeddings are zero-padded to this many tokens (as Wan/ComfyUI do)
     vae: str = ""                       # Wan 2.1 VAE: ComfyUI models/vae file or diffusers folder
-    vae_config: Any = "wan2.1_vae"
+    vae_config: Any = "auto"            # auto (widths read from the VAE file) | shipped name | path | dict
 
 
 @dataclass

@@ -109,7 +109,8 @@ class JobManager:
         write_json_atomic(self.job_dir(job["id"]) / JOB_FILE, job)
 
     # ------------------------------------------------------------------ launch
-    def launch(self, method: str, config: dict, *, nproc: int = 1, label: str = "", env: dict | None = None) -> dict:
+    def launch(self, method: str, config: dict, *, nproc: int = 1, label: str = "", env: dict | None = None,
+               meta: dict | None = None) -> dict:
         """Validate the config, write it, start the trainer and return the job state at once."""
         job_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         jdir = self.job_dir(job_id)
@@ -126,7 +127,7 @@ class JobManager:
         job = {"id": job_id, "method": method, "label": label, "status": "starting", "config_path": str(cfg_path),
                "run_dir": str(Path(run["output_dir"]).resolve()), "nproc": nproc, "created": time.time(),
                "lora_path": None, "error": None, "progress": {}, "last_metrics": {}, "launches": 0,
-               "env": env or {}, "max_steps": cfg.run.max_steps}
+               "env": env or {}, "max_steps": cfg.run.max_steps, "meta": meta or {}}
         with self._lock:
             self._spawn(job)
         return job
@@ -278,3 +279,57 @@ class JobManager:
             job.pop("result", None)
             self._spawn(job)
             return job
+
+
+class JobWatcher:
+    """A daemon thread that refreshes unfinished jobs every `interval` seconds and calls `on_change(job)`
+    whenever a job's status or step changed (the training nodes turn that into websocket events)."""
+
+    def __init__(self, manager: JobManager, on_change, interval: float = 2.0):
+        self.manager = manager
+        self.on_change = on_change
+        self.interval = interval
+        self._seen: dict[str, tuple] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _key(job: dict) -> tuple:
+        return job.get("status"), (job.get("progress") or {}).get("step"), (job.get("progress") or {}).get("stage")
+
+    def poll_once(self) -> list[dict]:
+        changed = []
+        for job in self.manager.list_jobs():
+            key = self._key(job)
+            if self._seen.get(job["id"]) != key:
+                first_sight = job["id"] not in self._seen
+                self._seen[job["id"]] = key
+                if first_sight and job["status"] in TERMINAL:
+                    continue  # finished before we started watching: nothing new to report
+                changed.append(job)
+                try:
+                    self.on_change(job)
+                except Exception:  # a broken listener must not stop the watcher
+                    import logging
+
+                    logging.getLogger(__name__).exception("training job listener failed")
+        return changed
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll_once()
+            except Exception:
+                import logging
+
+                logging.getLogger(__name__).exception("training job watcher poll failed")
+
+    def start(self) -> "JobWatcher":
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="rewardloop-job-watcher", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -245,9 +245,13 @@ def load_vae(cfg: TrainerConfig, device: torch.device) -> WanVaeCodec:
                          "ComfyUI's models/vae folder and give its path, or a diffusers AutoencoderKLWan folder.")
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-    config = _config_value(cfg, cfg.model.vae_config) or shipped_config("wan2.1_vae")
-    vae = AutoencoderKLWan(**_clean_config(config))
     sd = load_file(str(path))
+    config = _config_value(cfg, cfg.model.vae_config)
+    if config is None:
+        config = shipped_config("wan2.1_vae")
+        if "encoder.conv1.weight" in sd and "conv2.weight" in sd:  # original Wan layout: widths from shapes
+            config.update(base_dim=int(sd["encoder.conv1.weight"].shape[0]), z_dim=int(sd["conv2.weight"].shape[0]))
+    vae = AutoencoderKLWan(**_clean_config(config))
     if not any(k.startswith("encoder.conv_in") for k in sd):
         sd = convert_wan_vae_to_diffusers(sd)
     result = vae.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)

@@ -14,7 +14,8 @@ import torch
 from rewardloop.trainers.lora_export import comfy_to_diffusers, comfy_to_peft_state, diffusers_to_comfy, peft_to_comfy_state
 from trainer_toys import PACK_ROOT, TINY_WAN
 
-COMFY_DIR = Path(os.environ.get("REWARDLOOP_ENV_DIR", Path.home() / ".cache/comfyui-rewardloop/env")) / "ComfyUI"
+COMFY_DIR = Path(os.environ.get("REWARDLOOP_COMFYUI") or Path(os.environ.get(
+    "REWARDLOOP_ENV_DIR", Path.home() / ".cache/comfyui-rewardloop/env")) / "ComfyUI")
 
 
 def test_module_name_mapping_both_ways():

@@ -1,0 +1,375 @@
+"""Training nodes: launch DPO / GRPO / curriculum jobs as separate processes (never inside the executor),
+show a job's status, cancel or resume it. Launch nodes return a job id at once; a background watcher pushes
+`rewardloop.training` websocket events (status, step, metrics) to every open tab while jobs run. Job state
+lives under ComfyUI's user directory (user/rewardloop/jobs), so jobs outlive a closed tab and a server
+restart. The trained LoRA is written into models/loras in ComfyUI's Wan LoRA key format.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+
+from comfy_api.latest import io
+
+from ..trainers import job_configs as jc
+from ..trainers.jobs import JobManager, JobWatcher
+
+log = logging.getLogger("rewardloop.training")
+
+CATEGORY = "RewardLoop/Training"
+EVENT = "rewardloop.training"
+REWARDS = ["composite", "brightness", "target", "temporal_smoothness", "python"]
+
+_state: dict = {}
+_lock = threading.Lock()
+
+
+def _manager() -> JobManager:
+    import folder_paths
+
+    with _lock:
+        if "manager" not in _state:
+            jobs_dir = os.path.join(folder_paths.get_user_directory(), "rewardloop", "jobs")
+            _state["manager"] = JobManager(jobs_dir, python=sys.executable)
+            _state["watcher"] = JobWatcher(_state["manager"], _emit, interval=2.0).start()
+        return _state["manager"]
+
+
+def _emit(job: dict) -> None:
+    try:
+        from server import PromptServer
+
+        srv = PromptServer.instance
+    except (ImportError, AttributeError):
+        return
+    progress = job.get("progress") or {}
+    data = {"job_id": job["id"], "node_id": (job.get("meta") or {}).get("node_id"), "method": job.get("method"),
+            "status": job.get("status"), "step": progress.get("step"), "max_steps": job.get("max_steps"),
+            "stage": progress.get("stage"), "metrics": job.get("last_metrics") or {}, "error": job.get("error"),
+            "lora_path": job.get("lora_path")}
+    try:
+        srv.send_sync(EVENT, data, None)  # broadcast: a job outlives the tab that started it
+        if data["node_id"]:
+            srv.send_progress_text(_summary(job), data["node_id"], None)
+    except Exception:
+        log.exception("RewardLoop: could not send training event")
+
+
+def _summary(job: dict) -> str:
+    p = job.get("progress") or {}
+    text = f"{job['id']}: {job.get('status')}"
+    if p.get("step") is not None:
+        text += f" (step {p['step']}/{job.get('max_steps')}{', ' + p['stage'] if p.get('stage') else ''})"
+    if job.get("error"):
+        text += f"\n{job['error'][:600]}"
+    elif job.get("lora_path") and job.get("status") == "finished":
+        text += f"\nLoRA: {os.path.basename(job['lora_path'])}"
+    return text
+
+
+def _paths(model_file: str, vae_file: str) -> tuple[str, str, str]:
+    import folder_paths
+
+    model = folder_paths.get_full_path_or_raise("diffusion_models", model_file)
+    vae = "" if vae_file in ("", "none") else folder_paths.get_full_path_or_raise("vae", vae_file)
+    loras = folder_paths.get_folder_paths("loras")[0]
+    return model, vae, loras
+
+
+def _prompt_file(prompts: str) -> str:
+    """A path to an existing prompt list is used as is; prompt text (one a line) is stored once by content."""
+    text = prompts.strip()
+    if text and "\n" not in text and os.path.isfile(os.path.expanduser(text)):
+        return os.path.expanduser(text)
+    if not text:
+        raise ValueError("prompts is empty: give one prompt per line or the path of a prompt list file.")
+    import folder_paths
+
+    folder = os.path.join(folder_paths.get_user_directory(), "rewardloop", "prompts")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, hashlib.sha1(text.encode()).hexdigest()[:16] + ".txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    return path
+
+
+def _free_vram() -> None:
+    import comfy.model_management as mm
+
+    mm.unload_all_models()
+    mm.soft_empty_cache()
+
+
+def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str) -> io.NodeOutput:
+    if free_vram:
+        _free_vram()
+    job = _manager().launch(method, cfg, nproc=gpus, meta={"node_id": unique_id})
+    _emit(job)
+    return io.NodeOutput(job["id"], ui={"text": [_summary(job)]})
+
+
+def _common_inputs(default_lora: str, default_steps: int) -> list:
+    import folder_paths
+
+    return [
+        io.Combo.Input("model_file", options=folder_paths.get_filename_list("diffusion_models"),
+                       tooltip="Wan 2.1 text-to-video transformer (bf16/fp16 file from models/diffusion_models)."),
+        io.Combo.Input("vae_file", options=["none", *folder_paths.get_filename_list("vae")],
+                       tooltip="Wan 2.1 VAE: encodes dataset clips (DPO) and decodes samples for rewards (GRPO)."),
+        io.String.Input("lora_name", default=default_lora,
+                        tooltip="File name of the trained LoRA in models/loras (ComfyUI's Wan LoRA format)."),
+        io.Int.Input("steps", default=default_steps, min=1, max=1_000_000),
+        io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1.0, step=1e-5),
+        io.Int.Input("lora_rank", default=32, min=1, max=256),
+        io.Int.Input("seed", default=0, min=0, max=2**31 - 1),
+        io.Int.Input("checkpoint_every", default=100, min=0, max=1_000_000,
+                     tooltip="Steps between checkpoints (LoRA + optimizer + RNG + data position); 0 = only at "
+                             "the end and on cancel. Resume continues from the newest one."),
+        io.Boolean.Input("gradient_checkpointing", default=True, tooltip="Less VRAM, ~30% slower steps."),
+        io.Int.Input("gpus", default=1, min=1, max=16, tooltip=">1 runs torchrun with DDP (FSDP via extra settings)."),
+        io.Boolean.Input("free_vram", default=True,
+                         tooltip="Unload ComfyUI's models first so the training process gets the GPU memory."),
+        io.String.Input("extra_settings", default="", multiline=True,
+                        tooltip="YAML merged over the generated trainer config, e.g. 'optim: {warmup_steps: 50}'."),
+    ]
+
+
+def _common_cfg(kw: dict) -> dict:
+    model, vae, loras = _paths(kw["model_file"], kw["vae_file"])
+    return jc.common(model_path=model, vae_path=vae, lora_dir=loras, lora_name=kw["lora_name"], steps=kw["steps"],
+                     lr=kw["learning_rate"], rank=kw["lora_rank"], seed=kw["seed"],
+                     checkpoint_every=kw["checkpoint_every"], gradient_checkpointing=kw["gradient_checkpointing"])
+
+
+def _check_frames(frames) -> bool | str:
+    if frames is not None and (frames - 1) % 4:
+        return f"frames={frames} is not 4k+1 (Wan's VAE compresses time 4x): use {frames - (frames - 1) % 4} or {frames - (frames - 1) % 4 + 4}."
+    return True
+
+
+class RewardLoopLaunchDPO(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopLaunchDPO", display_name="Launch DPO Training", category=CATEGORY,
+            description="Starts Flow-DPO LoRA training of a Wan 2.1 model on preference pairs as a background job "
+                        "and returns its id at once. Data: a JSONL of {prompt, chosen, rejected} or a VideoDPO "
+                        "folder (metadata.json + pair.json).",
+            inputs=[
+                io.String.Input("dataset", default="", tooltip="Path of the pairs JSONL file or the VideoDPO folder."),
+                io.String.Input("text_embeddings", default="",
+                                tooltip="Text-embedding cache holding every prompt (Text Embedding Cache node)."),
+                io.Int.Input("frames", default=33, min=1, max=1025, step=4, tooltip="Clip length, 4k+1."),
+                io.Int.Input("height", default=480, min=0, max=2048, step=16, tooltip="0 with precomputed latents."),
+                io.Int.Input("width", default=832, min=0, max=2048, step=16),
+                io.Float.Input("beta", default=0.0, min=0.0, max=1e6, step=10.0,
+                               tooltip="DPO beta; 0 = 1000 (flow-matching default; useful range ~100-2000)."),
+                io.Combo.Input("on_bad_sample", options=["error", "skip"], default="error",
+                               tooltip="A missing/corrupt clip stops the job (error) or is skipped and counted."),
+                *_common_inputs("rewardloop_dpo", 1000),
+            ],
+            outputs=[io.String.Output("job_id")],
+            hidden=[io.Hidden.unique_id], is_output_node=True, not_idempotent=True,
+        )
+
+    @classmethod
+    def validate_inputs(cls, frames=None, **_):
+        return _check_frames(frames)
+
+    @classmethod
+    def execute(cls, dataset, text_embeddings, frames, height, width, beta, on_bad_sample, **kw) -> io.NodeOutput:
+        cfg = _common_cfg(kw)
+        cfg["dpo"] = {"data": os.path.expanduser(dataset), "text_embeddings": os.path.expanduser(text_embeddings),
+                      "frames": frames, "height": height, "width": width, "beta": beta, "on_bad_sample": on_bad_sample}
+        cfg = jc.deep_merge(cfg, jc.parse_extra(kw["extra_settings"]))
+        return _launch("dpo", cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
+
+
+def _grpo_inputs() -> list:
+    return [
+        io.String.Input("prompts", default="", multiline=True,
+                        tooltip="One prompt per line, or the path of a prompt list file."),
+        io.String.Input("text_embeddings", default="", tooltip="Text-embedding cache holding every prompt."),
+        io.Combo.Input("reward", options=REWARDS, default="composite",
+                       tooltip="Reward optimised by GRPO (composite = the pack's reward suite)."),
+        io.String.Input("reward_settings", default="", multiline=True,
+                        tooltip="YAML: weights for composite (e.g. 'clip_score: 1.0'), params for the others."),
+        io.Combo.Input("gold_reward", options=["none", *REWARDS], default="none",
+                       tooltip="Held-out reward, logged but never optimised: a rising reward with a falling gold "
+                               "reward means reward hacking."),
+        io.Int.Input("group_size", default=4, min=2, max=64),
+        io.Int.Input("sampling_steps", default=20, min=2, max=200),
+        io.Int.Input("train_window", default=4, min=1, max=200,
+                     tooltip="Number of high-noise sampling steps that are SDE steps and trained on."),
+        io.Float.Input("kl_beta", default=0.0, min=0.0, max=1.0, step=0.01),
+        io.Int.Input("frames", default=33, min=1, max=1025, step=4),
+        io.Int.Input("height", default=240, min=16, max=2048, step=16),
+        io.Int.Input("width", default=416, min=16, max=2048, step=16),
+    ]
+
+
+def _grpo_section(kw: dict) -> dict:
+    sec = {"prompts": _prompt_file(kw["prompts"]), "text_embeddings": os.path.expanduser(kw["text_embeddings"]),
+           "reward": jc.reward_spec(kw["reward"], kw["reward_settings"]), "group_size": kw["group_size"],
+           "sampling_steps": kw["sampling_steps"], "window_size": kw["train_window"], "kl_beta": kw["kl_beta"],
+           "frames": kw["frames"], "height": kw["height"], "width": kw["width"]}
+    if kw["gold_reward"] != "none":
+        sec["gold_reward"] = {"name": kw["gold_reward"]}
+    return sec
+
+
+class RewardLoopLaunchGRPO(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopLaunchGRPO", display_name="Launch GRPO Training", category=CATEGORY,
+            description="Starts Flow-GRPO LoRA training (online RL with a reward on decoded samples) as a background "
+                        "job and returns its id at once.",
+            inputs=[*_grpo_inputs(), *_common_inputs("rewardloop_grpo", 500)],
+            outputs=[io.String.Output("job_id")],
+            hidden=[io.Hidden.unique_id], is_output_node=True, not_idempotent=True,
+        )
+
+    @classmethod
+    def validate_inputs(cls, frames=None, **_):
+        return _check_frames(frames)
+
+    @classmethod
+    def execute(cls, **kw) -> io.NodeOutput:
+        cfg = _common_cfg(kw)
+        cfg["grpo"] = _grpo_section(kw)
+        cfg = jc.deep_merge(cfg, jc.parse_extra(kw["extra_settings"]))
+        return _launch("grpo", cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
+
+
+class RewardLoopLaunchCurriculum(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopLaunchCurriculum", display_name="Launch Length Curriculum", category=CATEGORY,
+            description="Trains stage by stage on longer clips (e.g. 33 -> 49 -> 65 -> 97 frames) with GRPO, each "
+                        "stage starting from the previous LoRA, advancing only when the metric gates pass on the "
+                        "validation prompts; otherwise it stops with a report.",
+            inputs=[
+                io.String.Input("stages", default="33, 49, 65, 97", tooltip="Frame counts (4k+1), in order."),
+                io.Int.Input("steps_per_stage", default=200, min=1, max=1_000_000),
+                io.String.Input("gates", default="temporal_smoothness >= -0.05", multiline=True,
+                                tooltip="One gate per line: '<metric> <op> <value>' (all must pass to advance)."),
+                io.String.Input("validation_prompts", default="", multiline=True,
+                                tooltip="Prompts for the gate metrics (one a line or a file); empty = training prompts."),
+                *[i for i in _grpo_inputs() if i.id != "frames"],
+                *[i for i in _common_inputs("rewardloop_curriculum", 200) if i.id != "steps"],
+            ],
+            outputs=[io.String.Output("job_id")],
+            hidden=[io.Hidden.unique_id], is_output_node=True, not_idempotent=True,
+        )
+
+    @classmethod
+    def validate_inputs(cls, stages=None, **_):
+        if stages is not None:
+            try:
+                jc.parse_stages(stages, 1)
+            except ValueError as exc:
+                return str(exc)
+        return True
+
+    @classmethod
+    def execute(cls, stages, steps_per_stage, gates, validation_prompts, **kw) -> io.NodeOutput:
+        kw = {**kw, "steps": steps_per_stage, "frames": jc.parse_stages(stages, 1)[0]["frames"]}
+        cfg = _common_cfg(kw)
+        cfg["grpo"] = _grpo_section(kw)
+        cfg["curriculum"] = {"method": "grpo", "stages": jc.parse_stages(stages, steps_per_stage),
+                             "gates": jc.parse_gates(gates)}
+        if validation_prompts.strip():
+            cfg["curriculum"]["validation_prompts"] = _prompt_file(validation_prompts)
+        cfg = jc.deep_merge(cfg, jc.parse_extra(kw["extra_settings"]))
+        return _launch("curriculum", cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
+
+
+class RewardLoopTrainingJob(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopTrainingJob", display_name="Training Job", category=CATEGORY,
+            description="Status of a training job (queue again to refresh; live numbers arrive by themselves), "
+                        "or cancel / resume it. Lists the known jobs when job_id is empty.",
+            inputs=[
+                io.String.Input("job_id", default="", tooltip="Id returned by a Launch node (or typed in)."),
+                io.Combo.Input("action", options=["status", "cancel", "resume"], default="status",
+                               tooltip="cancel: the trainer checkpoints and stops; resume: continues from the newest "
+                                       "checkpoint."),
+            ],
+            outputs=[io.String.Output("status"), io.String.Output("lora_name"), io.Int.Output("step"),
+                     io.String.Output("metrics", tooltip="Latest metrics as JSON.")],
+            hidden=[io.Hidden.unique_id], is_output_node=True, not_idempotent=True,
+        )
+
+    @classmethod
+    def execute(cls, job_id, action) -> io.NodeOutput:
+        manager = _manager()
+        job_id = job_id.strip()
+        if not job_id:
+            jobs = manager.list_jobs()
+            text = "\n".join(_summary(j).splitlines()[0] for j in jobs) or "no training jobs yet"
+            return io.NodeOutput("", "", 0, json.dumps([j["id"] for j in jobs]), ui={"text": [text]})
+        if action == "cancel":
+            job = manager.cancel(job_id, wait=False)
+        elif action == "resume":
+            job = manager.resume(job_id)
+        else:
+            job = manager.status(job_id)
+        _emit(job)
+        lora = os.path.basename(job["lora_path"]) if job.get("status") == "finished" and job.get("lora_path") else ""
+        step = int((job.get("progress") or {}).get("step") or 0)
+        return io.NodeOutput(job["status"], lora, step, json.dumps(job.get("last_metrics") or {}),
+                             ui={"text": [_summary(job)]})
+
+
+class RewardLoopTextEmbeddingCache(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopTextEmbeddingCache", display_name="Text Embedding Cache (training)", category=CATEGORY,
+            description="Encodes a prompt list once with the graph's text encoder (e.g. umt5 for Wan) and saves the "
+                        "cache the trainers read, so training never loads the text encoder.",
+            inputs=[
+                io.Clip.Input("clip"),
+                io.String.Input("prompts", default="", multiline=True, tooltip="One prompt per line."),
+                io.String.Input("negative_prompt", default="", multiline=True,
+                                tooltip="Also cached (used by GRPO with guidance_scale > 1)."),
+                io.String.Input("cache_name", default="prompts", tooltip="File name under output/rewardloop/text_embeddings."),
+            ],
+            outputs=[io.String.Output("text_embeddings", tooltip="Path of the cache file.")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, clip, prompts, negative_prompt, cache_name) -> io.NodeOutput:
+        import folder_paths
+        import torch
+
+        from ..trainers.text_embeddings import save_text_embeddings
+
+        lines = list(dict.fromkeys(p.strip() for p in prompts.splitlines() if p.strip()))
+        if not lines:
+            raise ValueError("prompts is empty: give one prompt per line.")
+        texts = lines + ([negative_prompt.strip()] if negative_prompt.strip() not in lines else [])
+        embs = []
+        for text in texts:
+            cond = clip.encode_from_tokens(clip.tokenize(text))
+            e = cond[0] if cond.dim() == 3 else cond
+            # Wan's encoder output is zero-padded to 512 tokens; keep the real tokens only.
+            nonzero = (e.abs().sum(dim=-1) > 0).nonzero()
+            embs.append(e[: int(nonzero.max()) + 1 if len(nonzero) else 1].to(torch.bfloat16))
+        name = jc.lora_file_name(cache_name)  # same file-name rules
+        path = os.path.join(folder_paths.get_output_directory(), "rewardloop", "text_embeddings", name)
+        save_text_embeddings(path, texts, embs, encoder="comfyui-clip")
+        return io.NodeOutput(path, ui={"text": [f"{len(texts)} prompts -> {path}"]})
+
+
+NODES = [RewardLoopLaunchDPO, RewardLoopLaunchGRPO, RewardLoopLaunchCurriculum, RewardLoopTrainingJob,
+         RewardLoopTextEmbeddingCache]
