@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the GPU benchmarks on the lent device machine (torch + CUDA preinstalled there; the pack's other
+# dependencies travel as wheels in .whl/, see the device notes in benchmarks/README.md).
+#   bash benchmarks/gpu_run.sh motion rewards trainers    -> logs in $OUT (or ./gpu-out)
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site
+fi
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$OUT/gpu.txt"
+for what in "$@"; do
+  case "$what" in
+    motion)   python3 benchmarks/bench_motion.py --device cuda 2>&1 | tee "$OUT/motion.log" ;;
+    rewards)  python3 benchmarks/bench_rewards.py --device cuda 2>&1 | tee "$OUT/rewards.log" ;;
+    trainers) python3 benchmarks/bench_trainers.py --device cuda 2>&1 | tee "$OUT/trainers.log" ;;
+    *) echo "unknown benchmark $what" ;;
+  esac
+done
