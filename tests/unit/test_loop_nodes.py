@@ -77,8 +77,8 @@ def make_test_nodes(h: Harness):
         @classmethod
         def define_schema(cls):
             return io.Schema(node_id="RLTestScene", category="test",
-                             inputs=[io.Int.Input("n"), io.Int.Input("first", default=0),
-                                     io.Int.Input("last", default=-1)],
+                             inputs=[io.Int.Input("n"), io.Int.Input("first", default=0, optional=True),
+                                     io.Int.Input("last", default=-1, optional=True)],
                              outputs=[io.Image.Output("frames")])
 
         @classmethod
