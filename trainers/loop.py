@@ -156,15 +156,19 @@ class TrainLoop:
         self.rt.barrier()
         return path
 
+    def prepare(self) -> None:
+        """Model, data, optimizer, and the DDP/FSDP wrapping (also used by benchmarks and tests)."""
+        self.setup()
+        self.optimizer, self.scheduler = self._optimizer()
+        self.model, self.optimizer = self.rt.accelerator.prepare(self.model, self.optimizer)
+
     def run(self) -> dict:
         """Train to run.max_steps (resuming if possible) and export the LoRA. Returns the result record."""
         rt, cfg = self.rt, self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if rt.is_main:  # the exact settings beside the outputs they produced
             save_config(cfg, self.run_dir / "config.json")
-        self.setup()
-        self.optimizer, self.scheduler = self._optimizer()
-        self.model, self.optimizer = rt.accelerator.prepare(self.model, self.optimizer)
+        self.prepare()
         self.logger = MetricsLogger(self.run_dir, rt.is_main, cfg.run.tensorboard)
         start = 0
         latest = ckpt.latest_checkpoint(self.run_dir) if cfg.run.resume else None

@@ -54,9 +54,7 @@ def _loop(tmp_path: Path, **grpo) -> GRPOLoop:
     cfg = build(cfg, "grpo")
     rt = Runtime(cfg.run, Path(cfg.run.output_dir))
     loop = GRPOLoop(cfg, rt)
-    loop.setup()
-    loop.optimizer, loop.scheduler = loop._optimizer()
-    loop.model, loop.optimizer = rt.accelerator.prepare(loop.model, loop.optimizer)
+    loop.prepare()
     return loop
 
 

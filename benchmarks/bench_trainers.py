@@ -1,0 +1,247 @@
+"""Trainer speed and memory on a full-size, randomly initialised Wan 2.1 1.3B transformer (dim 1536, 30 layers,
+12 heads, ffn 8960, text dim 4096; compute does not depend on weight values), LoRA rank 32 on attention and
+FFN linears, bf16 autocast, gradient checkpointing. Runs the trainers' own step code (DPOLoop / GRPOLoop
+train_step: reference pass with the adapter off, policy pass, backward, AdamW, grad clipping).
+
+    python benchmarks/bench_trainers.py                 # DPO pair step at 33x240x416 and 33x480x832, GRPO at 33x240x416
+    python benchmarks/bench_trainers.py --dpo --sizes 33x480x832 --steps 10
+    python benchmarks/bench_trainers.py --grpo --prompts-per-step 2          # 1 GPU, 2 groups of 4 per step
+    torchrun --nproc_per_node 2 benchmarks/bench_trainers.py --grpo --ddp    # 2 GPUs, 1 group of 4 per GPU
+    python benchmarks/bench_trainers.py --tiny          # CPU smoke run (tiny model, tiny shapes)
+
+GRPO iteration = group of 4 samples x 20 sampling steps (SDE on the 4-step train window, ODE elsewhere), VAE
+decode of the 4 clips (random-init Wan 2.1 VAE unless --no-vae), reward, then 4 window steps of policy
+fwd+bwd and one optimizer step. The same global batch on 1 GPU (--prompts-per-step 2) and on 2 GPUs (--ddp,
+1 prompt per GPU) makes the loss/reward curves comparable; --out FILE writes per-step metrics as JSONL.
+Prints markdown rows for benchmarks/RESULTS.md (rank 0 only).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import importlib.util
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_WAN = {"patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 16, "in_channels": 16,
+            "out_channels": 16, "text_dim": 32, "freq_dim": 32, "ffn_dim": 64, "num_layers": 2,
+            "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads", "eps": 1e-6}
+
+
+def _import_pack():
+    # Imported by path under an alias; never put the pack folder on sys.path (its nodes/ shadows ComfyUI's).
+    spec = importlib.util.spec_from_file_location("rewardloop", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rewardloop"] = module
+    spec.loader.exec_module(module)
+
+
+def _parse_size(text: str) -> tuple[int, int, int]:
+    f, h, w = (int(x) for x in text.lower().split("x"))
+    return f, h, w
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+class Bench:
+    def __init__(self, args):
+        from rewardloop.trainers.config import RunSettings
+        from rewardloop.trainers.runtime import Runtime
+
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="rl_bench_"))
+        run = RunSettings(output_dir=str(self.tmp / "run"), device="cpu" if args.tiny else "auto",
+                          mixed_precision="no" if args.tiny else "bf16", num_threads=1 if args.tiny else 0,
+                          tensorboard=False)
+        self.rt = Runtime(run, self.tmp / "run")
+        self.dev = self.rt.device
+        self.text_dim = 32 if args.tiny else 4096
+        self.model_cfg = TINY_WAN if args.tiny else "wan2.1_t2v_1.3b"
+        self.vae = "" if args.no_vae else self._random_vae()
+
+    def _random_vae(self) -> str:
+        from diffusers import AutoencoderKLWan
+
+        from rewardloop.trainers.model import shipped_config
+
+        cfg = {k: v for k, v in shipped_config("wan2.1_vae").items() if not k.startswith("_")}
+        if self.args.tiny:
+            cfg["base_dim"] = 8
+        torch.manual_seed(0)
+        path = self.tmp / "vae"
+        AutoencoderKLWan(**cfg).save_pretrained(str(path))
+        return str(path)
+
+    def _embeddings(self, prompts: list[str]) -> str:
+        from rewardloop.trainers.text_embeddings import save_text_embeddings
+
+        g = torch.Generator().manual_seed(0)
+        return str(save_text_embeddings(self.tmp / "emb.safetensors", prompts,
+                                        [torch.randn(8 if self.args.tiny else 64, self.text_dim, generator=g) * 0.1 for _ in prompts]))
+
+    def _base(self, tag: str) -> dict:
+        a = self.args
+        return {
+            "run": {"output_dir": str(self.tmp / tag), "seed": 0, "max_steps": a.steps + a.warmup,
+                    "checkpoint_every": 0, "device": "cpu" if a.tiny else "auto",
+                    "mixed_precision": "no" if a.tiny else "bf16", "tensorboard": False,
+                    "num_threads": 1 if a.tiny else 0},
+            "model": {"config": self.model_cfg, "random_init": True, "gradient_checkpointing": not a.no_checkpointing,
+                      "text_len": 16 if a.tiny else 512, **({"vae": self.vae} if self.vae else {})},
+            "lora": {"rank": 4 if a.tiny else 32},
+            "optim": {"lr": 1e-4},
+        }
+
+    def _measure(self, loop, label: str) -> dict:
+        from rewardloop.trainers.config import latent_frames  # noqa: F401  (import check)
+
+        a = self.args
+        loop.prepare()
+        loop.reseed(0)
+        times, rows = [], []
+        for i in range(a.warmup + a.steps):
+            if i == a.warmup and self.dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(self.dev)
+            _sync(self.dev)
+            t0 = time.perf_counter()
+            metrics = loop.train_step(i)
+            _sync(self.dev)
+            dt = time.perf_counter() - t0
+            metrics = self.rt.mean_across(metrics)
+            rows.append({"step": i + 1, "time_s": dt, **metrics})
+            if i >= a.warmup:
+                times.append(dt)
+        peak = torch.cuda.max_memory_allocated(self.dev) / 2 ** 30 if self.dev.type == "cuda" else float("nan")
+        times.sort()
+        out = {"label": label, "median_s": times[len(times) // 2], "min_s": times[0], "peak_gib": peak, "rows": rows}
+        del loop
+        self.rt.accelerator.free_memory()
+        gc.collect()
+        if self.dev.type == "cuda":
+            torch.cuda.empty_cache()
+        return out
+
+    def dpo(self, frames: int, height: int, width: int) -> dict:
+        from rewardloop.trainers.config import config_from_dict, latent_frames
+        from rewardloop.trainers.dpo import DPOLoop
+        from rewardloop.trainers.dpo_data import save_latent
+
+        data = self.tmp / f"dpo_{frames}x{height}x{width}"
+        data.mkdir(parents=True, exist_ok=True)
+        prompts = [f"bench prompt {i}" for i in range(4)]
+        emb = self._embeddings(prompts)
+        g = torch.Generator().manual_seed(1)
+        shape = (16, latent_frames(frames), height // 8, width // 8)
+        rows = []
+        for i in range(4):
+            save_latent(data / f"w{i}.safetensors", torch.randn(shape, generator=g))
+            save_latent(data / f"l{i}.safetensors", torch.randn(shape, generator=g))
+            rows.append({"prompt": prompts[i], "chosen": f"w{i}.safetensors", "rejected": f"l{i}.safetensors"})
+        (data / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        cfg = self._base(f"dpo_{frames}x{height}x{width}")
+        cfg["model"].pop("vae", None)
+        cfg["dpo"] = {"data": str(data / "pairs.jsonl"), "text_embeddings": emb, "frames": frames,
+                      "height": height, "width": width}
+        loop = DPOLoop(config_from_dict(cfg, method="dpo"), self.rt)
+        return self._measure(loop, f"DPO pair step {frames}x{height}x{width}")
+
+    def grpo(self, frames: int, height: int, width: int) -> dict:
+        from rewardloop.trainers.config import config_from_dict
+        from rewardloop.trainers.grpo import GRPOLoop
+
+        a = self.args
+        prompts = [f"bench prompt {i}" for i in range(8)]
+        emb = self._embeddings(prompts + [""])
+        (self.tmp / "prompts.txt").write_text("\n".join(prompts))
+        cfg = self._base(f"grpo_{frames}x{height}x{width}")
+        cfg["grpo"] = {"prompts": str(self.tmp / "prompts.txt"), "text_embeddings": emb, "frames": frames,
+                       "height": height, "width": width, "group_size": 4, "prompts_per_step": a.prompts_per_step,
+                       "sampling_steps": 4 if a.tiny else 20, "window_size": 2 if a.tiny else 4,
+                       "kl_beta": a.kl_beta, "reward": {"name": "brightness"},
+                       "decoder": "vae" if self.vae else "preview"}
+        loop = GRPOLoop(config_from_dict(cfg, method="grpo"), self.rt)
+        return self._measure(loop, f"GRPO iteration {frames}x{height}x{width}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dpo", action="store_true")
+    p.add_argument("--grpo", action="store_true")
+    p.add_argument("--sizes", default="", help="comma list of FxHxW for DPO (default 33x240x416,33x480x832)")
+    p.add_argument("--grpo-size", default="33x240x416")
+    p.add_argument("--steps", type=int, default=5, help="measured steps")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--prompts-per-step", type=int, default=1, help="GRPO groups per process per step")
+    p.add_argument("--kl-beta", type=float, default=0.0, help="> 0 adds the reference pass for the KL term")
+    p.add_argument("--no-vae", action="store_true", help="GRPO without VAE decode (preview decoder)")
+    p.add_argument("--no-checkpointing", action="store_true")
+    p.add_argument("--ddp", action="store_true", help="expect torchrun (world size > 1), DDP")
+    p.add_argument("--tiny", action="store_true", help="CPU smoke run with a tiny model")
+    p.add_argument("--out", default="", help="write per-step metrics of every run as JSONL")
+    args = p.parse_args()
+    if not args.dpo and not args.grpo:
+        args.dpo = args.grpo = not args.ddp
+        args.grpo = True
+    if args.ddp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        p.error("--ddp needs torchrun --nproc_per_node N (N >= 2)")
+    if args.tiny:
+        sizes = [(5, 32, 32)]
+        grpo_size = (5, 32, 32)
+        args.steps, args.warmup = min(args.steps, 2), min(args.warmup, 1)
+    else:
+        sizes = [_parse_size(s) for s in (args.sizes or "33x240x416,33x480x832").split(",")]
+        grpo_size = _parse_size(args.grpo_size)
+    _import_pack()
+    bench = Bench(args)
+    results = []
+    if args.dpo:
+        results += [bench.dpo(*s) for s in sizes]
+    if args.grpo:
+        results.append(bench.grpo(*grpo_size))
+    if not bench.rt.is_main:
+        return
+    dev = bench.dev
+    gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU {os.cpu_count()} cores"
+    backend = f"ROCm {torch.version.hip}" if getattr(torch.version, "hip", None) else (
+        f"CUDA {torch.version.cuda}" if dev.type == "cuda" else "cpu")
+    model = "tiny Wan (2 layers, dim 32)" if args.tiny else "Wan2.1-1.3B-shaped random init"
+    world = bench.rt.world
+    print(f"\n<!-- {platform.node()} torch {torch.__version__} {backend}; world size {world} -->")
+    print("| date | machine | benchmark (script, settings) | numbers |\n|---|---|---|---|")
+    for r in results:
+        extra = ""
+        if r["label"].startswith("GRPO"):
+            samples = 4 * args.prompts_per_step * world
+            extra = (f"; {samples / r['median_s']:.2f} samples/s ({samples} samples/step over {world} process(es)); "
+                     f"VAE decode {'off' if args.no_vae else 'on'}, KL {'on' if args.kl_beta > 0 else 'off'}")
+        settings = (f"`bench_trainers.py` {r['label']}, {model}, LoRA r{4 if args.tiny else 32}, "
+                    f"{'fp32' if args.tiny else 'bf16'}, checkpointing {'off' if args.no_checkpointing else 'on'}"
+                    f"{', DDP x' + str(world) if world > 1 else ''}")
+        print(f"| {datetime.date.today()} | {gpu}, torch {torch.__version__} | {settings} | "
+              f"{r['median_s'] * 1000:.0f} ms/step median (min {r['min_s'] * 1000:.0f}) over {args.steps} steps; "
+              f"peak {'n/a' if r['peak_gib'] != r['peak_gib'] else format(r['peak_gib'], '.1f') + ' GiB'}{extra} |")
+    curve = [(row["step"], row.get("loss"), row.get("reward_mean")) for r in results for row in r["rows"]
+             if r["label"].startswith("GRPO")]
+    if curve:
+        print("\nGRPO curve (step, loss, reward_mean):", ", ".join(f"({s}, {l:.4g}, {m:.4g})" for s, l, m in curve))
+    if args.out:
+        with open(args.out, "w") as f:
+            for r in results:
+                for row in r["rows"]:
+                    f.write(json.dumps({"label": r["label"], "world": world, **row}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
