@@ -61,7 +61,7 @@ def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
     spatial = torch.zeros(n)
     temporal = torch.zeros(n)
     valid_frac = torch.zeros(n)
-    for s, e in clip.chunks(n, "flow smoothness"):
+    for s, e in clip.chunks(n, "flow smoothness", clip.analysis_chunk):
         e1 = min(e + 1, n)  # one extra pair for the temporal difference of the chunk's last pair
         fwd = clip.flow_chunk(s, e1).forward
         valid = erode(clip.valid_mask(s, e1), EROSION)

@@ -42,7 +42,7 @@ def motion_signals(clip: Clip) -> torch.Tensor:
     """[N, 1 + GRID^2] mean flow magnitude per pair: whole frame, then patches (memoised)."""
     def compute():
         out = torch.empty(clip.num_pairs, 1 + GRID * GRID)
-        for s, e in clip.chunks(clip.num_pairs, "motion signal"):
+        for s, e in clip.chunks(clip.num_pairs, "motion signal", clip.analysis_chunk):
             mag = clip.flow_chunk(s, e).forward.norm(dim=-1)[:, None]  # [n,1,h,w]
             out[s:e, 0] = mag.mean(dim=(1, 2, 3)).cpu()
             out[s:e, 1:] = F.adaptive_avg_pool2d(mag, GRID).flatten(1).cpu()

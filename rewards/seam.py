@@ -69,7 +69,7 @@ def transition_change(clip: Clip) -> torch.Tensor:
     """d_t per pair (memoised): motion-compensated mean absolute change."""
     def compute():
         d = torch.empty(clip.num_pairs)
-        for s, e in clip.chunks(clip.num_pairs, "seam changes"):
+        for s, e in clip.chunks(clip.num_pairs, "seam changes", clip.analysis_chunk):
             ref, nxt = clip.analysis_frames(s, e), clip.analysis_frames(s + 1, e + 1)
             m = clip.valid_mask(s, e)[..., None]
             diff = m * (ref - clip.warped_next(s, e)).abs() + (1 - m) * (ref - nxt).abs()

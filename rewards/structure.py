@@ -37,7 +37,7 @@ def score(clip: Clip) -> RewardResult:
 
     n = clip.num_pairs
     values = torch.full((n,), float("nan"))
-    for s, e in clip.chunks(n, "structure constancy"):
+    for s, e in clip.chunks(n, "structure constancy", clip.analysis_chunk):
         e_ref = clip.edges(s, e)
         e_warp = canny(clip.warped_next(s, e))
         ssim_map = kornia.metrics.ssim(blurred(e_ref), blurred(e_warp), 11, max_val=1.0)[:, 0]
