@@ -6,8 +6,11 @@ curriculum's validation gates and the preference-pair builder. Built-ins:
   brightness   mean intensity (a toy reward for tests and smoke runs)
   target       -mean((frames - value)^2), value a float or [r,g,b] (toy: match a colour)
   temporal_smoothness  -mean |frame[t+1] - frame[t]| (a cheap stand-in for t-LPIPS in smoke runs)
-  composite    the pack's reward suite (rewardloop.rewards), weights from RewardSpec.weights
+  composite    the pack's reward suite (rewardloop.rewards.composite), weights from RewardSpec.weights
+  <scorer>     any single scorer of the suite by name (temporal_lpips, flow_smoothness, seam_consistency,
+               identity_lock, clip_score, loop_break, ...), params passed to it
   python       any importable callable: params {"callable": "package.module:function"}
+Scorers that do not apply to a clip return NaN; the trainers stop with an error rather than train on it.
 """
 from __future__ import annotations
 
@@ -71,19 +74,48 @@ def _adapt(fn: Callable, kwargs: dict) -> RewardFn:
     return wrapped
 
 
-def _composite(spec: RewardSpec) -> RewardFn:
-    """The pack's composite reward. Resolved lazily so the trainer core has no hard dependency on which
-    scorers are installed; the message says what is missing."""
+def _rewards_package():
     try:
         from .. import rewards
     except ImportError as exc:
-        raise ValueError(f"reward 'composite' needs the pack's rewards package, which failed to import: {exc}") from exc
-    builder = getattr(rewards, "build_composite", None) or getattr(rewards, "composite_reward", None)
-    if builder is None:
-        raise ValueError("reward 'composite': rewardloop.rewards exposes no build_composite(weights, **params); "
-                         "use a named reward or params.callable instead.")
-    fn = builder(dict(spec.weights), **spec.params)
-    return _adapt(fn, {})
+        raise ValueError(f"the pack's rewards package failed to import: {exc}") from exc
+    return rewards
+
+
+def _reward_device(params: dict) -> str:
+    dev = params.get("device", "auto")
+    return ("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev
+
+
+def _composite(spec: RewardSpec) -> RewardFn:
+    """The pack's composite reward (rewardloop.rewards.composite): weighted mean of the scorers that apply.
+    params: `device` (auto), `options` ({scorer: {...}}), other keys go to rewards.Clip (e.g. analysis_size)."""
+    rewards = _rewards_package()
+    weights = dict(spec.weights) or None
+    params = dict(spec.params)
+    device = _reward_device(params)
+    params.pop("device", None)
+    options = params.pop("options", None)
+
+    def fn(frames: torch.Tensor, prompt: str | None = None) -> float:
+        clip = rewards.Clip(frames.float().clamp(0, 1), prompt=prompt or "", device=device, **params)
+        agg, _ = rewards.composite(clip, weights, options)
+        return float(agg.value)
+    return fn
+
+
+def _scorer(name: str, params: dict) -> RewardFn:
+    """One scorer of the pack's reward suite by name (temporal_lpips, flow_smoothness, clip_score, ...)."""
+    rewards = _rewards_package()
+    params = dict(params)
+    device = _reward_device(params)
+    params.pop("device", None)
+    clip_kw = {k: params.pop(k) for k in ("analysis_size", "flow_method") if k in params}
+
+    def fn(frames: torch.Tensor, prompt: str | None = None) -> float:
+        clip = rewards.Clip(frames.float().clamp(0, 1), prompt=prompt or "", device=device, **clip_kw)
+        return float(rewards.score(name, clip, **params).value)
+    return fn
 
 
 _BUILTIN: dict[str, Callable[[dict], RewardFn]] = {
@@ -103,9 +135,12 @@ def build_reward(spec: RewardSpec | dict | str | None) -> RewardFn | None:
         spec = RewardSpec(**spec)
     if spec.name == "composite":
         return _composite(spec)
-    if spec.name not in _BUILTIN:
-        raise ValueError(f"Unknown reward {spec.name!r}; choose one of {sorted([*_BUILTIN, 'composite'])}.")
-    return _BUILTIN[spec.name](dict(spec.params))
+    if spec.name in _BUILTIN:
+        return _BUILTIN[spec.name](dict(spec.params))
+    scorers = list(getattr(_rewards_package(), "SCORERS", {}))
+    if spec.name in scorers:
+        return _scorer(spec.name, spec.params)
+    raise ValueError(f"Unknown reward {spec.name!r}; choose one of {sorted([*_BUILTIN, 'composite', *scorers])}.")
 
 
 def score_batch(fn: RewardFn, frames: torch.Tensor, prompts: list[str]) -> torch.Tensor:
