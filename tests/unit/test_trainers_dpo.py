@@ -140,3 +140,33 @@ def test_clip_decoding_video_and_frame_folder(tmp_path):
     (tmp_path / "junk.mp4").write_bytes(b"\x00" * 100)
     with pytest.raises(ValueError, match="junk.mp4 could not be decoded"):
         read_clip(tmp_path / "junk.mp4")
+
+
+def test_dpo_encodes_video_clips_with_the_vae_once(tmp_path):
+    from diffusers import AutoencoderKLWan
+
+    from rewardloop.trainers.video_io import write_clip
+
+    torch.manual_seed(0)
+    AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1).save_pretrained(str(tmp_path / "vae"))
+    write_embeddings(tmp_path / "emb.safetensors", ["a fox", "a lake"])
+    rows = []
+    for i, prompt in enumerate(["a fox", "a lake"]):
+        ramp = torch.linspace(0, 1, 56).view(1, 1, 56, 1).expand(9, 40, 56, 3)
+        write_clip(tmp_path / f"good{i}.mp4", ramp)
+        write_clip(tmp_path / f"bad{i}.mp4", 1 - ramp)
+        rows.append({"prompt": prompt, "chosen": f"good{i}.mp4", "rejected": f"bad{i}.mp4"})
+    _write_jsonl(tmp_path / "pairs.jsonl", rows)
+    cfg = dpo_config(tmp_path, tmp_path / "run", max_steps=3, checkpoint_every=0)
+    cfg["model"]["vae"] = str(tmp_path / "vae")
+    cfg["dpo"].update(height=32, width=32, eval_pairs=0)
+    assert run_inprocess(cfg, "dpo")["status"] == "finished"
+    cached = sorted((tmp_path / "run" / "latent_cache").glob("*.safetensors"))
+    assert len(cached) == 4  # each clip encoded once, reused in later epochs
+    from safetensors.torch import load_file
+
+    assert load_file(str(cached[0]))["latent"].shape == (16, 3, 4, 4)  # 9 frames, 32x32 -> T'=3, 4x4
+    (tmp_path / "good0.mp4").write_bytes(b"\x00" * 64)  # corrupt after caching: new mtime -> re-encode fails
+    cfg["run"].update(output_dir=str(tmp_path / "run2"))
+    with pytest.raises(ValueError, match=r"pairs\.jsonl:1: Clip .*good0\.mp4 could not be decoded"):
+        run_inprocess(cfg, "dpo")
