@@ -15,6 +15,7 @@ import threading
 
 from comfy_api.latest import io
 
+from .. import modelfiles
 from ..trainers import job_configs as jc
 from ..trainers.jobs import JobManager, JobWatcher
 
@@ -107,7 +108,15 @@ def _free_vram() -> None:
 def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str) -> io.NodeOutput:
     if free_vram:
         _free_vram()
-    job = _manager().launch(method, cfg, nproc=gpus, meta={"node_id": unique_id})
+    import folder_paths
+
+    # The job process has no folder_paths: hand it the reward model folders (extra_model_paths.yaml included).
+    try:
+        reward_dirs = folder_paths.get_folder_paths(modelfiles.FOLDER_KEY)
+    except KeyError:  # the pack's folder is registered at start-up; tolerate a bare folder_paths
+        reward_dirs = []
+    env = {"REWARDLOOP_MODELS_DIR": os.pathsep.join(reward_dirs)} if reward_dirs else {}
+    job = _manager().launch(method, cfg, nproc=gpus, meta={"node_id": unique_id}, env=env)
     _emit(job)
     return io.NodeOutput(job["id"], ui={"text": [_summary(job)]})
 

@@ -62,7 +62,7 @@ class TrainLoop:
     # ------------------------------------------------------------------ model helpers
     def build_model(self):
         seed_everything(self.cfg.run.seed)
-        return build_policy(self.cfg, self.device)
+        return build_policy(self.cfg, self.device, self.rt.autocast_dtype)
 
     @property
     def peft(self):

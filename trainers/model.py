@@ -166,10 +166,10 @@ def apply_lora(model, settings: LoraSettings):
     return peft_model
 
 
-def build_policy(cfg: TrainerConfig, device: torch.device):
+def build_policy(cfg: TrainerConfig, device: torch.device, autocast_dtype: torch.dtype | None = None):
     """Load the base model, cast it, optionally enable checkpointing, add the LoRA and move to device."""
     model = load_transformer(cfg)
-    dtype = base_dtype(cfg.model.dtype, device)
+    dtype = base_dtype(cfg.model.dtype, device, autocast_dtype)
     cast_base(model, dtype)
     if cfg.model.gradient_checkpointing:
         model.enable_gradient_checkpointing()
@@ -181,9 +181,14 @@ def build_policy(cfg: TrainerConfig, device: torch.device):
     return model.to(device)
 
 
-def base_dtype(name: str, device: torch.device) -> torch.dtype:
+def base_dtype(name: str, device: torch.device, autocast_dtype: torch.dtype | None = None) -> torch.dtype:
+    """auto: bf16 frozen weights when the forward runs under bf16 autocast (GPU default), else fp32. A bf16
+    base without autocast would meet fp32 activations and fail, so that combination is refused."""
     if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return torch.bfloat16 if autocast_dtype == torch.bfloat16 else torch.float32
+    if DTYPES[name] != torch.float32 and autocast_dtype is None:
+        raise ValueError(f"model.dtype={name} needs run.mixed_precision bf16 (or auto on a GPU); with "
+                         "mixed precision off use model.dtype fp32.")
     return DTYPES[name]
 
 

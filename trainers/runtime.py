@@ -57,7 +57,8 @@ class Runtime:
                 state_dict_type="SHARDED_STATE_DICT")
         self.accelerator = Accelerator(
             cpu=wanted.type == "cpu", mixed_precision="no",
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)], **kwargs)
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False, broadcast_buffers=False)],
+            **kwargs)
         self.device = self.accelerator.device
         self.rank = self.accelerator.process_index
         self.world = self.accelerator.num_processes

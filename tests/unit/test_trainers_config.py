@@ -85,3 +85,16 @@ def test_cli_reports_config_errors_in_result_file(tmp_path):
     assert "4k+1" in proc.stderr
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["status"] == "failed" and "4k+1" in result["error"]
+
+
+def test_shipped_example_configs_are_valid():
+    from pathlib import Path
+
+    import rewardloop.trainers as trainers
+
+    examples = sorted((Path(trainers.__file__).parent / "configs" / "examples").glob("*.yaml"))
+    assert len(examples) == 4
+    for path in examples:
+        method = {"dpo": "dpo", "grpo": "grpo", "curriculum": "curriculum", "pairs": "pairs"}[path.stem.split("_")[0]]
+        cfg = load_config(path, method)
+        assert cfg.method == method
