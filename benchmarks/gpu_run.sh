@@ -17,7 +17,7 @@ for what in "$@"; do
   case "$what" in
     motion)   python3 benchmarks/bench_motion.py --device cuda 2>&1 | tee "$OUT/motion.log" ;;
     rewards)  python3 benchmarks/bench_rewards.py --device cuda 2>&1 | tee "$OUT/rewards.log" ;;
-    trainers) python3 benchmarks/bench_trainers.py --device cuda 2>&1 | tee "$OUT/trainers.log" ;;
+    trainers) python3 benchmarks/bench_trainers.py --out "$OUT/trainers_metrics.jsonl" 2>&1 | tee "$OUT/trainers.log" ;;
     *) echo "unknown benchmark $what" ;;
   esac
 done
