@@ -20,6 +20,7 @@ FAMILIES = (
     "loop",
     "motion",
     "training",
+    "rewards",
 )
 
 

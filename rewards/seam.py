@@ -9,7 +9,8 @@ A seam's zone is its overlap plus the transitions entering and leaving it; its s
     s_j = min(1, median(d over transitions outside every zone) / max(d over the zone))
 Value: mean_j s_j, range (0, 1], higher = better (1 = no seam transition worse than a typical one).
 per_item: one per seam, at the zone's centre. Windows: (window, overlap) or explicit [start, end) frame
-ranges (as the scene-window planner produces); not applicable when the clip fits in one window.
+ranges (as Window Split produces; (window, overlap) is planned the same way, the last window aligned to
+the clip's end); not applicable when the clip fits in one window.
 """
 from __future__ import annotations
 
@@ -27,26 +28,21 @@ EPS = 1e-3  # a floor for the baseline change on near-static clips
 
 
 def window_ranges(num_frames: int, windows=None) -> list[tuple[int, int]]:
-    """[start, end) ranges from None (64/16), a (window, overlap) pair, a dict, or explicit ranges."""
+    """[start, end) ranges from None (64/16), a (window, overlap) pair, a dict, a motion.windows.Windows, or
+    explicit ranges."""
     if windows is None:
         windows = (WINDOW, OVERLAP)
+    if hasattr(windows, "ranges"):  # motion.windows.Windows (the Window Split node's REWARDLOOP_WINDOWS)
+        windows = windows.ranges
     if isinstance(windows, dict):
         if "ranges" in windows:
             windows = windows["ranges"]
         else:
             windows = (windows.get("window", WINDOW), windows.get("overlap", OVERLAP))
     if isinstance(windows, Sequence) and len(windows) == 2 and all(isinstance(v, int) for v in windows):
-        window, overlap = int(windows[0]), int(windows[1])
-        if window < 2 or not 0 <= overlap < window:
-            raise ValueError(f"windows need window >= 2 and 0 <= overlap < window, got {window}/{overlap}")
-        stride = window - overlap
-        ranges, start = [], 0
-        while True:
-            ranges.append((start, min(start + window, num_frames)))
-            if start + window >= num_frames:
-                break
-            start += stride
-        return ranges
+        from ..motion.windows import window_ranges as plan  # the same plan Window Split uses
+
+        return plan(num_frames, int(windows[0]), int(windows[1]))
     ranges = [(int(a), int(b)) for a, b in windows]
     for (a0, b0), (a1, b1) in zip(ranges, ranges[1:]):
         if not (a0 < a1 <= b0 < b1 or b0 == a1):

@@ -87,10 +87,8 @@ def _random_facenet(root: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def reward_models(real_weights_dir, tmp_path_factory):
-    """REWARDLOOP_MODELS_DIR = [real LPIPS/I3D cache, a folder of small random CLIP/BLIP/facenet models and the
-    real LAION heads]. Restored (and the model cache freed) at the end of the session."""
-    from rewardloop import modelfiles
+def reward_model_dirs(real_weights_dir, tmp_path_factory):
+    """[real LPIPS/I3D cache, a folder of small random CLIP/BLIP/facenet models and the real LAION heads]."""
     from rewardloop.rewards import models
 
     tiny = tmp_path_factory.mktemp("reward-models")
@@ -100,16 +98,22 @@ def reward_models(real_weights_dir, tmp_path_factory):
     (tiny / "aesthetic").mkdir()
     for name in ("sac+logos+ava1-l14-linearMSE.pth", "sa_0_4_vit_l_14_linear.pth"):
         shutil.copy(DATA / "laion-aesthetic" / name, tiny / "aesthetic" / name)
-    saved = os.environ.get("REWARDLOOP_MODELS_DIR")
-    os.environ["REWARDLOOP_MODELS_DIR"] = os.pathsep.join([str(real_weights_dir), str(tiny)])
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    modelfiles.set_model_roots([])
     yield SimpleNamespace(real=real_weights_dir, tiny=tiny, clip_file=f"{TINY_CLIP}.safetensors", blip=TINY_BLIP)
     models.clear_cache()
-    if saved is None:
-        os.environ.pop("REWARDLOOP_MODELS_DIR", None)
-    else:
-        os.environ["REWARDLOOP_MODELS_DIR"] = saved
+
+
+@pytest.fixture
+def reward_models(reward_model_dirs, monkeypatch):
+    """Points the pack's model roots at reward_model_dirs for one test (REWARDLOOP_MODELS_DIR, no explicit roots:
+    another test or a node may have synced ComfyUI's folders), and restores them afterwards."""
+    from rewardloop import modelfiles
+
+    saved = list(modelfiles._roots)
+    monkeypatch.setenv("REWARDLOOP_MODELS_DIR", os.pathsep.join([str(reward_model_dirs.real), str(reward_model_dirs.tiny)]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    modelfiles.set_model_roots([])
+    yield reward_model_dirs
+    modelfiles.set_model_roots(saved)
 
 
 @pytest.fixture(scope="session")

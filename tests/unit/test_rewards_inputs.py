@@ -106,7 +106,7 @@ def test_unknown_options_are_clear_errors(scene_frames):
         score("loop_break", clip, loop_mode="sometimes")
     with pytest.raises(ValueError, match="weights must be"):
         composite(clip, {"temporal_lpips": -1})
-    with pytest.raises(ValueError, match="windows"):
+    with pytest.raises(ValueError, match="overlap must be"):
         score("seam_consistency", clip.with_inputs(windows=(8, 8)))
 
 

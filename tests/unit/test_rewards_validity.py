@@ -10,7 +10,7 @@ from rewardloop.rewards import Clip, score
 
 pytestmark = pytest.mark.usefixtures("reward_models")
 
-WINDOWS = (24, 4)  # windows [0,24) [20,44) [40,48): joins inside frames 20..23 and 40..43
+WINDOWS = (24, 4)  # motion.windows plan for 48 frames: [0,24) [20,44) [24,48)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_loop_break_is_inverted_when_the_prompt_asks_for_a_loop(clips):
 
 def test_seam_score_locates_the_bad_join(clips):
     res = score("seam_consistency", clips["seam"])
-    assert res.details["seam_pairs"] == [(19, 23), (39, 43)]
+    assert res.details["seam_pairs"] == [(19, 23), (23, 43)]
     assert float(res.per_item[0]) < 0.8 < float(res.per_item[1])  # the corrupted join is the first one
 
 

