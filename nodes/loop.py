@@ -262,7 +262,10 @@ class RewardLoopRetryClose(io.ComfyNode):
         chart = {"title": "reward per attempt", "x_label": "attempt",
                  "series": [{"name": "reward", "values": rewards}], "threshold": state.settings.threshold}
         ui = {"rewardloop_chart": [chart], "rewardloop_log": [state.as_dict()]}
-        return io.NodeOutput(run.best, reward, chosen, state.passed, log_json, ui=gating.json_safe(ui))
+        # The expanded graph (kept by ComfyUI until the next prompt) references the run through its carry
+        # constants: drop the candidate so the loop holds nothing once it has answered.
+        frames, run.best = run.best, None
+        return io.NodeOutput(frames, reward, chosen, state.passed, log_json, ui=gating.json_safe(ui))
 
 
 class RewardLoopPerturbedScene(io.ComfyNode):
