@@ -191,9 +191,8 @@ def main() -> None:
     p.add_argument("--tiny", action="store_true", help="CPU smoke run with a tiny model")
     p.add_argument("--out", default="", help="write per-step metrics of every run as JSONL")
     args = p.parse_args()
-    if not args.dpo and not args.grpo:
-        args.dpo = args.grpo = not args.ddp
-        args.grpo = True
+    if not args.dpo and not args.grpo:  # default: everything; under --ddp only GRPO (the multi-GPU target)
+        args.dpo, args.grpo = not args.ddp, True
     if args.ddp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
         p.error("--ddp needs torchrun --nproc_per_node N (N >= 2)")
     if args.tiny:

@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 
 from .config import config_from_dict
-from .reporting import PROGRESS_FILE, RESULT_FILE, read_json, write_json_atomic
-from .runtime import CANCEL_FILE
+from .reporting import CANCEL_FILE, PROGRESS_FILE, RESULT_FILE, read_json, write_json_atomic
 
 LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 TERMINAL = ("finished", "failed", "cancelled", "gate_failed")

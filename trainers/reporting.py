@@ -17,6 +17,7 @@ from pathlib import Path
 METRICS_FILE = "metrics.jsonl"
 PROGRESS_FILE = "progress.json"
 RESULT_FILE = "result.json"
+CANCEL_FILE = "CANCEL"  # created by the job manager; the trainer checkpoints and stops when it appears
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

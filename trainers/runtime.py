@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from .config import RunSettings
-
-CANCEL_FILE = "CANCEL"
+from .reporting import CANCEL_FILE
 
 
 class Cancelled(Exception):
