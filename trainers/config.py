@@ -173,6 +173,15 @@ class CurriculumSettings:
 
 
 @dataclass
+class ValidationSettings:
+    every: int = 0                      # steps between validations (0 = off); logged as val_<metric>
+    prompts: str = ""                   # prompt list; default: grpo.prompts
+    seeds: list = field(default_factory=lambda: [0])
+    sampling_steps: int = 0             # 0 = grpo.sampling_steps (20 for DPO)
+    metrics: list = field(default_factory=list)  # names or {name, params}: temporal_lpips, flow_smoothness ...
+
+
+@dataclass
 class PairsSettings:
     clips: str = ""                     # folder (one sub-folder per prompt with prompt.txt) or JSONL (prompt, clip)
     out: str = ""                       # output JSONL (prompt, chosen, rejected, scores)
@@ -195,6 +204,7 @@ class TrainerConfig:
     grpo: GRPOSettings | None = None
     curriculum: CurriculumSettings | None = None
     pairs: PairsSettings | None = None
+    validation: ValidationSettings | None = None
     source: str = ""                    # the file this config came from (relative paths resolve against it)
 
     def to_dict(self) -> dict:
@@ -347,6 +357,11 @@ def _validate(cfg: TrainerConfig) -> None:
                 setattr(g, name, _build(RewardSpec, spec, f"grpo.{name}"))
         if cfg.method == "grpo" and not g.prompts:
             raise ValueError("grpo.prompts is required: a text file with one prompt a line.")
+    if cfg.validation is not None and cfg.validation.every:
+        if cfg.validation.every < 0 or not cfg.validation.metrics:
+            raise ValueError("validation.every > 0 needs validation.metrics (e.g. [temporal_lpips, flow_smoothness]).")
+        if cfg.method == "dpo" and not (cfg.validation.prompts and cfg.dpo.height):
+            raise ValueError("DPO validation needs validation.prompts and dpo.height/width (the clip size).")
     if cfg.pairs is not None and cfg.method == "pairs":
         p = cfg.pairs
         if not p.clips or not p.out:

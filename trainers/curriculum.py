@@ -14,13 +14,9 @@ import operator
 import shutil
 from pathlib import Path
 
-import torch
-
-from .config import GateSettings, RewardSpec, TrainerConfig, config_from_dict, latent_frames, resolve_path
-from .flow import ode_step, sampling_sigmas
+from .config import GateSettings, RewardSpec, TrainerConfig, config_from_dict, resolve_path
 from .reporting import read_json, write_json_atomic
-from .reward_fns import build_reward, score_batch
-from .text_embeddings import TextEmbeddings, pad_batch, read_prompt_list
+from .validation import sample_and_score
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "curriculum_report.json"
@@ -61,46 +57,17 @@ def check_gates(gates: list[GateSettings], values: dict[str, float]) -> list[dic
     return out
 
 
-@torch.no_grad()
 def validation_values(loop, cfg: TrainerConfig, stage_cfg: TrainerConfig) -> dict[str, float]:
-    """Deterministic ODE samples of the validation prompts at the stage's length, scored by every gate metric."""
-    from .grpo import make_decoder
-
+    """Deterministic samples of the validation prompts at the stage's length, scored by every gate metric."""
     cur = cfg.curriculum
     section = getattr(stage_cfg, cur.method)
-    prompts_path = cur.validation_prompts or getattr(section, "prompts", "")
-    if not prompts_path:
-        raise ValueError("curriculum.validation_prompts is required (a prompt list for the gate metrics).")
-    height, width = section.height, section.width
-    if not height or not width:
-        raise ValueError(f"{cur.method}.height/width must be set: validation clips are sampled at that size.")
-    prompts = read_prompt_list(resolve_path(cfg, prompts_path))
-    emb = TextEmbeddings.load(resolve_path(cfg, section.text_embeddings))
-    emb.require(prompts, "validation prompts")
-    steps = cur.validation_steps or getattr(section, "sampling_steps", 20)
-    sigmas = sampling_sigmas(steps, stage_cfg.model.flow_shift).to(loop.device)
-    tcfg = loop.transformer.config
-    shape = (tcfg.in_channels, latent_frames(stage_cfg_frames(stage_cfg, cur.method)), height // 8, width // 8)
-    decoder = getattr(loop, "decoder", None) or make_decoder(stage_cfg, loop.device, getattr(section, "decoder", "auto"))
-    metric_fns = {g.metric: build_reward(RewardSpec(name=g.metric, params=g.params)) for g in cur.gates}
-    scores = {name: [] for name in metric_fns}
-    for prompt in prompts:
-        ctx = pad_batch([emb.get(prompt)], stage_cfg.model.text_len, tcfg.text_dim).to(loop.device)
-        for seed in cur.validation_seeds:
-            loop.rt.check_cancel()
-            gen = torch.Generator(device=loop.device).manual_seed(int(seed))
-            x = torch.randn((1, *shape), generator=gen, device=loop.device)
-            for k in range(steps):
-                v = loop.forward(x, sigmas[k].expand(1), ctx)
-                x = ode_step(x, v, sigmas[k].expand(1), sigmas[k + 1].expand(1))
-            frames = decoder.decode(x).cpu()
-            for name, fn in metric_fns.items():
-                scores[name].append(float(score_batch(fn, frames, [prompt])[0]))
-    return {name: sum(v) / len(v) for name, v in scores.items()}
-
-
-def stage_cfg_frames(stage_cfg: TrainerConfig, method: str) -> int:
-    return getattr(stage_cfg, method).frames
+    return sample_and_score(
+        loop, stage_cfg, prompts_path=cur.validation_prompts or getattr(section, "prompts", ""),
+        text_embeddings=section.text_embeddings, seeds=cur.validation_seeds,
+        steps=cur.validation_steps or getattr(section, "sampling_steps", 20), frames=section.frames,
+        height=section.height, width=section.width,
+        metrics={g.metric: RewardSpec(name=g.metric, params=g.params) for g in cur.gates},
+        decoder_choice=getattr(section, "decoder", "auto"))
 
 
 def run_curriculum(cfg: TrainerConfig, rt) -> dict:

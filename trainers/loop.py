@@ -204,6 +204,11 @@ class TrainLoop:
                 metrics["step_time_s"] = time.perf_counter() - t0
                 if self.eval_due(self.global_step):
                     metrics.update(self.evaluate(self.global_step))
+                val = cfg.validation
+                if val is not None and val.every and self.global_step % val.every == 0:
+                    from .validation import periodic_validation
+
+                    metrics.update(periodic_validation(self))
                 if self.global_step % cfg.run.log_every == 0 or self.global_step == max_steps:
                     self._log(self.global_step, metrics, max_steps)
                 saved = False

@@ -118,3 +118,17 @@ def test_second_inner_epoch_is_off_policy_and_clipped(tmp_path):
     rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert rows[0]["ratio_dev_max"] == 0.0
     assert rows[0]["ratio_dev_max_epoch1"] > 0.0
+
+
+def test_periodic_validation_is_logged_and_leaves_training_unchanged(tmp_path):
+    runs = {}
+    for name, validation in (("plain", None), ("validated", {"every": 2, "metrics": ["brightness", "temporal_smoothness"],
+                                                             "seeds": [0, 1], "sampling_steps": 3})):
+        cfg = grpo_config(tmp_path / "data", tmp_path / name, max_steps=4, checkpoint_every=0)
+        if validation:
+            cfg["validation"] = validation
+        assert run_inprocess(cfg, "grpo")["status"] == "finished"
+        runs[name] = read_metrics(tmp_path / name / "metrics.jsonl")
+    val = [r for r in runs["validated"] if "val_brightness" in r]
+    assert [r["step"] for r in val] == [2, 4] and all("val_temporal_smoothness" in r for r in val)
+    assert [r["reward_mean"] for r in runs["plain"]] == [r["reward_mean"] for r in runs["validated"]]

@@ -1,0 +1,73 @@
+"""Validation clips: deterministic (ODE, fixed seeds) samples of a prompt list with the current LoRA, decoded
+and scored by the monitoring metrics (any reward/scorer name: temporal_lpips, flow_smoothness, seam_consistency,
+identity_lock, clip_score, fvd_lite, loop_break ...). Used every `validation.every` steps of a DPO/GRPO run
+(logged as val_<metric>) and by the curriculum's gates. Never touches the training RNG, so it does not change
+the training trajectory or its resumability.
+"""
+from __future__ import annotations
+
+import torch
+
+from .config import RewardSpec, TrainerConfig, latent_frames, resolve_path
+from .flow import ode_step, sampling_sigmas
+from .reward_fns import build_reward, score_batch
+from .text_embeddings import TextEmbeddings, pad_batch, read_prompt_list
+
+
+def metric_specs(items) -> dict[str, RewardSpec]:
+    specs = {}
+    for item in items:
+        spec = RewardSpec(name=item) if isinstance(item, str) else (
+            item if isinstance(item, RewardSpec) else RewardSpec(**{k: v for k, v in item.items() if k in ("name", "params", "weights")}))
+        specs[spec.name] = spec
+    return specs
+
+
+@torch.no_grad()
+def sample_and_score(loop, cfg: TrainerConfig, *, prompts_path: str, text_embeddings: str, seeds, steps: int,
+                     frames: int, height: int, width: int, metrics: dict[str, RewardSpec],
+                     decoder_choice: str = "auto") -> dict[str, float]:
+    from .grpo import make_decoder
+
+    if not prompts_path:
+        raise ValueError("validation needs a prompt list (validation.prompts / curriculum.validation_prompts).")
+    if not height or not width:
+        raise ValueError("validation clips need a height and width (set them in the method's section).")
+    prompts = read_prompt_list(resolve_path(cfg, prompts_path))
+    emb = TextEmbeddings.load(resolve_path(cfg, text_embeddings))
+    emb.require(prompts, "validation prompts")
+    sigmas = sampling_sigmas(steps, cfg.model.flow_shift).to(loop.device)
+    tcfg = loop.transformer.config
+    shape = (tcfg.in_channels, latent_frames(frames), height // 8, width // 8)
+    decoder = getattr(loop, "decoder", None) or make_decoder(cfg, loop.device, decoder_choice)
+    fns = {name: build_reward(spec) for name, spec in metrics.items()}
+    scores = {name: [] for name in fns}
+    for prompt in prompts:
+        ctx = pad_batch([emb.get(prompt)], cfg.model.text_len, tcfg.text_dim).to(loop.device)
+        for seed in seeds:
+            loop.rt.check_cancel()
+            gen = torch.Generator(device=loop.device).manual_seed(int(seed))
+            x = torch.randn((1, *shape), generator=gen, device=loop.device)
+            for k in range(steps):
+                v = loop.forward(x, sigmas[k].expand(1), ctx)
+                x = ode_step(x, v, sigmas[k].expand(1), sigmas[k + 1].expand(1))
+            clip = decoder.decode(x).cpu()
+            for name, fn in fns.items():
+                scores[name].append(float(score_batch(fn, clip, [prompt])[0]))
+    return {name: sum(v) / len(v) for name, v in scores.items()}
+
+
+def method_section(cfg: TrainerConfig):
+    return cfg.grpo if cfg.method == "grpo" else cfg.dpo
+
+
+def periodic_validation(loop) -> dict[str, float]:
+    """The run's `validation:` block, with the method section's prompts/size/steps as defaults."""
+    cfg, val = loop.cfg, loop.cfg.validation
+    sec = method_section(cfg)
+    values = sample_and_score(
+        loop, cfg, prompts_path=val.prompts or getattr(sec, "prompts", ""), text_embeddings=sec.text_embeddings,
+        seeds=val.seeds, steps=val.sampling_steps or getattr(sec, "sampling_steps", 20), frames=sec.frames,
+        height=sec.height, width=sec.width, metrics=metric_specs(val.metrics),
+        decoder_choice=getattr(sec, "decoder", "auto"))
+    return {f"val_{k}": v for k, v in values.items()}
