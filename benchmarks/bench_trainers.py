@@ -105,8 +105,6 @@ class Bench:
         }
 
     def _measure(self, loop, label: str) -> dict:
-        from rewardloop.trainers.config import latent_frames  # noqa: F401  (import check)
-
         a = self.args
         loop.prepare()
         loop.reseed(0)

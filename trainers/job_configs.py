@@ -52,7 +52,7 @@ def parse_stages(text: str, steps: int) -> list[dict]:
         frames = [int(p) for p in parts]
     except ValueError as exc:
         raise ValueError(f"stages {text!r}: expected comma-separated frame counts.") from exc
-    return [{"frames": check_frames(f, f"stage frames"), "steps": steps} for f in frames]
+    return [{"frames": check_frames(f, "stage frames"), "steps": steps} for f in frames]
 
 
 def parse_gates(text: str) -> list[dict]:

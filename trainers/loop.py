@@ -18,7 +18,7 @@ import torch
 from . import checkpoint as ckpt
 from .config import TrainerConfig, resolve_path, save_config
 from .model import DTYPES, build_policy, transformer_of
-from .reporting import MetricsLogger, write_progress, write_result
+from .reporting import MetricsLogger, write_progress
 from .runtime import Cancelled, Runtime, capture_global_rng, restore_global_rng, seed_everything
 
 log = logging.getLogger(__name__)
@@ -202,13 +202,22 @@ class TrainLoop:
                 metrics = rt.mean_across(metrics)
                 metrics["lr"] = self.scheduler.get_last_lr()[0]
                 metrics["step_time_s"] = time.perf_counter() - t0
-                if self.eval_due(self.global_step):
-                    metrics.update(self.evaluate(self.global_step))
-                val = cfg.validation
-                if val is not None and val.every and self.global_step % val.every == 0:
-                    from .validation import periodic_validation
+                loss = metrics.get("loss")
+                if isinstance(loss, float) and not math.isfinite(loss):  # same value on every rank after the mean
+                    raise FloatingPointError(f"Loss became {loss} at step {self.global_step}: lower optim.lr or "
+                                             "optim.grad_clip; the last checkpoint is intact (resume from it).")
+                try:
+                    if self.eval_due(self.global_step):
+                        metrics.update(self.evaluate(self.global_step))
+                    val = cfg.validation
+                    if val is not None and val.every and self.global_step % val.every == 0:
+                        from .validation import periodic_validation
 
-                    metrics.update(periodic_validation(self))
+                        metrics.update(periodic_validation(self))
+                except Cancelled:  # the update is done: keep it, its metrics and a checkpoint
+                    self._log(self.global_step, metrics, max_steps)
+                    self.save(self.global_step, self.rank_state())
+                    return self._finish("cancelled", self.global_step)
                 if self.global_step % cfg.run.log_every == 0 or self.global_step == max_steps:
                     self._log(self.global_step, metrics, max_steps)
                 saved = False
@@ -229,12 +238,8 @@ class TrainLoop:
     def _log(self, step: int, metrics: dict, max_steps: int) -> None:
         if not self.rt.is_main:
             return
-        bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
         self.logger.log(step, metrics)
         write_progress(self.progress_dir, method=self.method, step=step, max_steps=max_steps, metrics=metrics, stage=self.stage)
-        if bad and "loss" in bad:
-            raise FloatingPointError(f"Loss became {metrics['loss']} at step {step}: lower optim.lr or raise "
-                                     "optim.grad_clip strictness; the last checkpoint is intact.")
 
     def _finish(self, status: str, step: int, **fields) -> dict:
         result = {"status": status, "step": step, "method": self.method, "run_dir": str(self.run_dir), **fields}
@@ -244,6 +249,3 @@ class TrainLoop:
                 raise RuntimeError(f"Training ended but the LoRA file {path} was not written.")
         return result
 
-
-def write_outcome(run_dir: Path, result: dict) -> None:
-    write_result(run_dir, result.pop("status"), **result)
