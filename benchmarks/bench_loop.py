@@ -228,7 +228,7 @@ def overhead(size: int, repeats: int, mem_size: int) -> list[str]:
         return {
             "anchors": {"class_type": "BenchAnchors", "inputs": {"size": size, "frames": frames}},
             "gen": {"class_type": "RewardLoopPerturbedScene",
-                    "inputs": {"width": size, "height": size, "clip_frames": frames, "scene_seed": 0,
+                    "inputs": {"width": size, "height": size, "length": frames, "scene_seed": 0,
                                "motion": "pan", "keyframe_every": 0, "first_frame": 0, "last_frame": -1,
                                "seed": gen_seed, "pass_probability": 0.0}},
             "reward": {"class_type": "BenchReward", "inputs": {"frames": ["gen", 0], "keys": ["anchors", 0]}},

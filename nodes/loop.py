@@ -284,7 +284,7 @@ class RewardLoopPerturbedScene(io.ComfyNode):
             inputs=[
                 io.Int.Input("width", default=128, min=16, max=4096, step=8),
                 io.Int.Input("height", default=128, min=16, max=4096, step=8),
-                io.Int.Input("clip_frames", default=33, min=2, max=4096,
+                io.Int.Input("length", default=33, min=2, max=4096,
                              tooltip="Length of the whole clip (the segment structure is defined on it)."),
                 io.Int.Input("scene_seed", default=0, min=0, max=2**31 - 1, tooltip="Which world is rendered."),
                 io.Combo.Input("motion", options=list(scene.MOTIONS), default="pan"),
@@ -307,9 +307,9 @@ class RewardLoopPerturbedScene(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, width, height, clip_frames, scene_seed, motion, keyframe_every, first_frame, last_frame, seed,
+    def execute(cls, width, height, length, scene_seed, motion, keyframe_every, first_frame, last_frame, seed,
                 pass_probability) -> io.NodeOutput:
-        frames, draws = perturb.perturbed_scene(clip_frames, width, height, scene_seed, motion, seed,
+        frames, draws = perturb.perturbed_scene(length, width, height, scene_seed, motion, seed,
                                                 pass_probability, keyframe_every, first_frame, last_frame)
         expected = all(d["good"] for d in draws)
         return io.NodeOutput(frames, expected, json.dumps({"expected_pass": expected, "segments": draws}))
