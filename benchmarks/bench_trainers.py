@@ -167,7 +167,7 @@ class Bench:
         cfg["grpo"] = {"prompts": str(self.tmp / "prompts.txt"), "text_embeddings": emb, "frames": frames,
                        "height": height, "width": width, "group_size": 4, "prompts_per_step": a.prompts_per_step,
                        "sampling_steps": 4 if a.tiny else 20, "window_size": 2 if a.tiny else 4,
-                       "kl_beta": a.kl_beta, "reward": {"name": "brightness"},
+                       "kl_beta": a.kl_beta, "guidance_scale": a.guidance, "reward": {"name": "brightness"},
                        "decoder": "vae" if self.vae else "preview"}
         loop = GRPOLoop(config_from_dict(cfg, method="grpo"), self.rt)
         return self._measure(loop, f"GRPO iteration {frames}x{height}x{width}")
@@ -183,6 +183,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--prompts-per-step", type=int, default=1, help="GRPO groups per process per step")
     p.add_argument("--kl-beta", type=float, default=0.0, help="> 0 adds the reference pass for the KL term")
+    p.add_argument("--guidance", type=float, default=1.0, help="> 1 samples and trains with CFG (2x forward cost)")
     p.add_argument("--no-vae", action="store_true", help="GRPO without VAE decode (preview decoder)")
     p.add_argument("--no-checkpointing", action="store_true")
     p.add_argument("--ddp", action="store_true", help="expect torchrun (world size > 1), DDP")
@@ -222,7 +223,8 @@ def main() -> None:
         if r["label"].startswith("GRPO"):
             samples = 4 * args.prompts_per_step * world
             extra = (f"; {samples / r['median_s']:.2f} samples/s ({samples} samples/step over {world} process(es)); "
-                     f"VAE decode {'off' if args.no_vae else 'on'}, KL {'on' if args.kl_beta > 0 else 'off'}")
+                     f"VAE decode {'off' if args.no_vae else 'on'}, KL {'on' if args.kl_beta > 0 else 'off'}, "
+                     f"CFG {args.guidance:g}")
         settings = (f"`bench_trainers.py` {r['label']}, {model}, LoRA r{4 if args.tiny else 32}, "
                     f"{'fp32' if args.tiny else 'bf16'}, checkpointing {'off' if args.no_checkpointing else 'on'}"
                     f"{', DDP x' + str(world) if world > 1 else ''}")
