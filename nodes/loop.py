@@ -65,6 +65,23 @@ def _check_interrupt() -> None:
     comfy.model_management.throw_exception_if_processing_interrupted()
 
 
+def _validate_settings(threshold=None, reward_range=None, max_retries=None, mode=None, seed_policy=None):
+    try:
+        if reward_range is not None and reward_range not in gating.REWARD_RANGES:
+            raise ValueError(f"unknown reward_range {reward_range!r}; choose one of {', '.join(gating.REWARD_RANGES)}")
+        if threshold is not None:
+            gating.check_threshold(threshold, reward_range if reward_range is not None else "0..1")
+        if max_retries is not None and max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0 (0 runs the body once), got {max_retries}")
+        if mode is not None and mode not in gating.MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(gating.MODES)}")
+        if seed_policy is not None and seed_policy not in gating.SEED_POLICIES:
+            raise ValueError(f"unknown seed_policy {seed_policy!r}; choose one of {', '.join(gating.SEED_POLICIES)}")
+    except ValueError as e:
+        return str(e)
+    return True
+
+
 class RewardLoopRetryOpen(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -106,16 +123,10 @@ class RewardLoopRetryOpen(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, threshold=None, reward_range=None, max_retries=None):
-        # Linked inputs arrive as None here; they are checked when the node runs.
-        try:
-            if threshold is not None:
-                gating.check_threshold(threshold, reward_range if reward_range is not None else "0..1")
-            if max_retries is not None and max_retries < 0:
-                return f"max_retries must be >= 0 (0 runs the body once), got {max_retries}"
-        except ValueError as e:
-            return str(e)
-        return True
+    def validate_inputs(cls, threshold=None, reward_range=None, max_retries=None, mode=None, seed_policy=None):
+        # Linked inputs arrive as None here and are checked when the node runs. ComfyUI 0.3.75 does not check
+        # V3 combo values itself, so mode / seed_policy / reward_range are checked here (400 on /prompt).
+        return _validate_settings(threshold, reward_range, max_retries, mode, seed_policy)
 
     @classmethod
     def execute(cls, seed, threshold, max_retries, mode, seed_policy, reward_range, carry=None) -> io.NodeOutput:
@@ -393,13 +404,10 @@ class RewardLoopBestOfN(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, threshold=None, reward_range=None):
-        try:
-            if threshold is not None:
-                gating.check_threshold(threshold, reward_range if reward_range is not None else "0..1")
-        except ValueError as e:
-            return str(e)
-        return True
+    def validate_inputs(cls, threshold=None, reward_range=None, mode=None, seed_policy=None, candidates=None):
+        if candidates is not None and candidates < 1:
+            return f"candidates must be >= 1, got {candidates}"
+        return _validate_settings(threshold, reward_range, None, mode, seed_policy)
 
     @classmethod
     def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler, denoise,
