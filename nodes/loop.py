@@ -525,8 +525,17 @@ class RewardLoopJoinSegments(io.ComfyNode):
             except json.JSONDecodeError:
                 raise ValueError(f"log_{i} is not an attempt log (JSON) from a retry loop's close node") from None
         frames = gating.join_segments([kw[f"segment_{i}"] for i in present], overlap)
-        summary = gating.summarize_logs(logs)
-        return io.NodeOutput(frames, summary["all_passed"], json.dumps(gating.json_safe(summary)))
+        summary = gating.json_safe(gating.summarize_logs(logs))
+        ui = None
+        if any(log is not None for log in logs):
+            segs = summary["segments"]
+            ui = {"rewardloop_summary": [summary], "rewardloop_chart": [
+                {"title": "attempts per segment", "x_label": "segment",
+                 "series": [{"name": "attempts", "values": [s.get("attempts_run") for s in segs]}]},
+                {"title": "best reward per segment", "x_label": "segment",
+                 "series": [{"name": "best reward", "values": [s.get("best_reward") for s in segs]}],
+                 "threshold": next((log["settings"]["threshold"] for log in logs if log), None)}]}
+        return io.NodeOutput(frames, summary["all_passed"], json.dumps(summary), ui=ui)
 
 
 NODES = [RewardLoopRetryOpen, RewardLoopRetryClose, RewardLoopBestOfN, RewardLoopJoinSegments,

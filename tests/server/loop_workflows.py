@@ -1,0 +1,109 @@
+"""Specs of the retry-loop example workflows in workflows/ (UI format, built with the harness's builder against a
+live server's /object_info so widget order always matches the nodes). The close node shows the reward per attempt
+as a chart and keeps the attempt log in its UI output (and 'attempt_log' output, for a save node); PreviewAny is
+left out because the frontend adds a 'preview' widget to it that plain UI->API conversion does not know. test_loop_workflows.py checks the files
+match these specs and runs them; to regenerate after a node change:
+
+    REWARDLOOP_WRITE_WORKFLOWS=1 python -m pytest tests/server/test_loop_workflows.py
+"""
+from __future__ import annotations
+
+from workflows import Node
+
+SIZE, LENGTH, EVERY = 256, 33, 8
+SEGMENT_PASS = round(0.4 ** (1 / 4), 3)  # four segments that each pass this often make a 40% clip
+
+
+def seed000_architectural_pan() -> list[Node]:
+    """Seed 000: start + end frames as fixed anchors, keyframe SSIM reward, threshold 0.85, 5 retries."""
+    return [
+        Node("anchors", "RewardLoopProceduralScene",
+             {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan", "keyframe_every": 0},
+             title="Start + end frame anchors (glass skyscraper pan)"),
+        Node("open", "RewardLoopRetryOpen",
+             {"seed": 0, "threshold": 0.85, "max_retries": 5, "mode": "first_pass", "seed_policy": "hash",
+              "reward_range": "0..1"}, title="Retry loop: threshold 0.85, 5 retries"),
+        Node("generate", "RewardLoopPerturbedScene",
+             {"width": SIZE, "height": SIZE, "length": LENGTH, "scene_seed": 7, "motion": "pan", "keyframe_every": 0,
+              "first_frame": 0, "last_frame": -1, "seed": 0, "pass_probability": 0.4},
+             {"seed": ("open", 2)},
+             title="Generator (stand-in passing 40%: swap in your video model, seed <- attempt_seed)"),
+        Node("reward", "RewardLoopKeyframeSSIM", {"device": "auto"},
+             {"frames": ("generate", 0), "keyframes": ("anchors", 1)}, title="Reward: keyframe SSIM vs the anchors"),
+        Node("close", "RewardLoopRetryClose", {},
+             {"loop": ("open", 0), "frames": ("generate", 0), "reward": ("reward", 0), "scores": ("reward", 1)},
+             title="Retry loop (close): best attempt, passed flag, attempt log"),
+        Node("video", "CreateVideo", {"fps": 12.0}, {"images": ("close", 0)}),
+        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/seed000_pan", "format": "mp4", "codec": "h264"},
+             {"video": ("video", 0)}),
+    ]
+
+
+def keyframes_then_inbetween_per_segment() -> list[Node]:
+    """Keyframe-then-inbetween with per-segment gating: the clip is four segments between keyframes; each has its
+    own retry loop, so a failing segment is re-rolled without redoing the ones that passed."""
+    segments = [(i * EVERY, (i + 1) * EVERY) for i in range((LENGTH - 1) // EVERY)]
+    nodes = [Node("scene", "RewardLoopProceduralScene",
+                  {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan",
+                   "keyframe_every": EVERY}, title="Keyframes every 8 frames (master frames)", column=0)]
+    join_links = {}
+    for i, (a, b) in enumerate(segments):
+        nodes += [
+            Node(f"anchors{i}", "ImageFromBatch", {"batch_index": i, "length": 2}, {"image": ("scene", 1)},
+                 title=f"Segment {i + 1}: its two keyframes", column=1),
+            Node(f"open{i}", "RewardLoopRetryOpen",
+                 {"seed": i + 1, "threshold": 0.85, "max_retries": 3, "mode": "first_pass", "seed_policy": "hash",
+                  "reward_range": "0..1"}, title=f"Segment {i + 1}: retry loop", column=1),
+            Node(f"generate{i}", "RewardLoopPerturbedScene",
+                 {"width": SIZE, "height": SIZE, "length": LENGTH, "scene_seed": 7, "motion": "pan",
+                  "keyframe_every": EVERY, "first_frame": a, "last_frame": b, "seed": 0,
+                  "pass_probability": SEGMENT_PASS},
+                 {"seed": (f"open{i}", 2)}, title=f"Segment {i + 1}: in-betweens (stand-in generator)", column=2),
+            Node(f"reward{i}", "RewardLoopKeyframeSSIM", {"device": "auto"},
+                 {"frames": (f"generate{i}", 0), "keyframes": (f"anchors{i}", 0)},
+                 title=f"Segment {i + 1}: keyframe SSIM", column=3),
+            Node(f"close{i}", "RewardLoopRetryClose", {},
+                 {"loop": (f"open{i}", 0), "frames": (f"generate{i}", 0), "reward": (f"reward{i}", 0),
+                  "scores": (f"reward{i}", 1)}, title=f"Segment {i + 1}: keep the passing attempt", column=4),
+        ]
+        join_links[f"segment_{i + 1}"] = (f"close{i}", 0)
+        join_links[f"log_{i + 1}"] = (f"close{i}", 4)
+    nodes += [
+        Node("join", "RewardLoopJoinSegments", {"overlap": 1}, join_links, title="Join gated segments", column=5),
+        Node("video", "CreateVideo", {"fps": 12.0}, {"images": ("join", 0)}, column=6),
+        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/per_segment", "format": "mp4", "codec": "h264"},
+             {"video": ("video", 0)}, column=7),
+    ]
+    return nodes
+
+
+def master_frames_then_inbetween() -> list[Node]:
+    """The professional pattern: gate only the master frames (cheap), then interpolate the middle once."""
+    return [
+        Node("scene", "RewardLoopProceduralScene",
+             {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan", "keyframe_every": EVERY},
+             title="Target master frames (every 8th frame)"),
+        Node("open", "RewardLoopRetryOpen",
+             {"seed": 0, "threshold": 0.85, "max_retries": 5, "mode": "first_pass", "seed_policy": "hash",
+              "reward_range": "0..1"}, title="Retry loop over the master frames only"),
+        Node("masters", "RewardLoopPerturbedScene",
+             {"width": SIZE, "height": SIZE, "length": 5, "scene_seed": 7, "motion": "pan", "keyframe_every": 0,
+              "first_frame": 0, "last_frame": -1, "seed": 0, "pass_probability": 0.4},
+             {"seed": ("open", 2)}, title="Master-frame generator (stand-in: 5 frames = the keyframe times)"),
+        Node("reward", "RewardLoopKeyframeSSIM", {"device": "auto"},
+             {"frames": ("masters", 0), "keyframes": ("scene", 1)}, title="Reward: SSIM of every master frame"),
+        Node("close", "RewardLoopRetryClose", {},
+             {"loop": ("open", 0), "frames": ("masters", 0), "reward": ("reward", 0), "scores": ("reward", 1)}),
+        Node("inbetween", "RewardLoopInbetween", {"frames_per_gap": EVERY - 1, "method": "flow"},
+             {"keyframes": ("close", 0)}, title="Interpolate the middle (runs once, outside the loop)"),
+        Node("video", "CreateVideo", {"fps": 12.0}, {"images": ("inbetween", 0)}),
+        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/master_frames", "format": "mp4", "codec": "h264"},
+             {"video": ("video", 0)}),
+    ]
+
+
+SPECS = {
+    "loop_seed000_architectural_pan": seed000_architectural_pan,
+    "loop_keyframes_then_inbetween_per_segment": keyframes_then_inbetween_per_segment,
+    "loop_master_frames_then_inbetween": master_frames_then_inbetween,
+}
