@@ -5,7 +5,7 @@ quality; what betrays warping artefacts, boiling textures and jitter is how dive
 Definition, per pair t -> t+1 at the analysis resolution, on the forward flow F_t normalised by its own
 mean magnitude (f = F_t / (mean_valid |F_t| + 0.5 px), so a fast pan and a slow pan of the same scene
 score alike):
-    div = df_x/dx + df_y/dy,  curl = df_y/dx - df_x/dy          (Sobel derivatives, kornia)
+    div = df_x/dx + df_y/dy,  curl = df_y/dx - df_x/dy          (Sobel derivatives)
     S_t = L^2 * mean_valid( |grad div| + |grad curl| )           spatial variation
     V_t = L   * mean_valid( |div_t+1(x + F_t) - div_t| + |curl_t+1(x + F_t) - curl_t| )   temporal variation
 with L = `length_scale` (8 px: structure finer than this counts as roughness) and the fields of pair t+1
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .context import Clip
+from .context import Clip, sobel_xy
 from .result import RewardResult
 
 NAME = "flow_smoothness"
@@ -32,11 +32,8 @@ EROSION = 2
 
 def div_curl(flow: torch.Tensor) -> torch.Tensor:
     """[n,h,w,2] -> [n,2,h,w] (divergence, curl)."""
-    import kornia
-
-    g = kornia.filters.spatial_gradient(flow.permute(0, 3, 1, 2), mode="sobel", normalized=True)  # [n,2,2,h,w]
-    du_dx, du_dy, dv_dx, dv_dy = g[:, 0, 0], g[:, 0, 1], g[:, 1, 0], g[:, 1, 1]
-    return torch.stack([du_dx + dv_dy, dv_dx - du_dy], dim=1)
+    dx, dy = sobel_xy(flow.permute(0, 3, 1, 2))  # each [n,2(u,v),h,w]
+    return torch.stack([dx[:, 0] + dy[:, 1], dx[:, 1] - dy[:, 0]], dim=1)
 
 
 def erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
@@ -53,8 +50,6 @@ def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
     if clip.num_frames < 2:
         return RewardResult.not_applicable(NAME, "needs at least 2 frames", RANGE, "pair")
-    import kornia
-
     from ..motion.warp import backward_warp
 
     n = clip.num_pairs
@@ -65,9 +60,10 @@ def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
         e1 = min(e + 1, n)  # one extra pair for the temporal difference of the chunk's last pair
         fwd = clip.flow_chunk(s, e1).forward
         valid = erode(clip.valid_mask(s, e1), EROSION)
-        mag = _masked_mean(fwd.norm(dim=-1), valid) + MIN_MAGNITUDE
+        mag = _masked_mean(fwd.pow(2).sum(-1).sqrt(), valid) + MIN_MAGNITUDE
         dc = div_curl(fwd / mag[:, None, None, None])  # [m,2,h,w]
-        grad = kornia.filters.spatial_gradient(dc, mode="sobel", normalized=True).norm(dim=2).sum(dim=1)
+        gx, gy = sobel_xy(dc)
+        grad = (gx * gx + gy * gy).sqrt().sum(dim=1)  # |grad div| + |grad curl|
         k = e - s
         spatial[s:e] = (length_scale ** 2 * _masked_mean(grad[:k], valid[:k])).cpu()
         valid_frac[s:e] = valid[:k].mean(dim=(1, 2)).cpu()

@@ -32,19 +32,26 @@ def face_embeddings(clip: Clip, frames: torch.Tensor, weights: str = models.FACE
     n = frames.shape[0]
     emb = torch.full((n, 512), math.nan)
     prob = torch.zeros(n)
+    from facenet_pytorch import extract_face, fixed_image_standardization
+
     for s, e in clip.chunks(n, "faces"):
-        batch = (frames[s:e].clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        batch = (frames[s:e].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         with torch.no_grad():
-            faces, probs = mtcnn(batch, return_prob=True)
-        found = [i for i, f in enumerate(faces) if f is not None]
+            boxes, probs = mtcnn.detect(batch)
+        # Our own selection and cropping instead of MTCNN.forward: its select_boxes builds a numpy array from
+        # a mix of None and box arrays, which numpy >= 2 refuses when only some frames contain a face. detect()
+        # returns object arrays, largest face first (select_largest=True); cast explicitly.
+        found, crops = [], []
+        for i in range(e - s):
+            if boxes[i] is None:
+                continue
+            box = np.asarray(boxes[i], dtype=np.float32)[0]
+            crops.append(fixed_image_standardization(extract_face(batch[i], box, 160, 0)))
+            found.append(s + i)
+            prob[s + i] = float(np.asarray(probs[i], dtype=np.float32)[0])
         if found:
-            crops = torch.stack([faces[i] for i in found]).to(clip.device)
             with torch.no_grad():
-                emb[[s + i for i in found]] = resnet(crops).float().cpu()
-        for i, p in enumerate(np.asarray(probs, dtype=object).reshape(-1)):
-            # facenet returns object arrays ([None] where no face): cast explicitly
-            value = p[0] if isinstance(p, (list, np.ndarray)) and len(p) else p
-            prob[s + i] = float(value) if value is not None else 0.0
+                emb[found] = resnet(torch.stack(crops).to(clip.device)).float().cpu()
     return emb, prob
 
 

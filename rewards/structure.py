@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .context import Clip, canny, nan_mean
+from .context import Clip, canny, nan_mean, ssim_map
 from .result import RewardResult
 
 NAME = "structure_constancy"
@@ -33,19 +33,17 @@ def blurred(edges: torch.Tensor) -> torch.Tensor:
 def score(clip: Clip) -> RewardResult:
     if clip.num_frames < 2:
         return RewardResult.not_applicable(NAME, "needs at least 2 frames", RANGE, "pair")
-    import kornia
-
     n = clip.num_pairs
     values = torch.full((n,), float("nan"))
     for s, e in clip.chunks(n, "structure constancy", clip.analysis_chunk):
         e_ref = clip.edges(s, e)
         e_warp = canny(clip.warped_next(s, e))
-        ssim_map = kornia.metrics.ssim(blurred(e_ref), blurred(e_warp), 11, max_val=1.0)[:, 0]
+        smap = ssim_map(blurred(e_ref), blurred(e_warp))[:, 0]
         near = F.max_pool2d(torch.maximum(e_ref, e_warp)[:, None], 2 * NEAR_EDGE + 1, stride=1,
                             padding=NEAR_EDGE)[:, 0]
         region = near * clip.valid_mask(s, e)
         count = region.sum(dim=(1, 2))
-        v = (ssim_map * region).sum(dim=(1, 2)) / count.clamp(min=1)
+        v = (smap * region).sum(dim=(1, 2)) / count.clamp(min=1)
         v[count < MIN_REGION * region[0].numel()] = float("nan")
         values[s:e] = v.cpu()
     value = nan_mean(values)

