@@ -442,7 +442,7 @@ class RewardLoopBestOfN(io.ComfyNode):
                 breakdown["note"] = result.note
             return result.value, breakdown
 
-        def generate(todo):
+        def sample(todo):
             k = len(todo)
             # Noise per candidate from its own seed (not one draw for the whole batch), so every logged seed
             # reproduces its candidate in a plain KSampler.
@@ -452,9 +452,23 @@ class RewardLoopBestOfN(io.ComfyNode):
             if mask is not None and mask.shape[0] == per and k > 1:
                 mask = mask.repeat((k,) + (1,) * (mask.ndim - 1))
             callback = latent_preview.prepare_callback(model, steps)
-            samples = comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative,
-                                          batch, denoise=denoise, noise_mask=mask, callback=callback,
-                                          disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=todo[0][1])
+            try:
+                return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative,
+                                           batch, denoise=denoise, noise_mask=mask, callback=callback,
+                                           disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=todo[0][1])
+            except comfy.model_management.OOM_EXCEPTION:
+                if k == 1:
+                    raise
+            # "Batched where memory allows": out of memory at this batch size, so halve it (same candidates).
+            del noise, batch, mask
+            comfy.model_management.soft_empty_cache()
+            log.warning("RewardLoopBestOfN: out of memory sampling %d candidates at once; retrying %d + %d", k,
+                        k // 2, k - k // 2)
+            return torch.cat([sample(todo[:k // 2]), sample(todo[k // 2:])])
+
+        def generate(todo):
+            k = len(todo)
+            samples = sample(todo)
             out = []
             for i in range(k):  # decode and score one candidate at a time: a decoded video batch is the peak
                 chunk = samples[i * per:(i + 1) * per]

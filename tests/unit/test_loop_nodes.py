@@ -284,6 +284,30 @@ def test_loop_keeps_only_the_best_candidate_alive(h):
     assert len(h.frames_seen) == 6 and alive == [h.sink["attempt"]]
 
 
+def test_nested_loops(h):
+    """A loop inside another loop's body: the inner loop restarts (fresh run) on every outer attempt."""
+    p = loop_prompt(5, max_retries=2, p=0.3)
+    p["outer_open"] = {"class_type": "RewardLoopRetryOpen",
+                       "inputs": {"seed": 77, "threshold": 0.99, "max_retries": 2, "mode": "best_of",
+                                  "seed_policy": "hash", "reward_range": "0..1"}}
+    p["open"]["inputs"]["seed"] = ["outer_open", 2]
+    p["outer_reward"] = {"class_type": "RLTestReward",
+                         "inputs": {"frames": ["close", 0], "keys": ["scene", 0], "attempt": ["outer_open", 1]}}
+    p["outer_close"] = {"class_type": "RewardLoopRetryClose",
+                        "inputs": {"loop": ["outer_open", 0], "frames": ["close", 0], "reward": ["outer_reward", 0]}}
+    p["sink"]["inputs"].update(frames=["outer_close", 0], reward=["outer_close", 1], attempt=["outer_close", 2],
+                               passed=["outer_close", 3], log=["outer_close", 4])
+    h.run(p)
+    outer = h.sink["log"]
+    assert outer["attempts_run"] == 3
+    inner = [e for e in h.loop_events() if e["node_id"] == "close"]
+    starts = [i for i, e in enumerate(inner) if e["attempt"] == 0]
+    assert len(starts) == 3  # one inner loop per outer attempt
+    # each inner loop starts from the seed the outer attempt handed it
+    assert [inner[i]["seed"] for i in starts] == [a["seed"] for a in outer["attempts"]]
+    assert h.counts["reward"] == len(inner) + 3
+
+
 def test_body_error_on_attempt_3_surfaces_and_keeps_the_earlier_log(h, caplog):
     h.fail_at = 2
     with caplog.at_level(logging.INFO, logger="rewardloop.loop"):
@@ -471,6 +495,26 @@ def test_best_of_n_batched_equals_one_at_a_time_and_exits_early(h, tiny_wan):
     early = best_of_n(h, tiny_wan, seed=9, mode="first_pass", threshold=-1.0, reward_range="unbounded", candidates=4)
     log = json.loads(early.args[5])
     assert log["attempts_run"] == 1 and log["stop_reason"] == "passed" and early.args[4] is True
+
+
+def test_best_of_n_halves_the_batch_when_out_of_memory(h, tiny_wan, monkeypatch):
+    import comfy.model_management
+    import comfy.sample
+
+    real, sizes = comfy.sample.sample, []
+
+    def small_memory(model, noise, *args, **kw):
+        sizes.append(noise.shape[0])
+        if noise.shape[0] > 1:
+            raise comfy.model_management.OOM_EXCEPTION("simulated out of memory")
+        return real(model, noise, *args, **kw)
+
+    monkeypatch.setattr(comfy.sample, "sample", small_memory)
+    single = best_of_n(h, tiny_wan, seed=21, candidates=2)
+    assert sizes == [1, 1]
+    sizes.clear()
+    batched = best_of_n(h, tiny_wan, seed=21, candidates=2, batch_size=2)
+    assert sizes == [2, 1, 1] and torch.equal(single.args[0], batched.args[0])
 
 
 def test_best_of_n_without_keyframes_logs_not_applicable_instead_of_crashing(h, tiny_wan):
