@@ -25,7 +25,6 @@ import datetime
 import importlib.util
 import json
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -148,11 +147,14 @@ def all_weights():
     return {name: 1.0 for name in SCORERS}
 
 
+FLOW_METHOD = "dis_medium"
+
+
 def make_clip(data, dev, **kw):
     from rewardloop.rewards import Clip
 
     return Clip(data["frames"], keyframes=data["keyframes"], prompt=PROMPT, windows=(32, 8),
-                reference=data["reference"], device=dev, **kw)
+                reference=data["reference"], device=dev, flow_method=FLOW_METHOD, **kw)
 
 
 def optimised(data, dev, times: dict | None = None):
@@ -192,7 +194,7 @@ def naive(data, dev) -> dict[str, float]:
 
     def fresh(x, **kw):
         models.clear_cache()
-        return Clip(x, device=dev, **kw)
+        return Clip(x, device=dev, flow_method=FLOW_METHOD, **kw)
 
     for name in SCORERS:
         _sync(dev)
@@ -245,7 +247,11 @@ def main():
     ap.add_argument("--long", action="store_true")
     ap.add_argument("--append-results", action="store_true")
     ap.add_argument("--machine", default=None, help="machine description for RESULTS.md")
+    ap.add_argument("--flow-method", default="dis_medium",
+                    help="dis_* (OpenCV, CPU) or raft (needs models/rewardloop/raft weights; speed is weight-independent)")
     args = ap.parse_args()
+    global FLOW_METHOD
+    FLOW_METHOD = args.flow_method
     _import_pack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rewardloop import modelfiles
@@ -300,7 +306,7 @@ def main():
     if naive_times:
         nums += f"; naive per-frame/model-per-call {sum(naive_times.values()):.1f} s = {sum(naive_times.values()) / warm:.1f}x warm"
     rows.append(f"| {date} | {machine} | `bench_rewards.py` full suite (13 scorers, composite), {T} frames {S}x{S}, "
-                f"flow dis_medium shared | {nums} |")
+                f"flow {FLOW_METHOD} shared | {nums} |")
     if long:
         rows.append(f"| {date} | {machine} | `bench_rewards.py --long` 2000 frames 1080p ({long['logical_gb']:.1f} GB as "
                     f"float32, strided view), 5 flow-based scorers, analysis 256, dis_ultrafast | "

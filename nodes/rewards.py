@@ -9,7 +9,6 @@ occlusion masks, edges, features), so a graph with several reward nodes computes
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import weakref
@@ -25,7 +24,6 @@ from ..rewards import models
 from ..rewards.chart import chart_specs, render_chart
 from ..rewards.context import SharedCache
 
-log = logging.getLogger("rewardloop.rewards")
 
 CATEGORY = "RewardLoop/Rewards"
 ScoresType = io.Custom("REWARDLOOP_SCORES")

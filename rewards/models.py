@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from .. import modelfiles
 from ..modelfiles import WeightNotFound, find_weight, model_roots
 
 _CACHE: dict[tuple, Any] = {}
@@ -321,5 +320,4 @@ def _is_cross_encoder(path: Path) -> bool:
 
 
 __all__ = ["get_or_load", "clear_cache", "cached_keys", "lpips_model", "i3d_model", "open_clip_model",
-           "aesthetic_head", "facenet_models", "blip_captioner", "text_model", "find_folder", "list_folders",
-           "modelfiles"]
+           "aesthetic_head", "facenet_models", "blip_captioner", "text_model", "find_folder", "list_folders"]

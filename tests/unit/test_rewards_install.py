@@ -101,3 +101,16 @@ def test_converted_i3d_loads_strictly_into_the_port(reward_models):
                                             strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     assert torch.equal(InceptionI3d().Conv3d_1a_7x7.bn.var, torch.ones(64))  # defaults are not the weights
+
+
+def test_cli_runs_by_path_from_the_install_folder(reward_models):
+    """Users run it as `python .../ComfyUI-RewardLoop/modelfiles/install_weights.py` (the folder name varies)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(install_weights.__file__)
+    proc = subprocess.run([sys.executable, str(script), "--models-dir", str(reward_models.real), "--only", "i3d"],
+                          capture_output=True, text=True, timeout=300, cwd=str(script.parent))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "already installed" in proc.stdout
