@@ -105,7 +105,29 @@ def _free_vram() -> None:
     mm.soft_empty_cache()
 
 
+def _config_hash(method: str, cfg: dict, gpus: int) -> str:
+    return hashlib.sha1(json.dumps([method, gpus, cfg], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _same_job(manager: JobManager, config_hash: str) -> dict | None:
+    """The job these exact settings already started, unless it failed (then a new launch is a retry)."""
+    for job in reversed(manager.list_jobs()):
+        if (job.get("meta") or {}).get("config_hash") == config_hash and job.get("status") != "failed":
+            return job
+    return None
+
+
 def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str) -> io.NodeOutput:
+    # On the canvas the Training Job node is queued together with its Launch node (status, cancel and resume
+    # all re-run the graph), so queueing the same settings again must address the same job, not start a
+    # second training run on the same GPU. A changed setting (seed, LoRA name, ...) starts a new job.
+    manager = _manager()
+    config_hash = _config_hash(method, cfg, gpus)
+    job = _same_job(manager, config_hash)
+    if job is not None:
+        _emit(job)
+        note = "\n(already launched with these settings: change a setting, e.g. seed or lora_name, for a new job)"
+        return io.NodeOutput(job["id"], ui={"text": [_summary(job) + note]})
     if free_vram:
         _free_vram()
     import folder_paths
@@ -116,7 +138,7 @@ def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str) 
     except KeyError:  # the pack's folder is registered at start-up; tolerate a bare folder_paths
         reward_dirs = []
     env = {"REWARDLOOP_MODELS_DIR": os.pathsep.join(reward_dirs)} if reward_dirs else {}
-    job = _manager().launch(method, cfg, nproc=gpus, meta={"node_id": unique_id}, env=env)
+    job = manager.launch(method, cfg, nproc=gpus, meta={"node_id": unique_id, "config_hash": config_hash}, env=env)
     _emit(job)
     return io.NodeOutput(job["id"], ui={"text": [_summary(job)]})
 
@@ -160,7 +182,16 @@ def _check_frames(frames) -> bool | str:
     return True
 
 
-class RewardLoopLaunchDPO(io.ComfyNode):
+class _RunsEveryQueue(io.ComfyNode):
+    """Job nodes report live state: an identical re-queued graph must run them again, not replay ComfyUI's
+    cached output (not_idempotent alone only keeps two such nodes from sharing a cache entry)."""
+
+    @classmethod
+    def fingerprint_inputs(cls, **_):
+        return float("nan")  # NaN never equals the previous fingerprint
+
+
+class RewardLoopLaunchDPO(_RunsEveryQueue):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -186,7 +217,7 @@ class RewardLoopLaunchDPO(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, frames=None, **_):
+    def validate_inputs(cls, frames=None):  # no **kwargs: ComfyUI would flag every input with the message
         return _check_frames(frames)
 
     @classmethod
@@ -231,7 +262,7 @@ def _grpo_section(kw: dict) -> dict:
     return sec
 
 
-class RewardLoopLaunchGRPO(io.ComfyNode):
+class RewardLoopLaunchGRPO(_RunsEveryQueue):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -244,7 +275,7 @@ class RewardLoopLaunchGRPO(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, frames=None, **_):
+    def validate_inputs(cls, frames=None):  # no **kwargs: ComfyUI would flag every input with the message
         return _check_frames(frames)
 
     @classmethod
@@ -255,7 +286,7 @@ class RewardLoopLaunchGRPO(io.ComfyNode):
         return _launch("grpo", cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
 
 
-class RewardLoopLaunchCurriculum(io.ComfyNode):
+class RewardLoopLaunchCurriculum(_RunsEveryQueue):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -278,7 +309,7 @@ class RewardLoopLaunchCurriculum(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, stages=None, **_):
+    def validate_inputs(cls, stages=None):
         if stages is not None:
             try:
                 jc.parse_stages(stages, 1)
@@ -299,7 +330,7 @@ class RewardLoopLaunchCurriculum(io.ComfyNode):
         return _launch("curriculum", cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
 
 
-class RewardLoopTrainingJob(io.ComfyNode):
+class RewardLoopTrainingJob(_RunsEveryQueue):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -338,28 +369,42 @@ class RewardLoopTrainingJob(io.ComfyNode):
                              ui={"text": [_summary(job)]})
 
 
+def _real_tokens(cond):
+    """[1, tokens, dim] or [tokens, dim] encoder output -> [tokens, dim] without the zero padding Wan's
+    encoder appends (up to 512 tokens); the trainers pad again to model.text_len."""
+    import torch
+
+    e = cond[0] if cond.dim() == 3 else cond
+    nonzero = (e.abs().sum(dim=-1) > 0).nonzero()
+    return e[: int(nonzero.max()) + 1 if len(nonzero) else 1].to(torch.bfloat16)
+
+
 class RewardLoopTextEmbeddingCache(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id="RewardLoopTextEmbeddingCache", display_name="Text Embedding Cache (training)", category=CATEGORY,
             description="Encodes a prompt list once with the graph's text encoder (e.g. umt5 for Wan) and saves the "
-                        "cache the trainers read, so training never loads the text encoder.",
+                        "cache the trainers read, so training never loads the text encoder. Give either a clip "
+                        "(every prompt line is encoded) or conditioning with one entry per prompt line (and one "
+                        "more for the negative prompt, if set), in order, e.g. CLIPTextEncode outputs joined with "
+                        "Conditioning (Combine).",
             inputs=[
-                io.Clip.Input("clip"),
                 io.String.Input("prompts", default="", multiline=True, tooltip="One prompt per line."),
                 io.String.Input("negative_prompt", default="", multiline=True,
                                 tooltip="Also cached (used by GRPO with guidance_scale > 1)."),
                 io.String.Input("cache_name", default="prompts", tooltip="File name under output/rewardloop/text_embeddings."),
+                io.Clip.Input("clip", optional=True, tooltip="Text encoder (CLIPLoader type wan for Wan 2.1)."),
+                io.Conditioning.Input("conditioning", optional=True,
+                                      tooltip="Already encoded prompts instead of a clip: one entry per prompt line."),
             ],
             outputs=[io.String.Output("text_embeddings", tooltip="Path of the cache file.")],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, clip, prompts, negative_prompt, cache_name) -> io.NodeOutput:
+    def execute(cls, prompts, negative_prompt, cache_name, clip=None, conditioning=None) -> io.NodeOutput:
         import folder_paths
-        import torch
 
         from ..trainers.text_embeddings import save_text_embeddings
 
@@ -367,16 +412,22 @@ class RewardLoopTextEmbeddingCache(io.ComfyNode):
         if not lines:
             raise ValueError("prompts is empty: give one prompt per line.")
         texts = lines + ([negative_prompt.strip()] if negative_prompt.strip() not in lines else [])
-        embs = []
-        for text in texts:
-            cond = clip.encode_from_tokens(clip.tokenize(text))
-            e = cond[0] if cond.dim() == 3 else cond
-            # Wan's encoder output is zero-padded to 512 tokens; keep the real tokens only.
-            nonzero = (e.abs().sum(dim=-1) > 0).nonzero()
-            embs.append(e[: int(nonzero.max()) + 1 if len(nonzero) else 1].to(torch.bfloat16))
+        if (clip is None) == (conditioning is None):
+            raise ValueError("Connect either clip (the text encoder) or conditioning (encoded prompts), not both "
+                             "and not neither.")
+        if clip is not None:
+            embs = [_real_tokens(clip.encode_from_tokens(clip.tokenize(text))) for text in texts]
+        else:
+            if not negative_prompt.strip() and len(conditioning) == len(lines):
+                texts = lines  # no entry for the empty negative prompt: it is only needed with guidance
+            if len(conditioning) != len(texts):
+                raise ValueError(f"conditioning has {len(conditioning)} entries but there are {len(texts)} prompts "
+                                 f"(prompt lines{' + negative prompt' if len(texts) > len(lines) else ''}): give one "
+                                 "entry per prompt, in order (Conditioning (Combine) joins encoded prompts).")
+            embs = [_real_tokens(c[0]) for c in conditioning]
         name = jc.lora_file_name(cache_name)  # same file-name rules
         path = os.path.join(folder_paths.get_output_directory(), "rewardloop", "text_embeddings", name)
-        save_text_embeddings(path, texts, embs, encoder="comfyui-clip")
+        save_text_embeddings(path, texts, embs, encoder="comfyui-clip" if clip is not None else "comfyui-conditioning")
         return io.NodeOutput(path, ui={"text": [f"{len(texts)} prompts -> {path}"]})
 
 

@@ -129,3 +129,24 @@ def test_text_embedding_cache_node_drops_padding(training):
     cache = TextEmbeddings.load(out.args[0])
     assert cache.prompts == ["a red fox", "a blue lake", ""]
     assert cache.get("a red fox").shape == (4, 4096) and cache.get("").shape == (1, 4096)
+
+
+def test_text_embedding_cache_node_from_conditioning(training):
+    """Encoded prompts (e.g. CLIPTextEncode outputs joined by Conditioning (Combine)) instead of a clip: one
+    entry per prompt line, in order; a count mismatch or both/neither source is a clear error."""
+    from rewardloop.trainers.text_embeddings import TextEmbeddings
+
+    node = training.module.RewardLoopTextEmbeddingCache
+    fox, lake = torch.randn(1, 6, 4096), torch.zeros(1, 512, 4096)
+    lake[0, :3] = 1.0
+    out = node.execute(prompts="a red fox\na blue lake", negative_prompt="", cache_name="c",
+                       conditioning=[[fox, {}], [lake, {}]])
+    cache = TextEmbeddings.load(out.args[0])
+    assert cache.prompts == ["a red fox", "a blue lake"]
+    assert torch.allclose(cache.get("a red fox").float(), fox[0].bfloat16().float())
+    assert cache.get("a blue lake").shape == (3, 4096)
+    with pytest.raises(ValueError, match="conditioning has 2 entries but there are 3 prompts"):
+        node.execute(prompts="a red fox\na blue lake", negative_prompt="blurry", cache_name="c",
+                     conditioning=[[fox, {}], [lake, {}]])
+    with pytest.raises(ValueError, match="either clip"):
+        node.execute(prompts="a red fox", negative_prompt="", cache_name="c")
