@@ -245,6 +245,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=2, help="warm runs (the minimum is reported)")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--long", action="store_true")
+    ap.add_argument("--long-only", action="store_true", help="only the 2000-frame 1080p memory run")
     ap.add_argument("--append-results", action="store_true")
     ap.add_argument("--machine", default=None, help="machine description for RESULTS.md")
     ap.add_argument("--flow-method", default="dis_medium",
@@ -261,6 +262,9 @@ def main():
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     notes = prepare_models(BENCH_MODELS)
     modelfiles.set_model_roots([BENCH_MODELS])
+    if args.long_only:
+        _report(args, dev, None, None, None, None, None, long_run(dev))
+        return
     T, S = args.frames, args.size
     frames = render_scene(torch.linspace(0, 0.5, T), S, S, seed=0, motion="pan_dolly")
     data = {"frames": frames, "keyframes": frames[[0, -1]].clone(),
@@ -291,22 +295,26 @@ def main():
         total = sum(naive_times.values())
         print(f"[bench] naive: {total:.1f} s ({total / warm:.1f}x the warm optimised run, {total / cold:.1f}x cold)")
         print("[bench] naive per scorer (s): " + ", ".join(f"{k} {v:.1f}" for k, v in naive_times.items()))
-    long = long_run(dev) if args.long else None
+    _report(args, dev, T, S, warm, cold, times, long_run(dev) if args.long else None, naive_times)
+
+
+def _report(args, dev, T, S, warm, cold, times, long, naive_times=None):
     if long:
         print(f"[bench] long: {json.dumps(long)}")
-
     load = os.getloadavg()[0]
     machine = args.machine or (f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}" if dev.type == "cuda" else
                                f"CPU {os.cpu_count()} cores (shared: load avg {load:.1f} during the run), "
                                f"torch {torch.__version__}")
     rows = []
     date = datetime.date.today().isoformat()
-    stages = "; ".join(f"{k} {v:.2f}" for k, v in times.items())
-    nums = f"warm {warm:.2f} s, cold (incl. model loading) {cold:.2f} s; per stage (s): {stages}"
-    if naive_times:
-        nums += f"; naive per-frame/model-per-call {sum(naive_times.values()):.1f} s = {sum(naive_times.values()) / warm:.1f}x warm"
-    rows.append(f"| {date} | {machine} | `bench_rewards.py` full suite (13 scorers, composite), {T} frames {S}x{S}, "
-                f"flow {FLOW_METHOD} shared | {nums} |")
+    if warm is not None:
+        stages = "; ".join(f"{k} {v:.2f}" for k, v in times.items())
+        nums = f"warm {warm:.2f} s, cold (incl. model loading) {cold:.2f} s; per stage (s): {stages}"
+        if naive_times:
+            nums += (f"; naive per-frame/model-per-call {sum(naive_times.values()):.1f} s = "
+                     f"{sum(naive_times.values()) / warm:.1f}x warm")
+        rows.append(f"| {date} | {machine} | `bench_rewards.py` full suite (13 scorers, composite), {T} frames {S}x{S}, "
+                    f"flow {FLOW_METHOD} shared | {nums} |")
     if long:
         rows.append(f"| {date} | {machine} | `bench_rewards.py --long` 2000 frames 1080p ({long['logical_gb']:.1f} GB as "
                     f"float32, strided view), 5 flow-based scorers, analysis 256, dis_ultrafast | "

@@ -24,6 +24,7 @@ from .result import RewardResult
 NAME = "identity_lock"
 RANGE = (-1.0, 1.0)
 STRIDE = 8
+MIN_FACE = 20  # MTCNN min_face_size, px
 
 
 def face_embeddings(clip: Clip, frames: torch.Tensor, weights: str = models.FACENET_FILE) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,6 +33,8 @@ def face_embeddings(clip: Clip, frames: torch.Tensor, weights: str = models.FACE
     n = frames.shape[0]
     emb = torch.full((n, 512), math.nan)
     prob = torch.zeros(n)
+    if min(frames.shape[1:3]) < MIN_FACE:
+        return emb, prob  # no face can be this small (and MTCNN's image pyramid would be empty)
     from facenet_pytorch import extract_face, fixed_image_standardization
 
     for s, e in clip.chunks(n, "faces"):

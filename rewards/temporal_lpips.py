@@ -24,6 +24,7 @@ from .result import RewardResult
 NAME = "temporal_lpips"
 RANGE = (float("-inf"), 1.0)
 MIN_VALID = 0.5
+MIN_SIZE = {"alex": 31, "vgg": 16}  # smallest input whose feature maps survive every pooling stage
 
 
 def lpips_distance(a: torch.Tensor, b: torch.Tensor, net: str = "alex", spatial: bool = False) -> torch.Tensor:
@@ -37,6 +38,10 @@ def lpips_distance(a: torch.Tensor, b: torch.Tensor, net: str = "alex", spatial:
 def score(clip: Clip, net: str = "alex", min_valid: float = MIN_VALID) -> RewardResult:
     if clip.num_frames < 2:
         return RewardResult.not_applicable(NAME, "needs at least 2 frames", RANGE, "pair")
+    if min(clip.analysis_hw) < MIN_SIZE[net]:
+        return RewardResult.not_applicable(NAME, f"LPIPS-{net} needs frames of at least {MIN_SIZE[net]} px per side "
+                                           f"(analysis size is {clip.analysis_hw[1]}x{clip.analysis_hw[0]})", RANGE,
+                                           "pair")
     n = clip.num_pairs
     d = torch.empty(n)
     valid_frac = torch.empty(n)

@@ -153,3 +153,18 @@ def test_2000_frame_clip_runs_in_bounded_memory(tmp_path):
     assert out["peak_growth_gb"] < 0.5, out
     assert 0 < out["flow_smoothness"] <= 1 and 0 < out["loop_break"] <= 1
     assert {"optical flow", "occlusion masks"} <= set(out["stages"])
+
+
+def test_tiny_frames_never_crash_any_scorer(reward_models):
+    """20x16 frames: every scorer returns a value or 'not applicable', never a torch shape error."""
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(20, 16, 20, 3, generator=g)
+    clip = Clip(frames, keyframes=frames[[0, -1]], prompt="noise", reference=torch.rand(20, 16, 20, 3, generator=g),
+                windows=(8, 2))
+    options = {"clip_score": {"weights": reward_models.clip_file}, "aesthetic": {"clip_weights": reward_models.clip_file},
+               "caption_consistency": {"blip": reward_models.blip}, "novelty_after_k": {"k": 8}}
+    for name in SCORERS:
+        res = score(name, clip, **options.get(name, {}))
+        assert res.applicable or res.note, name
+        assert res.applicable == (res.value == res.value), name  # NaN exactly when not applicable
+    assert not score("temporal_lpips", clip).applicable
