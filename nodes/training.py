@@ -16,6 +16,7 @@ import threading
 from comfy_api.latest import io
 
 from .. import modelfiles
+from ..rewards import SCORERS
 from ..trainers import job_configs as jc
 from ..trainers.jobs import JobManager, JobWatcher
 
@@ -23,7 +24,8 @@ log = logging.getLogger("rewardloop.training")
 
 CATEGORY = "RewardLoop/Training"
 EVENT = "rewardloop.training"
-REWARDS = ["composite", "brightness", "target", "temporal_smoothness", "python"]
+# composite, any single scorer of the reward suite, or the trainers' toy rewards (trainers/reward_fns.py)
+REWARDS = ["composite", *SCORERS, "brightness", "target", "temporal_smoothness", "python"]
 
 _state: dict = {}
 _lock = threading.Lock()
@@ -369,6 +371,26 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
                              ui={"text": [_summary(job)]})
 
 
+def _cache_prompts(prompts: str) -> list[str]:
+    """Prompt lines, or every prompt of a file (prompt list, pairs JSONL) or a VideoDPO folder given by path,
+    so the cache of a large DPO dataset is one node away."""
+    text = prompts.strip()
+    path = os.path.expanduser(text)
+    if text and "\n" not in text and os.path.exists(path):
+        from pathlib import Path
+
+        from ..trainers.text_embeddings import read_prompt_list
+
+        if os.path.isdir(path):
+            from ..trainers.dpo_data import _videodpo_rows
+
+            found = [row.prompt for row in _videodpo_rows(Path(path))[0] if not isinstance(row, ValueError)]
+        else:
+            found = read_prompt_list(path)
+        return list(dict.fromkeys(p.strip() for p in found if p.strip()))
+    return list(dict.fromkeys(p.strip() for p in prompts.splitlines() if p.strip()))
+
+
 def _real_tokens(cond):
     """[1, tokens, dim] or [tokens, dim] encoder output -> [tokens, dim] without the zero padding Wan's
     encoder appends (up to 512 tokens); the trainers pad again to model.text_len."""
@@ -390,7 +412,9 @@ class RewardLoopTextEmbeddingCache(io.ComfyNode):
                         "more for the negative prompt, if set), in order, e.g. CLIPTextEncode outputs joined with "
                         "Conditioning (Combine).",
             inputs=[
-                io.String.Input("prompts", default="", multiline=True, tooltip="One prompt per line."),
+                io.String.Input("prompts", default="", multiline=True,
+                                tooltip="One prompt per line, or the path of a prompt list (.txt/.json/.jsonl), "
+                                        "a DPO pairs JSONL or a VideoDPO folder: every prompt in it is cached."),
                 io.String.Input("negative_prompt", default="", multiline=True,
                                 tooltip="Also cached (used by GRPO with guidance_scale > 1)."),
                 io.String.Input("cache_name", default="prompts", tooltip="File name under output/rewardloop/text_embeddings."),
@@ -408,15 +432,21 @@ class RewardLoopTextEmbeddingCache(io.ComfyNode):
 
         from ..trainers.text_embeddings import save_text_embeddings
 
-        lines = list(dict.fromkeys(p.strip() for p in prompts.splitlines() if p.strip()))
+        lines = _cache_prompts(prompts)
         if not lines:
-            raise ValueError("prompts is empty: give one prompt per line.")
+            raise ValueError("prompts is empty: give one prompt per line (or the path of a prompt list file).")
         texts = lines + ([negative_prompt.strip()] if negative_prompt.strip() not in lines else [])
         if (clip is None) == (conditioning is None):
             raise ValueError("Connect either clip (the text encoder) or conditioning (encoded prompts), not both "
                              "and not neither.")
         if clip is not None:
-            embs = [_real_tokens(clip.encode_from_tokens(clip.tokenize(text))) for text in texts]
+            import comfy.utils
+
+            bar = comfy.utils.ProgressBar(len(texts))  # a dataset's prompts take minutes; the bar also cancels
+            embs = []
+            for text in texts:  # ComfyUI's CLIP API encodes one text at a time
+                embs.append(_real_tokens(clip.encode_from_tokens(clip.tokenize(text))))
+                bar.update(1)
         else:
             if not negative_prompt.strip() and len(conditioning) == len(lines):
                 texts = lines  # no entry for the empty negative prompt: it is only needed with guidance

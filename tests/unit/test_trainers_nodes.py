@@ -150,3 +150,22 @@ def test_text_embedding_cache_node_from_conditioning(training):
                      conditioning=[[fox, {}], [lake, {}]])
     with pytest.raises(ValueError, match="either clip"):
         node.execute(prompts="a red fox", negative_prompt="", cache_name="c")
+
+
+def test_text_embedding_cache_reads_prompts_from_a_dataset_path(training):
+    """The prompts input may be the DPO dataset itself (pairs JSONL or VideoDPO folder): every prompt is cached."""
+    import json
+
+    m = training.module
+    pairs = training.tmp / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"prompt": p, "chosen": "a.mp4", "rejected": "b.mp4"})
+                               for p in ["a red fox", "a blue lake", "a red fox"]) + "\n")
+    assert m._cache_prompts(str(pairs)) == ["a red fox", "a blue lake"]
+    folder = training.tmp / "videodpo"
+    folder.mkdir()
+    meta = [{"basic": {"clip_path": f"{i}.mp4"}, "misc": {"frame_caption": c}} for i, c in enumerate(["x", "y"])]
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    (folder / "pair.json").write_text(json.dumps([{"video1": 0, "video2": 1, "frame_caption": "a cat"},
+                                                  {"video1": 1, "video2": 0}]))
+    assert m._cache_prompts(str(folder)) == ["a cat", "y"]
+    assert m._cache_prompts("a red fox\n\na blue lake") == ["a red fox", "a blue lake"]
