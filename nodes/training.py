@@ -83,11 +83,26 @@ def _paths(model_file: str, vae_file: str) -> tuple[str, str, str]:
     return model, vae, loras
 
 
+def _as_path(text: str) -> str | None:
+    """The path a one-line prompts value names, if it names one; a path-looking value that does not exist is
+    an error (else it would silently become a prompt)."""
+    text = text.strip()
+    if not text or "\n" in text:
+        return None
+    path = os.path.expanduser(text)
+    if os.path.exists(path):
+        return path
+    if text.startswith(("/", "~", "./", "../")) or text.lower().endswith((".txt", ".json", ".jsonl")):
+        raise ValueError(f"{text!r} looks like a file path but does not exist: give an existing prompt list / "
+                         "dataset path, or prompt text (one prompt per line).")
+    return None
+
+
 def _prompt_file(prompts: str) -> str:
     """A path to an existing prompt list is used as is; prompt text (one a line) is stored once by content."""
     text = prompts.strip()
-    if text and "\n" not in text and os.path.isfile(os.path.expanduser(text)):
-        return os.path.expanduser(text)
+    if _as_path(text):
+        return _as_path(text)
     if not text:
         raise ValueError("prompts is empty: give one prompt per line or the path of a prompt list file.")
     import folder_paths
@@ -374,9 +389,8 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
 def _cache_prompts(prompts: str) -> list[str]:
     """Prompt lines, or every prompt of a file (prompt list, pairs JSONL) or a VideoDPO folder given by path,
     so the cache of a large DPO dataset is one node away."""
-    text = prompts.strip()
-    path = os.path.expanduser(text)
-    if text and "\n" not in text and os.path.exists(path):
+    path = _as_path(prompts)
+    if path:
         from pathlib import Path
 
         from ..trainers.text_embeddings import read_prompt_list

@@ -169,3 +169,7 @@ def test_text_embedding_cache_reads_prompts_from_a_dataset_path(training):
                                                   {"video1": 1, "video2": 0}]))
     assert m._cache_prompts(str(folder)) == ["a cat", "y"]
     assert m._cache_prompts("a red fox\n\na blue lake") == ["a red fox", "a blue lake"]
+    with pytest.raises(ValueError, match="looks like a file path but does not exist"):
+        m._cache_prompts(str(training.tmp / "missing" / "pairs.jsonl"))
+    with pytest.raises(ValueError, match="looks like a file path"):
+        m._prompt_file("~/no/such/prompts.txt")
