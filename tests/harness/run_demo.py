@@ -63,7 +63,7 @@ def main() -> int:
             print(f"[demo] workflow failed: {json.dumps(result.error, indent=1)[:4000]}")
             return 1
         print(f"[demo] {Path(args.workflow).name} ran in {time.time() - t1:.1f} s")
-        collected = collect_outputs(server, result.outputs, out)
+        collected = collect_outputs(server, t1, out)
         summary = {"workflow": Path(args.workflow).name, "seconds": round(time.time() - t1, 2),
                    "files": [str(p) for p in collected], "ui": result.outputs}
         (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -84,21 +84,16 @@ def main() -> int:
         server.stop()
 
 
-def collect_outputs(server: ComfyServer, outputs: dict, out: Path) -> list[Path]:
-    """Copy every file the run produced (videos, images, JSON reports) next to summary.json."""
+def collect_outputs(server: ComfyServer, since: float, out: Path) -> list[Path]:
+    """Copy every file the run wrote into ComfyUI's output folder (videos, reward JSON and charts) next to
+    summary.json."""
     collected = []
-    for node_outputs in outputs.values():
-        for key in ("images", "videos", "gifs", "files", "animated", "reports"):
-            for item in node_outputs.get(key, []) or []:
-                if not isinstance(item, dict) or "filename" not in item:
-                    continue
-                src = server.output_path(item)
-                if src.exists():
-                    dst = out / src.name
-                    shutil.copy(src, dst)
-                    collected.append(dst)
+    for src in sorted((server.base_dir / "output").rglob("*")):
+        if src.is_file() and src.stat().st_mtime >= since - 1:
+            dst = out / src.name
+            shutil.copy(src, dst)
+            collected.append(dst)
     return collected
-
 
 if __name__ == "__main__":
     sys.exit(main())
