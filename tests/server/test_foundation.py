@@ -140,3 +140,25 @@ def test_tiny_wan_samples_through_comfyui(comfy):
     assert result.status == "success", result.error
     assert len(result.outputs["8"]["images"]) == 9  # Wan: 9 frames <-> 3 latent frames
     assert any(m["type"] == "progress" for m in result.messages)
+
+
+def test_main_demo_workflow_runs_end_to_end(comfy):
+    """The shared main example (UI format, converted as the demo command does) runs in the real server and
+    writes its video and reward report."""
+    from workflows import load, ui_to_api
+
+    prompt = ui_to_api(load(PACK_ROOT / "workflows" / "main_demo.json"), comfy.object_info())
+    scene = next(k for k, v in prompt.items() if v["class_type"] == "RewardLoopProceduralScene")
+    prompt[scene]["inputs"]["seed"] = int(time.time()) % 100000  # fresh inputs: no cache hit across sessions
+    result = comfy.run(prompt, timeout=600)
+    assert result.status == "success", result.error
+    by_type = {v["class_type"]: k for k, v in prompt.items()}
+    video = comfy.output_path(result.outputs[by_type["SaveVideo"]]["images"][0])
+    assert video.stat().st_size > 1000
+    report_ui = result.outputs[by_type["RewardLoopRewardReport"]]
+    assert report_ui["rewardloop_chart"], report_ui.keys()
+    chart_png = comfy.output_path(report_ui["images"][0])
+    report = json.loads(chart_png.with_suffix(".json").read_text())
+    assert report["frames"] == 33
+    assert 0.0 < report["aggregate"]["value"] <= 1.0
+    assert report["scores"]["keyframe_ssim"]["value"] == pytest.approx(1.0)  # inbetweening keeps the anchors exact
