@@ -27,6 +27,134 @@ def main_demo() -> list[Node]:
     ]
 
 
+# ---- training (issue 5): real user file names of Wan 2.1 T2V 1.3B as ComfyUI's model folders hold them -----
+WAN_DIT = "wan2.1_t2v_1.3B_fp16.safetensors"
+WAN_VAE = "wan_2.1_vae.safetensors"
+WAN_TE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+TRAIN_PROMPTS = ("a red fox trotting through fresh snow, tracking shot\n"
+                 "a glass skyscraper at dusk, slow camera pan\n"
+                 "waves rolling onto a pebble beach, static camera")
+COMPARE_PROMPT = "a red fox trotting through fresh snow, tracking shot"
+WAN_NEGATIVE = "blurry, static, low quality, distorted, jpeg artifacts, flicker"
+
+
+def _text_encoder() -> Node:
+    return Node("te", "CLIPLoader", {"clip_name": WAN_TE, "type": "wan", "device": "default"},
+                title="Text encoder (umt5, type wan)")
+
+
+def _job(launch_key: str) -> Node:
+    return Node("job", "RewardLoopTrainingJob", {"action": "status"}, {"job_id": (launch_key, 0)},
+                title="Training Job (queue again: status; set action to cancel / resume)")
+
+
+def _common_train(lora: str, steps: int, lr: float, checkpoint_every: int) -> dict:
+    return {"model_file": WAN_DIT, "vae_file": WAN_VAE, "lora_name": lora, "steps": steps, "learning_rate": lr,
+            "lora_rank": 32, "seed": 0, "checkpoint_every": checkpoint_every, "gradient_checkpointing": True,
+            "gpus": 1, "free_vram": True, "extra_settings": ""}
+
+
+def train_dpo() -> list[Node]:
+    """Offline Flow-DPO on preference pairs: the dataset path feeds the text-embedding cache (every prompt of the
+    pairs) and the launch node; the Training Job node follows the background job."""
+    return [
+        Node("data", "PrimitiveString", {"value": "~/datasets/rewardloop/pairs.jsonl"},
+             title="Dataset: pairs JSONL {prompt, chosen, rejected} or VideoDPO folder"),
+        _text_encoder(),
+        Node("emb", "RewardLoopTextEmbeddingCache", {"negative_prompt": "", "cache_name": "dpo_prompts"},
+             {"prompts": ("data", 0), "clip": ("te", 0)}),
+        Node("launch", "RewardLoopLaunchDPO",
+             {"frames": 33, "height": 480, "width": 832, "beta": 0.0, "on_bad_sample": "skip",
+              **_common_train("wan13b_dpo", 2000, 1e-5, 100)},
+             {"dataset": ("data", 0), "text_embeddings": ("emb", 0)}),
+        _job("launch"),
+    ]
+
+
+def _grpo_widgets() -> dict:
+    return {"reward": "composite", "reward_settings": "temporal_lpips: 1.0\nflow_smoothness: 0.5\nframing: 0.25",
+            "gold_reward": "structure_constancy", "group_size": 4, "sampling_steps": 20, "train_window": 4,
+            "kl_beta": 0.01, "height": 240, "width": 416}
+
+
+def train_grpo() -> list[Node]:
+    """Online Flow-GRPO with the pack's composite reward (a held-out gold reward logged, never optimised)."""
+    return [
+        Node("prompts", "PrimitiveStringMultiline", {"value": TRAIN_PROMPTS}, title="Training prompts (one a line)"),
+        _text_encoder(),
+        Node("emb", "RewardLoopTextEmbeddingCache", {"negative_prompt": "", "cache_name": "grpo_prompts"},
+             {"prompts": ("prompts", 0), "clip": ("te", 0)}),
+        Node("launch", "RewardLoopLaunchGRPO", {**_grpo_widgets(), "frames": 33,
+                                                 **_common_train("wan13b_grpo", 500, 1e-4, 25)},
+             {"prompts": ("prompts", 0), "text_embeddings": ("emb", 0)}),
+        _job("launch"),
+    ]
+
+
+def train_curriculum() -> list[Node]:
+    """Length curriculum 33 -> 49 -> 65 -> 97 frames with GRPO; a stage advances only when the gates pass on the
+    validation prompts (empty: the training prompts), otherwise the job stops with a report."""
+    return [
+        Node("prompts", "PrimitiveStringMultiline", {"value": TRAIN_PROMPTS}, title="Training prompts (one a line)"),
+        _text_encoder(),
+        Node("emb", "RewardLoopTextEmbeddingCache", {"negative_prompt": "", "cache_name": "curriculum_prompts"},
+             {"prompts": ("prompts", 0), "clip": ("te", 0)}),
+        Node("launch", "RewardLoopLaunchCurriculum",
+             {"stages": "33, 49, 65, 97", "steps_per_stage": 200,
+              "gates": "temporal_lpips >= 0.8\nflow_smoothness >= 0.5", "validation_prompts": "",
+              **_grpo_widgets(), **{k: v for k, v in _common_train("wan13b_curriculum", 0, 1e-4, 25).items()
+                                    if k != "steps"}},
+             {"prompts": ("prompts", 0), "text_embeddings": ("emb", 0)}),
+        _job("launch"),
+    ]
+
+
+def compare_lora() -> list[Node]:
+    """The same prompt and seed sampled without and with the trained LoRA (core LoraLoaderModelOnly), side by side
+    in one video, each clip scored by the composite reward with a report."""
+    nodes = [
+        Node("prompt", "PrimitiveStringMultiline", {"value": COMPARE_PROMPT}, title="Prompt"),
+        Node("unet", "UNETLoader", {"unet_name": WAN_DIT, "weight_dtype": "default"}),
+        Node("shift", "ModelSamplingSD3", {"shift": 8.0}, {"model": ("unet", 0)}),
+        Node("lora", "LoraLoaderModelOnly", {"lora_name": "wan13b_grpo.safetensors", "strength_model": 1.0},
+             {"model": ("shift", 0)}, title="Trained LoRA (from models/loras)"),
+        _text_encoder(),
+        Node("pos", "CLIPTextEncode", {"text": COMPARE_PROMPT}, {"text": ("prompt", 0), "clip": ("te", 0)}),
+        Node("neg", "CLIPTextEncode", {"text": WAN_NEGATIVE}, {"clip": ("te", 0)}),
+        Node("vae", "VAELoader", {"vae_name": WAN_VAE}),
+        Node("latent", "EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 33, "batch_size": 1}),
+    ]
+    for branch, model, title in (("base", "shift", "Without LoRA"), ("tuned", "lora", "With trained LoRA")):
+        nodes += [
+            Node(f"k_{branch}", "KSampler", {"seed": 42, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc",
+                                             "scheduler": "simple", "denoise": 1.0},
+                 {"model": (model, 0), "positive": ("pos", 0), "negative": ("neg", 0), "latent_image": ("latent", 0)},
+                 title=f"Sampler: {title.lower()} (same seed)"),
+            Node(f"d_{branch}", "VAEDecode", {}, {"samples": (f"k_{branch}", 0), "vae": ("vae", 0)}),
+            Node(f"r_{branch}", "RewardLoopRewardComposite",
+                 {"w_keyframe_ssim": 0.0, "w_temporal_lpips": 1.0, "w_flow_smoothness": 0.5,
+                  "w_structure_constancy": 0.5, "w_seam_consistency": 0.0, "w_loop_break": 0.0,
+                  "w_identity_lock": 0.0, "w_clip_score": 0.0, "w_caption_consistency": 0.0, "w_framing": 0.25,
+                  "w_aesthetic": 0.0, "w_fvd_lite": 0.0, "w_novelty_after_k": 0.0, "options_json": ""},
+                 {"frames": (f"d_{branch}", 0), "prompt": ("prompt", 0)}, title=f"Reward: {title.lower()}"),
+            Node(f"rep_{branch}", "RewardLoopRewardReport", {"filename_prefix": f"rewardloop/compare_{branch}"},
+                 {"scores": (f"r_{branch}", 1)}, title=f"Report: {title.lower()}"),
+        ]
+    nodes += [
+        Node("stitch", "ImageStitch", {"direction": "right", "match_image_size": True, "spacing_width": 8,
+                                       "spacing_color": "white"},
+             {"image1": ("d_base", 0), "image2": ("d_tuned", 0)}, title="Left: without LoRA | right: with LoRA"),
+        Node("video", "CreateVideo", {"fps": 16.0}, {"images": ("stitch", 0)}),
+        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/compare_lora", "format": "mp4", "codec": "h264"},
+             {"video": ("video", 0)}),
+    ]
+    return nodes
+
+
 SPECS = {
     "main_demo": main_demo,
+    "train_dpo": train_dpo,
+    "train_grpo": train_grpo,
+    "train_curriculum": train_curriculum,
+    "compare_lora": compare_lora,
 }

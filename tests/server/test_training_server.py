@@ -212,3 +212,23 @@ def test_bad_settings_surface_on_the_node_and_the_server_keeps_running(comfy):
     assert comfy.get_json("/system_stats")["system"]["comfyui_version"]
     listing = comfy.run(job_graph(""))
     assert listing.status == "success" and job_id in listing.outputs["job"]["text"][0]
+
+
+@pytest.mark.parametrize("name", ["train_dpo", "train_grpo", "train_curriculum", "compare_lora"])
+def test_training_workflows_validate_except_the_users_model_files(comfy, name):
+    """The shared workflows name the user's real Wan 2.1 files, absent here: posting them must fail only on
+    those file names (links, types and every other widget value validate)."""
+    from pack_info import PACK_ROOT
+    from workflows import load, ui_to_api
+
+    prompt = ui_to_api(load(PACK_ROOT / "workflows" / f"{name}.json"), comfy.object_info())
+    status, answer = comfy.post_json("/prompt", {"prompt": prompt, "client_id": comfy.client_id})
+    assert status == 400, answer
+    user_files = {"wan2.1_t2v_1.3B_fp16.safetensors", "wan_2.1_vae.safetensors",
+                  "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan13b_grpo.safetensors"}
+    problems = []
+    for node_id, entry in answer["node_errors"].items():
+        for err in entry["errors"]:
+            if not (err["type"] == "value_not_in_list" and err["extra_info"]["received_value"] in user_files):
+                problems.append((node_id, entry["class_type"], err))
+    assert answer["node_errors"] and not problems, problems
