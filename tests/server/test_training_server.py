@@ -105,6 +105,17 @@ def job_dir(comfy, job_id: str):
     return comfy.base_dir / "user" / "rewardloop" / "jobs" / job_id
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_job_left_running(comfy):
+    """Jobs run in their own sessions and outlive the server: whatever a failed test left running is cancelled."""
+    yield
+    listing = comfy.run(job_graph(""))
+    for line in listing.outputs["job"]["text"][0].splitlines():
+        m = STATUS_RE.match(line)
+        if m and m[2] in ("running", "starting"):
+            comfy.run(job_graph(m[1], "cancel"))
+
+
 def test_launch_returns_at_once_then_the_lora_changes_core_sampling(comfy):
     tag = unique()
     first_msg = comfy.message_count()
