@@ -117,8 +117,8 @@ class RewardLoopKeyframeGenerator(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, consistency, **kw):
-        if consistency not in cls.MODES:
+    def validate_inputs(cls, consistency=None):  # no **kwargs: ComfyUI would flag every input with the message
+        if consistency is not None and consistency not in cls.MODES:
             return f"consistency must be one of {cls.MODES}"
         return True
 

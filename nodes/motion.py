@@ -117,7 +117,9 @@ class RewardLoopWindowSplit(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, window, overlap, **kwargs):
+    def validate_inputs(cls, window=None, overlap=None):  # no **kwargs: ComfyUI would flag every input
+        if window is None or overlap is None:  # linked inputs are checked when the node runs
+            return True
         if overlap >= window:
             return f"overlap ({overlap}) must be smaller than window ({window})."
         return True

@@ -173,7 +173,8 @@ def _common_inputs(default_lora: str, default_steps: int) -> list:
         io.Int.Input("steps", default=default_steps, min=1, max=1_000_000),
         io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1.0, step=1e-5),
         io.Int.Input("lora_rank", default=32, min=1, max=256),
-        io.Int.Input("seed", default=0, min=0, max=2**31 - 1),
+        io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
+                     tooltip="Training seed. Fixed on purpose: the same settings address the same job."),
         io.Int.Input("checkpoint_every", default=100, min=0, max=1_000_000,
                      tooltip="Steps between checkpoints (LoRA + optimizer + RNG + data position); 0 = only at "
                              "the end and on cancel. Resume continues from the newest one."),

@@ -1,19 +1,46 @@
-"""Facts about the pack read from its source files, without importing it or ComfyUI."""
+"""Facts about the pack for the harness: its node ids (by importing it as ComfyUI does, in a subprocess), its
+workflow files, and real footage for tests."""
 from __future__ import annotations
 
+import functools
 import json
-import re
 from pathlib import Path
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
-NODE_ID = re.compile(r"""node_id\s*=\s*["'](RewardLoop\w+)["']""")
 
 
+_LIST_NODES = r"""
+import importlib.util, json, os, sys
+root, comfy = sys.argv[1], sys.argv[2]
+sys.path.append(comfy)
+sys.argv = ["main.py", "--cpu"]
+import comfy.options
+comfy.options.enable_args_parsing()
+import utils.extra_config  # ComfyUI imports it before its nodes
+spec = importlib.util.spec_from_file_location("rewardloop", os.path.join(root, "__init__.py"), submodule_search_locations=[root])
+pack = importlib.util.module_from_spec(spec)
+sys.modules["rewardloop"] = pack
+spec.loader.exec_module(pack)
+from rewardloop.nodes import all_node_classes
+print(json.dumps(sorted(cls.GET_SCHEMA().node_id for cls in all_node_classes())))
+"""
+
+
+@functools.lru_cache(maxsize=4)
 def declared_node_ids(pack_root: Path = PACK_ROOT) -> list[str]:
-    ids: set[str] = set()
-    for path in (pack_root / "nodes").glob("*.py"):
-        ids.update(NODE_ID.findall(path.read_text()))
-    return sorted(ids)
+    """Every node id the pack registers, read by importing its node modules the way ComfyUI does (in a separate
+    process with ComfyUI's modules on the path), so ids built from constants count too. A module that fails to
+    import fails here, loudly."""
+    import os
+    import subprocess
+    import sys
+
+    python = os.environ.get("REWARDLOOP_PYTHON", sys.executable)
+    comfy = os.environ["REWARDLOOP_COMFYUI"]
+    proc = subprocess.run([python, "-c", _LIST_NODES, str(pack_root), comfy], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"importing the pack's nodes failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def workflow_files(pack_root: Path = PACK_ROOT) -> list[Path]:

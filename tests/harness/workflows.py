@@ -35,7 +35,9 @@ def _has_control_widget(name: str, kind: str, opts: dict) -> bool:
     """The frontend appends a 'control after generate' value after seed-like INT widgets."""
     if kind != "INT":
         return False
-    return bool(opts.get("control_after_generate")) or name in SEED_NAMES
+    if "control_after_generate" in opts:  # explicit True/False wins, as in the frontend
+        return bool(opts["control_after_generate"])
+    return name in SEED_NAMES
 
 
 def ui_to_api(ui: dict, object_info: dict) -> dict:
