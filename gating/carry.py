@@ -6,7 +6,8 @@
   whatever the number of attempts, and never concatenates them.
 - `LoopCarry` is the constant the closing node writes into the re-created opening node: attempt index, seed and
   the run. Its identity is new on every attempt, so ComfyUI's cache never serves a previous attempt's body.
-- `LoopControl` is the opening node's output, read by the closing node.
+- `LoopControl` is the opening node's output, read by the closing node; `recorded` marks a control whose attempt
+  was already logged (by the collector node of an expanded attempt), so the closing node only decides.
 A run is never shared between two executions of the original graph: attempt 0's closing node always starts a new
 one (the opening node's cached output carries no run), so a re-queued or resumed prompt cannot see stale state.
 """
@@ -43,3 +44,4 @@ class LoopControl:
     open_id: str              # node id of the opening node that produced this control (an expanded copy after attempt 0)
     opened_at: float          # perf_counter() when the opening node ran: start of this attempt
     run: LoopRun | None = None
+    recorded: bool = False

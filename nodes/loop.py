@@ -5,9 +5,16 @@ Mechanism (ComfyUI's own flow-control test pack does the same): when an attempt 
 node re-creates the body (every node downstream of the open node and upstream of the close node) with GraphBuilder,
 plus a copy of the open node carrying the next attempt index and seed, plus a copy of itself, and returns links to
 that copy's outputs. Nodes outside the body keep their cached results and run once.
+
+Memory: a node that expands stays pending until its expansion answers, and ComfyUI keeps a pending node's input
+values alive. So in the expanded attempts the candidate frames and reward go into a small collector node
+(RewardLoopRetryCollect) that logs the attempt, keeps the frames only if they are the best so far, and finishes at
+once; the close node's copy only receives the collector's small control object. The loop therefore holds the first
+attempt's frames (input of the user's close node), the best so far and the current one: flat over attempts.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -29,6 +36,7 @@ LoopType = io.Custom("REWARDLOOP_LOOP")
 CarryType = io.Custom("REWARDLOOP_LOOP_CARRY")
 ScoresType = io.Custom("REWARDLOOP_SCORES")
 CLOSE_COPY_ID = "rl_close"  # GraphBuilder suffix of the close node's copy: keeps ids linear in the attempt count
+COLLECT_NODE_ID = "RewardLoopRetryCollect"
 
 
 def _server():
@@ -80,6 +88,24 @@ def _validate_settings(threshold=None, reward_range=None, max_retries=None, mode
     except ValueError as e:
         return str(e)
     return True
+
+
+def _record(loop, frames, reward, breakdown=None, scores=None) -> LoopControl:
+    """Log one attempt into its loop run (created on attempt 0) and keep its frames if they are the best so far."""
+    if not isinstance(loop, LoopControl):
+        raise ValueError("'loop' must come from a RewardLoopRetryOpen node's 'loop' output")
+    if loop.recorded:
+        raise ValueError("this attempt was already recorded: connect the close node's 'loop' to the open node")
+    run = loop.run if loop.run is not None else LoopRun(gating.RetryState(loop.settings))
+    state = run.state
+    if state.attempts_run != loop.attempt:
+        raise ValueError(f"attempt {loop.attempt} arrived but {state.attempts_run} were logged; each open node must "
+                         f"feed exactly one close node")
+    best_before = state.best
+    record = state.record(reward, seed=loop.seed, breakdown=scores if scores is not None else breakdown,
+                          seconds=time.perf_counter() - loop.opened_at)
+    run.keep(frames, first=record.attempt == 0, improved=state.best != best_before)
+    return dataclasses.replace(loop, run=run, recorded=True)
 
 
 class RewardLoopRetryOpen(io.ComfyNode):
@@ -182,26 +208,27 @@ class RewardLoopRetryClose(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, loop, frames, reward, breakdown=None, scores=None) -> io.NodeOutput:
+    def execute(cls, loop, frames=None, reward=None, breakdown=None, scores=None) -> io.NodeOutput:
+        # frames/reward are absent only in the close node's own copies, which get an already recorded control
+        # from the collector node (see the module docstring).
         _check_interrupt()
         if not isinstance(loop, LoopControl):
             raise ValueError("RewardLoopRetryClose: 'loop' must come from a RewardLoopRetryOpen node's 'loop' output")
         unique_id, dynprompt = cls.hidden.unique_id, cls.hidden.dynprompt
         display = _display_id(dynprompt, unique_id)
-        settings = loop.settings
-        run = loop.run if loop.run is not None else LoopRun(gating.RetryState(settings))
-        state = run.state
-        if state.attempts_run != loop.attempt:
-            raise ValueError(f"RewardLoopRetryClose: attempt {loop.attempt} arrived but {state.attempts_run} were "
-                             f"logged; each open node must feed exactly one close node")
         body = None
-        if dynprompt is not None and loop.attempt == 0:
-            body = cls._body(dynprompt, loop.open_id, unique_id)  # checks the wiring before the first retry
-        seconds = time.perf_counter() - loop.opened_at
-        best_before = state.best
-        record = state.record(reward, seed=loop.seed, breakdown=scores if scores is not None else breakdown,
-                              seconds=seconds)
-        run.keep(frames, first=record.attempt == 0, improved=state.best != best_before)
+        if not loop.recorded:
+            if frames is None or reward is None:
+                raise ValueError("RewardLoopRetryClose: connect 'frames' and 'reward'")
+            if dynprompt is not None and loop.attempt == 0:
+                body = cls._body(dynprompt, loop.open_id, unique_id)  # checks the wiring before the first retry
+            try:
+                loop = _record(loop, frames, reward, breakdown, scores)
+            except ValueError as e:
+                raise ValueError(f"RewardLoopRetryClose: {e}") from None
+        run, settings = loop.run, loop.settings
+        state = run.state
+        record = state.records[-1]
         event = {"node_id": display, "node": unique_id, "attempt": record.attempt, "attempts": settings.attempts,
                  "seed": record.seed, "reward": record.reward, "passed": record.passed,
                  "seconds": round(record.seconds, 6), "best_reward": state.best_reward,
@@ -221,7 +248,7 @@ class RewardLoopRetryClose(io.ComfyNode):
         log.info("RewardLoop loop %s: starting attempt %d/%d (seed %d); attempts so far: %s", display,
                  record.attempt + 2, settings.attempts, next_seed, state.to_json())
         if body is None:
-            body = cls._body(dynprompt, loop.open_id, unique_id)
+            body = find_body(dynprompt.get_node, loop.open_id, unique_id)
         carry = LoopCarry(attempt=record.attempt + 1, seed=next_seed, run=run)
         return cls._expand(dynprompt, loop.open_id, unique_id, body, carry)
 
@@ -243,13 +270,17 @@ class RewardLoopRetryClose(io.ComfyNode):
         from comfy_execution.graph_utils import GraphBuilder
 
         graph = GraphBuilder()
+        close_display = dynprompt.get_display_node_id(close_id)
         # Name copies after the user's original node ids (display ids) so ids grow linearly with attempts.
-        names = {node_id: dynprompt.get_display_node_id(node_id) for node_id in (open_id, *body)}
+        names = {}
+        for node_id in (open_id, *body):
+            display = dynprompt.get_display_node_id(node_id)
+            is_collector = dynprompt.get_node(node_id)["class_type"] == COLLECT_NODE_ID
+            names[node_id] = f"{display}_collect" if is_collector else display
         names[close_id] = CLOSE_COPY_ID
         copies = {}
         for node_id, name in names.items():
-            original = dynprompt.get_node(node_id)
-            copy = graph.node(original["class_type"], name)
+            copy = graph.node(dynprompt.get_node(node_id)["class_type"], name)
             copy.set_override_display_id(dynprompt.get_display_node_id(node_id))
             copies[node_id] = copy
         id_map = {node_id: copy.id for node_id, copy in copies.items()}
@@ -258,6 +289,18 @@ class RewardLoopRetryClose(io.ComfyNode):
                 copy.set_input(key, value)
         copies[open_id].set_input("carry", carry)
         close_copy = copies[close_id]
+        close_inputs = dynprompt.get_node(close_id)["inputs"]
+        if "frames" in close_inputs:
+            # The user's close node: route this attempt's candidate through a collector (already a body node in
+            # every later expansion, where it is copied like the rest).
+            collector = graph.node(COLLECT_NODE_ID, f"{close_display}_collect")
+            collector.set_override_display_id(close_display)
+            for key in ("frames", "reward", "breakdown", "scores"):
+                if key in close_inputs:
+                    collector.set_input(key, remap_inputs({key: close_inputs[key]}, id_map)[key])
+                    close_copy.set_input(key, None)
+            collector.set_input("loop", copies[open_id].out(0))
+            close_copy.set_input("loop", collector.out(0))
         return io.NodeOutput(*(close_copy.out(i) for i in range(5)), expand=graph.finalize())
 
     @staticmethod
@@ -277,6 +320,32 @@ class RewardLoopRetryClose(io.ComfyNode):
         # constants: drop the candidate so the loop holds nothing once it has answered.
         frames, run.best = run.best, None
         return io.NodeOutput(frames, reward, chosen, state.passed, log_json, ui=gating.json_safe(ui))
+
+
+class RewardLoopRetryCollect(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=COLLECT_NODE_ID,
+            display_name="Reward Retry Loop (internal: attempt collector)",
+            category=CATEGORY,
+            description=(
+                "Created by 'Reward Retry Loop (close)' inside its retries; you do not need to place it. Logs one "
+                "attempt (reward, seed, breakdown, time), keeps its frames only if they are the best so far, and "
+                "passes on a small loop-control object, so no waiting node keeps an old attempt's frames alive."),
+            inputs=[
+                LoopType.Input("loop"),
+                io.Image.Input("frames"),
+                io.Float.Input("reward", force_input=True),
+                io.String.Input("breakdown", optional=True, force_input=True),
+                ScoresType.Input("scores", optional=True),
+            ],
+            outputs=[LoopType.Output("recorded", tooltip="To a close node's 'loop' input.")],
+        )
+
+    @classmethod
+    def execute(cls, loop, frames, reward, breakdown=None, scores=None) -> io.NodeOutput:
+        return io.NodeOutput(_record(loop, frames, reward, breakdown, scores))
 
 
 class RewardLoopPerturbedScene(io.ComfyNode):
@@ -552,5 +621,5 @@ class RewardLoopJoinSegments(io.ComfyNode):
         return io.NodeOutput(frames, summary["all_passed"], json.dumps(summary), ui=ui)
 
 
-NODES = [RewardLoopRetryOpen, RewardLoopRetryClose, RewardLoopBestOfN, RewardLoopJoinSegments,
-         RewardLoopPerturbedScene]
+NODES = [RewardLoopRetryOpen, RewardLoopRetryClose, RewardLoopRetryCollect, RewardLoopBestOfN,
+         RewardLoopJoinSegments, RewardLoopPerturbedScene]

@@ -35,6 +35,8 @@ class Harness:
         self.counts: dict[str, int] = {}
         self.sink: dict | None = None
         self.frames_seen: list[weakref.ref] = []
+        self.peak_alive = 0
+        self.watch_memory = False
         self.events: list[tuple[str, object]] = []
         self.fail_at: int | None = None
         self.interrupt_at: int | None = None
@@ -101,6 +103,9 @@ def make_test_nodes(h: Harness):
         def execute(cls, frames, keys, attempt):
             count("reward")
             h.frames_seen.append(weakref.ref(frames))
+            if h.watch_memory:
+                gc.collect()
+                h.peak_alive = max(h.peak_alive, sum(ref() is not None for ref in h.frames_seen))
             if attempt == h.fail_at:
                 raise RuntimeError("generator exploded")
             if attempt == h.interrupt_at:
@@ -165,6 +170,8 @@ def h(comfy_inprocess):
 def reset(h):
     h.counts.clear()
     h.frames_seen.clear()
+    h.peak_alive = 0
+    h.watch_memory = False
     h.fail_at = h.interrupt_at = None
     h.nan_attempts = set()
     h.comfy_nodes.interrupt_processing(False)
@@ -275,13 +282,19 @@ def test_nan_reward_is_a_failed_attempt_and_never_chosen_over_a_finite_one(h):
     assert h.sink["attempt"] in (1, 3) and h.sink["reward"] == h.sink["reward"]  # not NaN
 
 
-def test_loop_keeps_only_the_best_candidate_alive(h):
-    """With ComfyUI's cache off (--cache-none), nothing but the loop holds earlier attempts: every candidate
-    except the chosen one must be freed (memory flat over attempts)."""
-    h.run(loop_prompt(9, max_retries=5, p=0.0), h.executor("none"))
-    gc.collect()
-    alive = [i for i, ref in enumerate(h.frames_seen) if ref() is not None]
-    assert len(h.frames_seen) == 6 and alive == [h.sink["attempt"]]
+def test_memory_is_flat_over_attempts(h):
+    """With ComfyUI's output cache off (--cache-none), nothing but the loop can hold earlier attempts. While the
+    loop runs at most three candidates are alive (attempt 0, the input of the user's close node; the best so far;
+    the current one) whatever the number of attempts; afterwards only the chosen one (held by the sink)."""
+    h.watch_memory = True
+    for retries in (3, 9):
+        h.frames_seen.clear()
+        h.peak_alive = 0
+        h.run(loop_prompt(9 + retries, max_retries=retries, p=0.0), h.executor("none"))
+        gc.collect()
+        alive = [i for i, ref in enumerate(h.frames_seen) if ref() is not None]
+        assert len(h.frames_seen) == retries + 1 and alive == [h.sink["attempt"]]
+        assert h.peak_alive <= 3, (retries, h.peak_alive)
 
 
 def test_nested_loops(h):
