@@ -22,11 +22,10 @@ SIZE, FRAMES, THRESHOLD = 64, 9, 0.85
 
 
 def ssim_min(a, b):
-    """Keyframe SSIM (Wang settings, pytorch-msssim), worst of the first/last anchors."""
-    from pytorch_msssim import ssim
+    """Keyframe SSIM (the pack's SSIM, Wang settings), worst of the anchors."""
+    from rewardloop.rewards.keyframe_ssim import ssim
 
-    nchw = lambda x: x.permute(0, 3, 1, 2)  # noqa: E731
-    return float(ssim(nchw(a), nchw(b), data_range=1.0, size_average=False, win_size=11, win_sigma=1.5).min())
+    return float(ssim(a, b).min())
 
 
 class Harness:
