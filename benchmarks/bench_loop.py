@@ -8,10 +8,11 @@ gating/perturb.py) with the pack's keyframe SSIM reward, threshold 0.85, over ma
   - per-segment gating, max_retries R per segment: each segment between keyframes has its own loop.
   Time is measured wall time of generation + reward per attempt, reported relative to one plain generation
   (generation alone, no reward), plus a frame-count model (frames generated / clip length).
-Part "overhead" (ComfyUI's real executor, in-process): one loop with N = 1..16 attempts (threshold 1.0, nothing
+Part "overhead" (ComfyUI's real executor, in-process): one loop with N = 1..33 attempts (33 = the cap) (threshold 1.0, nothing
 passes) vs the same body queued as a plain prompt; the difference per attempt is the loop machinery (open node,
 close node bookkeeping, graph expansion, the executor's work on the expanded nodes), in CPU time of one thread.
-Also process memory over attempts with ComfyUI's default cache and with --cache-none.
+Memory: how many candidate tensors are alive during and after a loop of N attempts, with ComfyUI's default cache
+and with --cache-none (process RSS is not used: the allocator keeps freed pages, so it mostly measures noise).
 
     python benchmarks/bench_loop.py [--part passrate|overhead|all] [--clips 200] [--size 128]
 
@@ -95,9 +96,9 @@ def passrate(clips: int, size: int, max_r: int) -> list[str]:
         return out
 
     def prefix(att, R):
-        """(passed, seconds, generations) of the same loop capped at R retries."""
+        """(passed, seconds incl. reward, generations, generation-only seconds) of the loop capped at R retries."""
         att = att[:R + 1]
-        return any(a[0] for a in att), sum(a[1] + a[2] for a in att), len(att)
+        return any(a[0] for a in att), sum(a[1] + a[2] for a in att), len(att), sum(a[1] for a in att)
 
     attempt(123456, 0, FRAMES - 1, list(range(len(keys))))  # warm-up: textures, SSIM kernels
     whole, seg = [], []
@@ -122,17 +123,19 @@ def passrate(clips: int, size: int, max_r: int) -> list[str]:
         res = [prefix(w, R) for w in whole]
         rate = statistics.mean(r[0] for r in res)
         t = statistics.mean(r[1] for r in res) / gen_ref
+        g = statistics.mean(r[3] for r in res) / gen_ref
         frames = statistics.mean(r[2] for r in res)
         lines.append(f"whole-clip loop R={R}: pass {rate:.1%} (theory {1 - 0.6 ** (R + 1):.1%}), "
-                     f"{t:.2f}x time, {frames:.2f}x frames")
+                     f"{t:.2f}x time ({g:.2f}x generation only), {frames:.2f}x frames")
     for R in range(max_r + 1):
         res = [[prefix(s, R) for s in clip] for clip in seg]
         rate = statistics.mean(all(s[0] for s in clip) for clip in res)
         t = statistics.mean(sum(s[1] for s in clip) for clip in res) / gen_ref
+        g = statistics.mean(sum(s[3] for s in clip) for clip in res) / gen_ref
         frames = statistics.mean(sum(s[2] * (b - a) for s, (a, b) in zip(clip, segments)) for clip in res) / FRAMES
         theory = (1 - (1 - p_seg) ** (R + 1)) ** S
-        lines.append(f"per-segment gating R={R}: pass {rate:.1%} (theory {theory:.1%}), {t:.2f}x time, "
-                     f"{frames:.2f}x frames")
+        lines.append(f"per-segment gating R={R}: pass {rate:.1%} (theory {theory:.1%}), {t:.2f}x time "
+                     f"({g:.2f}x generation only), {frames:.2f}x frames")
     for line in lines:
         rows.append(f"| {date} | {machine()} | {head} | {line} |")
     print(f"# passrate part took {elapsed:.0f} s", file=sys.stderr)
@@ -171,9 +174,11 @@ def _comfy():
     return comfy_nodes, execution
 
 
-def overhead(size: int, repeats: int, mem_size: int) -> list[str]:
-    import psutil
+def live_candidates(shape) -> int:
+    return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor) and tuple(o.shape) == shape)
 
+
+def overhead(size: int, repeats: int, mem_size: int) -> list[str]:
     comfy_nodes, execution = _comfy()
     import_pack()
     from comfy_api.latest import io
@@ -200,8 +205,13 @@ def overhead(size: int, repeats: int, mem_size: int) -> list[str]:
                              inputs=[io.Image.Input("frames"), io.Image.Input("keys")],
                              outputs=[io.Float.Output("r")])
 
+        watch_shape = None   # when set: count live candidate tensors while the loop runs (memory part)
+        peak = 0
+
         @classmethod
         def execute(cls, frames, keys):
+            if BenchReward.watch_shape is not None:
+                BenchReward.peak = max(BenchReward.peak, live_candidates(BenchReward.watch_shape))
             return io.NodeOutput(rewards.run("keyframe_ssim", rewards.Clip(frames, keyframes=keys)).value)
 
     class BenchSink(io.ComfyNode):
@@ -273,7 +283,7 @@ def overhead(size: int, repeats: int, mem_size: int) -> list[str]:
         with torch.inference_mode():
             run(ex, plain_prompt(0, sz, frames), sinks(1))  # warm-up; the anchors stay cached from here on
             numbers = []
-            for n in (1, 2, 4, 8, 16):
+            for n in (1, 2, 4, 8, 16, 33):
                 plain = min(run(ex, plain_prompt(next(counter), sz, frames, n), sinks(n)) for _ in range(repeats))
                 looped = min(run(ex, loop_prompt(next(counter), sz, frames, n), ["sink"]) for _ in range(repeats))
                 assert BenchSink.last["attempts_run"] == n
@@ -284,11 +294,6 @@ def overhead(size: int, repeats: int, mem_size: int) -> list[str]:
                     f"SSIM, threshold 1.0 (all N attempts run) vs N independent bodies in one prompt, CPU time 1 "
                     f"thread, best of {repeats} | " + "; ".join(numbers) + " |")
 
-    proc = psutil.Process()
-
-    def live_candidates(shape):
-        return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor) and tuple(o.shape) == shape)
-
     shape = (33, mem_size, mem_size, 3)
     for cache in ("classic", "none"):
         kind = {"classic": execution.CacheType.CLASSIC, "none": execution.CacheType.NONE}[cache]
@@ -298,16 +303,17 @@ def overhead(size: int, repeats: int, mem_size: int) -> list[str]:
             run(ex, loop_prompt(next(counter), mem_size, 33, 1), ["sink"])
             for n in (1, 2, 4, 8, 16):
                 gc.collect()
-                base = proc.memory_info().rss
+                BenchReward.watch_shape, BenchReward.peak = shape, 0
                 run(ex, loop_prompt(next(counter), mem_size, 33, n), ["sink"])
+                BenchReward.watch_shape = None
                 gc.collect()
-                numbers.append(f"N={n}: {live_candidates(shape)} candidates alive, RSS "
-                               f"{(proc.memory_info().rss - base) / 2**20:+.0f} MB")
+                numbers.append(f"N={n}: peak {BenchReward.peak}, after {live_candidates(shape)}")
         candidate = 33 * mem_size * mem_size * 3 * 4 / 2**20
-        rows.append(f"| {date} | {machine()} | `bench_loop.py --part overhead` after a loop of N attempts: candidate "
-                    f"tensors still referenced (loop + ComfyUI cache + the output) and process RSS change, "
-                    f"{mem_size}x{mem_size}x33 candidates ({candidate:.0f} MB each), ComfyUI cache "
-                    f"{'default (classic)' if cache == 'classic' else '--cache-none'} | " + "; ".join(numbers) + " |")
+        rows.append(f"| {date} | {machine()} | `bench_loop.py --part overhead` candidate tensors alive (referenced by "
+                    f"anything: loop, ComfyUI cache, executor) while the reward of each attempt runs (peak) and after "
+                    f"the prompt, loop of N attempts, {mem_size}x{mem_size}x33 candidates ({candidate:.0f} MB each), "
+                    f"ComfyUI cache {'default (classic)' if cache == 'classic' else '--cache-none'} | "
+                    + "; ".join(numbers) + " |")
     return rows
 
 
