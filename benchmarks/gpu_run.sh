@@ -16,7 +16,7 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 for what in "$@"; do
   case "$what" in
     motion)   python3 benchmarks/bench_motion.py --device cuda 2>&1 | tee "$OUT/motion.log" ;;
-    rewards)  python3 benchmarks/bench_rewards.py --device cuda 2>&1 | tee "$OUT/rewards.log" ;;
+    rewards)  python3 benchmarks/bench_rewards.py --device cuda --flow-method "${REWARDS_FLOW:-dis_medium}" 2>&1 | tee "$OUT/rewards.log" ;;
     trainers) python3 benchmarks/bench_trainers.py --out "$OUT/trainers_metrics.jsonl" 2>&1 | tee "$OUT/trainers.log" ;;
     *) echo "unknown benchmark $what" ;;
   esac
