@@ -81,6 +81,9 @@ def comfy_inprocess():
     this process, for schema and adapter tests. The pack stays `rewardloop`, so `rewardloop.nodes` and
     ComfyUI's `nodes` never collide."""
     comfy_dir = env_from_setup()["REWARDLOOP_COMFYUI"]
+    # The pack root must never be importable as top-level modules here: its nodes/ would shadow ComfyUI's
+    # nodes.py (`python -m pytest` from the root prepends it; run_tests.sh uses -P to avoid that).
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != PACK_ROOT]
     if comfy_dir not in sys.path:
         sys.path.append(comfy_dir)
     saved_argv = sys.argv

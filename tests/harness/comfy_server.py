@@ -255,9 +255,7 @@ class ComfyServer:
                 status_str = entry["status"].get("status_str", "")
                 done = status_str in ("success", "error") or entry["status"]["completed"]
                 if done:
-                    time.sleep(0.1)  # let trailing websocket messages arrive
-                    msgs = [m for m in self.messages_since(first_message)
-                            if m.get("data", {}).get("prompt_id") in (prompt_id, None)]
+                    msgs = self._settle(prompt_id, first_message)
                     error = None
                     for m in msgs:
                         if m.get("type") == "execution_error":
@@ -269,6 +267,20 @@ class ComfyServer:
                 raise ServerError(f"ComfyUI died while running {prompt_id}:\n{self.log_tail()}")
             time.sleep(0.1)
         raise ServerError(f"prompt {prompt_id} did not finish within {timeout:.0f} s:\n{self.log_tail()}")
+
+    FINAL_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
+
+    def _settle(self, prompt_id: str, first_message: int, timeout: float = 5.0) -> list[dict]:
+        """/history can report completion before the websocket delivers the prompt's last messages: wait (briefly)
+        for its final event so callers see every message of the run."""
+        deadline = time.time() + timeout
+        while True:
+            msgs = [m for m in self.messages_since(first_message)
+                    if m.get("data", {}).get("prompt_id") in (prompt_id, None)]
+            if any(m.get("type") in self.FINAL_EVENTS and m["data"].get("prompt_id") == prompt_id for m in msgs) \
+                    or time.time() > deadline:
+                return msgs
+            time.sleep(0.05)
 
     def run(self, prompt: dict, timeout: float = 300.0) -> RunResult:
         first = self.message_count()

@@ -9,7 +9,8 @@ exports=$(bash "$PACK_DIR/tests/harness/setup_env.sh") || { echo "test environme
 eval "$exports"
 echo "[run_tests] environment ready after $(( $(date +%s) - t0 )) s" >&2
 cd "$PACK_DIR"
-"$REWARDLOOP_PYTHON" -m pytest "${@:-tests}"
+# -P: do not prepend the pack root to sys.path (its nodes/ would shadow ComfyUI's nodes module)
+"$REWARDLOOP_PYTHON" -P -m pytest "${@:-tests}"
 rc=$?
 echo "[run_tests] pytest exit $rc after $(( $(date +%s) - t0 )) s in all; artifacts in $PACK_DIR/test-artifacts" >&2
 if [ "$rc" = 5 ]; then echo "[run_tests] no tests were collected: failing" >&2; exit 1; fi
