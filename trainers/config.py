@@ -71,6 +71,10 @@ class RunSettings:
     lora_dir: str = ""                  # where the exported LoRA goes (ComfyUI models/loras); default output_dir
     tensorboard: bool = True            # also write TensorBoard events when tensorboard is installed
     num_threads: int = 0                # torch CPU threads; 0 = torch default
+    compile: bool | str = False         # torch.compile the transformer blocks: false | true (= default) | default |
+                                        #   max-autotune-no-cudagraphs; the first steps then include compile time
+    attention: str = "auto"             # SDPA backend first tried: auto (cuDNN on NVIDIA, torch's order elsewhere)
+                                        #   | cudnn | flash | efficient | math
 
 
 @dataclass
@@ -81,7 +85,9 @@ class ModelSettings:
     prediction: str = "flow"            # flow (velocity target, Wan) | eps
     flow_shift: float = 3.0             # sigma' = s*sigma / (1 + (s-1)*sigma), as Wan's sampler uses
     dtype: str = "auto"                 # frozen base weights: auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | float = False  # true (all blocks) | false | fraction of blocks in (0, 1]
+    checkpoint_keep_attention: bool = False  # checkpointed blocks keep attention outputs: no quadratic recompute,
+                                        #   but eager mode pays a Python hook per op (worth it only at long clips)
     text_len: int = 512                 # text embeddings are zero-padded to this many tokens (as Wan/ComfyUI do)
     vae: str = ""                       # Wan 2.1 VAE: ComfyUI models/vae file or diffusers folder
     vae_config: Any = "auto"            # auto (widths read from the VAE file) | shipped name | path | dict
@@ -215,6 +221,8 @@ _CHOICES = {
     ("run", "device"): None,  # free-form (cuda:1 ...), checked at run time
     ("run", "mixed_precision"): ("auto", "bf16", "no"),
     ("run", "distributed"): ("ddp", "fsdp"),
+    ("run", "compile"): (False, True, "default", "max-autotune-no-cudagraphs"),
+    ("run", "attention"): ("auto", "cudnn", "flash", "efficient", "math"),
     ("model", "prediction"): ("flow", "eps"),
     ("model", "dtype"): ("auto", "bf16", "fp16", "fp32"),
     ("lora", "save_dtype"): ("bf16", "fp16", "fp32"),
@@ -292,6 +300,11 @@ def _validate(cfg: TrainerConfig) -> None:
         raise ValueError("run.output_dir is required: checkpoints, metrics and the LoRA are written there.")
     if cfg.run.max_steps < 0 or cfg.run.checkpoint_every < 0 or cfg.run.log_every < 1:
         raise ValueError("run.max_steps and run.checkpoint_every must be >= 0 and run.log_every >= 1.")
+    gc = cfg.model.gradient_checkpointing
+    if not isinstance(gc, bool) and not (0 < gc <= 1):
+        raise ValueError(f"model.gradient_checkpointing={gc!r}: use true, false or the fraction of blocks to "
+                         "checkpoint in (0, 1] (e.g. 0.5 checkpoints every other block: half the activation memory "
+                         "saving, half the recompute).")
     if cfg.lora.rank < 1:
         raise ValueError(f"lora.rank={cfg.lora.rank} must be >= 1.")
     bad_targets = set(cfg.lora.targets) - {"self_attn", "cross_attn", "ffn"}

@@ -102,7 +102,9 @@ class GRPOLoop(TrainLoop):
         return [slice(i, min(n, i + self.micro)) for i in range(0, n, self.micro)]
 
     def _sigma_cap(self) -> float:
-        return float(self.sigmas[1])
+        if not hasattr(self, "_cap"):  # read once: a device-to-host read in every SDE step would stall the GPU queue
+            self._cap = float(self.sigmas[1])
+        return self._cap
 
     @torch.no_grad()
     def rollout(self, prompts: list[str], gen: torch.Generator, sde: bool = True, steps_override=None) -> Rollout:

@@ -8,6 +8,7 @@ optimizer and RNG states from the start of that step, so a resumed run redoes it
 """
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
@@ -20,6 +21,7 @@ from .config import TrainerConfig, resolve_path, save_config
 from .model import DTYPES, build_policy, transformer_of
 from .reporting import MetricsLogger, write_progress
 from .runtime import Cancelled, Runtime, capture_global_rng, restore_global_rng, seed_everything
+from .speed import attention_backends, sdpa_context
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,31 @@ class TrainLoop:
         """Context in which the model is the frozen reference (adapter off)."""
         return self.peft.disable_adapter()
 
+    @property
+    def attention_backends(self):
+        if not hasattr(self, "_sdpa"):
+            self._sdpa = attention_backends(self.device, self.cfg.run.attention)
+        return self._sdpa
+
+    def step(self, step: int) -> dict:
+        """One training step. The SDPA backend choice covers the backward too: checkpointing recomputes
+        forwards there, and a recompute on another attention kernel would not match the saved tensors."""
+        with sdpa_context(self.attention_backends):
+            metrics = self.train_step(step)
+        if not getattr(self, "_gc_frozen", False):
+            # The first step creates the long-lived objects (compiled graphs, optimizer state, caches). Frozen,
+            # the cyclic GC's full collections stop walking them every few steps: such a pass stalls the
+            # kernel launches of a launch-bound step.
+            gc.collect()
+            gc.freeze()
+            self._gc_frozen = True
+        return metrics
+
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Velocity prediction; bf16 autocast on GPU, output returned in fp32 for the loss/SDE math."""
         from .flow import TIMESTEP_SCALE
 
-        with self.rt.autocast():
+        with self.rt.autocast(), sdpa_context(self.attention_backends):
             out = self.model(hidden_states=x, timestep=sigma * TIMESTEP_SCALE, encoder_hidden_states=context,
                              return_dict=False)[0]
         return out.float()
@@ -109,7 +131,9 @@ class TrainLoop:
         if not params:
             raise ValueError("No trainable parameters: lora.targets matched no module of this model.")
         o = self.cfg.optim
-        opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+        # One fused kernel for the LoRA update on a GPU (same AdamW math); FSDP's sharded parameters keep foreach.
+        fused = {"fused": True} if params[0].is_cuda and not self.rt.fsdp else {}
+        opt = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, **fused)
         warm = max(0, o.warmup_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
         return opt, sched
@@ -194,7 +218,7 @@ class TrainLoop:
                 snapshot = self.rank_state()
                 t0 = time.perf_counter()
                 try:
-                    metrics = self.train_step(step)
+                    metrics = self.step(step)
                 except Cancelled:
                     self.save(step, snapshot)
                     return self._finish("cancelled", step)

@@ -167,18 +167,27 @@ def apply_lora(model, settings: LoraSettings):
 
 
 def build_policy(cfg: TrainerConfig, device: torch.device, autocast_dtype: torch.dtype | None = None):
-    """Load the base model, cast it, optionally enable checkpointing, add the LoRA and move to device."""
+    """Load the base model, cast it, optionally enable checkpointing, add the LoRA, move to device and apply
+    the speed settings of trainers/speed.py (none changes the computed function)."""
+    from . import speed
+
     model = load_transformer(cfg)
     dtype = base_dtype(cfg.model.dtype, device, autocast_dtype)
     cast_base(model, dtype)
-    if cfg.model.gradient_checkpointing:
-        model.enable_gradient_checkpointing()
+    gc = cfg.model.gradient_checkpointing
+    if gc:
+        speed.set_checkpointing(model, 1.0 if gc is True else float(gc), cfg.model.checkpoint_keep_attention)
     model = apply_lora(model, cfg.lora)
+    if autocast_dtype is not None:
+        speed.set_lora_input_casts(model, False)
     if cfg.lora.init_from:
         from .lora_export import load_lora_into
 
         load_lora_into(model, resolve_path(cfg, cfg.lora.init_from))
-    return model.to(device)
+    model = model.to(device)
+    if cfg.run.compile:
+        speed.compile_blocks(transformer_of(model), "default" if cfg.run.compile is True else cfg.run.compile)
+    return model
 
 
 def base_dtype(name: str, device: torch.device, autocast_dtype: torch.dtype | None = None) -> torch.dtype:
