@@ -1,13 +1,15 @@
 """Trainer speed and memory on a full-size, randomly initialised Wan 2.1 1.3B transformer (dim 1536, 30 layers,
 12 heads, ffn 8960, text dim 4096; compute does not depend on weight values), LoRA rank 32 on attention and
 FFN linears, bf16 autocast, gradient checkpointing. Runs the trainers' own step code (DPOLoop / GRPOLoop
-train_step: reference pass with the adapter off, policy pass, backward, AdamW, grad clipping).
+step: reference pass with the adapter off, policy pass, backward, AdamW, grad clipping) with the config's
+speed settings (trainers/speed.py; --compile for torch.compile, whose time shows in the first step).
 
     python benchmarks/bench_trainers.py                 # DPO pair step at 33x240x416 and 33x480x832, GRPO at 33x240x416
     python benchmarks/bench_trainers.py --dpo --sizes 33x480x832 --steps 10
     python benchmarks/bench_trainers.py --grpo --prompts-per-step 2          # 1 GPU, 2 groups of 4 per step
     torchrun --nproc_per_node 2 benchmarks/bench_trainers.py --grpo --ddp    # 2 GPUs, 1 group of 4 per GPU
     python benchmarks/bench_trainers.py --tiny          # CPU smoke run (tiny model, tiny shapes)
+    python benchmarks/bench_trainers.py --checkpointing 0.5 --compile default
 
 GRPO iteration = group of 4 samples x 20 sampling steps (SDE on the 4-step train window, ODE elsewhere), VAE
 decode of the 4 clips (random-init Wan 2.1 VAE unless --no-vae), reward, then 4 window steps of policy
@@ -97,8 +99,9 @@ class Bench:
             "run": {"output_dir": str(self.tmp / tag), "seed": 0, "max_steps": a.steps + a.warmup,
                     "checkpoint_every": 0, "device": "cpu" if a.tiny else "auto",
                     "mixed_precision": "no" if a.tiny else "bf16", "tensorboard": False,
-                    "num_threads": 1 if a.tiny else 0},
-            "model": {"config": self.model_cfg, "random_init": True, "gradient_checkpointing": not a.no_checkpointing,
+                    "num_threads": 1 if a.tiny else 0, "compile": a.compile or False, "attention": a.attention},
+            "model": {"config": self.model_cfg, "random_init": True, "gradient_checkpointing": _ckpt_setting(a),
+                      "checkpoint_keep_attention": a.keep_attention,
                       "text_len": 16 if a.tiny else 512, **({"vae": self.vae} if self.vae else {})},
             "lora": {"rank": 4 if a.tiny else 32},
             "optim": {"lr": 1e-4},
@@ -108,22 +111,38 @@ class Bench:
         a = self.args
         loop.prepare()
         loop.reseed(0)
+        if a.no_gc_freeze:
+            loop._gc_frozen = True  # skip TrainLoop.step's gc.freeze() after the first step (A/B of GC pauses)
+        gc_ms = [0.0]
+        gc_t0 = [0.0]
+
+        def gc_timer(phase, info):
+            if phase == "start":
+                gc_t0[0] = time.perf_counter()
+            elif gc_t0[0]:
+                gc_ms[0] += 1000 * (time.perf_counter() - gc_t0[0])
+
+        gc.callbacks.append(gc_timer)
         times, rows = [], []
         for i in range(a.warmup + a.steps):
-            if i == a.warmup and self.dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(self.dev)
+            if i == a.warmup:
+                gc_ms[0] = 0.0
+                if self.dev.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(self.dev)
             _sync(self.dev)
             t0 = time.perf_counter()
-            metrics = loop.train_step(i)
+            metrics = loop.step(i)
             _sync(self.dev)
             dt = time.perf_counter() - t0
             metrics = self.rt.mean_across(metrics)
             rows.append({"step": i + 1, "time_s": dt, **metrics})
             if i >= a.warmup:
                 times.append(dt)
+        gc.callbacks.remove(gc_timer)
         peak = torch.cuda.max_memory_allocated(self.dev) / 2 ** 30 if self.dev.type == "cuda" else float("nan")
         times.sort()
-        out = {"label": label, "median_s": times[len(times) // 2], "min_s": times[0], "peak_gib": peak, "rows": rows}
+        out = {"label": label, "median_s": times[len(times) // 2], "min_s": times[0], "peak_gib": peak, "rows": rows,
+               "first_s": rows[0]["time_s"], "gc_ms_per_step": gc_ms[0] / max(1, a.steps)}
         del loop
         self.rt.accelerator.free_memory()
         gc.collect()
@@ -132,6 +151,9 @@ class Bench:
         return out
 
     def dpo(self, frames: int, height: int, width: int) -> dict:
+        return self._measure(self.dpo_loop(frames, height, width), f"DPO pair step {frames}x{height}x{width}")
+
+    def dpo_loop(self, frames: int, height: int, width: int):
         from rewardloop.trainers.config import config_from_dict, latent_frames
         from rewardloop.trainers.dpo import DPOLoop
         from rewardloop.trainers.dpo_data import save_latent
@@ -152,10 +174,12 @@ class Bench:
         cfg["model"].pop("vae", None)
         cfg["dpo"] = {"data": str(data / "pairs.jsonl"), "text_embeddings": emb, "frames": frames,
                       "height": height, "width": width}
-        loop = DPOLoop(config_from_dict(cfg, method="dpo"), self.rt)
-        return self._measure(loop, f"DPO pair step {frames}x{height}x{width}")
+        return DPOLoop(config_from_dict(cfg, method="dpo"), self.rt)
 
     def grpo(self, frames: int, height: int, width: int) -> dict:
+        return self._measure(self.grpo_loop(frames, height, width), f"GRPO iteration {frames}x{height}x{width}")
+
+    def grpo_loop(self, frames: int, height: int, width: int):
         from rewardloop.trainers.config import config_from_dict
         from rewardloop.trainers.grpo import GRPOLoop
 
@@ -169,8 +193,20 @@ class Bench:
                        "sampling_steps": 4 if a.tiny else 20, "window_size": 2 if a.tiny else 4,
                        "kl_beta": a.kl_beta, "guidance_scale": a.guidance, "reward": {"name": "brightness"},
                        "decoder": "vae" if self.vae else "preview"}
-        loop = GRPOLoop(config_from_dict(cfg, method="grpo"), self.rt)
-        return self._measure(loop, f"GRPO iteration {frames}x{height}x{width}")
+        return GRPOLoop(config_from_dict(cfg, method="grpo"), self.rt)
+
+
+def _ckpt_setting(a):
+    frac = 0.0 if a.no_checkpointing else a.checkpointing
+    return True if frac >= 1 else (False if frac <= 0 else frac)
+
+
+def _ckpt_text(a) -> str:
+    frac = _ckpt_setting(a)
+    if frac is False:
+        return "checkpointing off"
+    keep = ", attention outputs kept" if a.keep_attention else ""
+    return f"checkpointing {'all blocks' if frac is True else format(frac, 'g') + ' of blocks'}{keep}"
 
 
 def main() -> None:
@@ -185,7 +221,12 @@ def main() -> None:
     p.add_argument("--kl-beta", type=float, default=0.0, help="> 0 adds the reference pass for the KL term")
     p.add_argument("--guidance", type=float, default=1.0, help="> 1 samples and trains with CFG (2x forward cost)")
     p.add_argument("--no-vae", action="store_true", help="GRPO without VAE decode (preview decoder)")
-    p.add_argument("--no-checkpointing", action="store_true")
+    p.add_argument("--no-checkpointing", action="store_true", help="same as --checkpointing 0")
+    p.add_argument("--checkpointing", type=float, default=1.0, help="fraction of blocks checkpointed (1 = all)")
+    p.add_argument("--no-gc-freeze", action="store_true", help="keep the GC's full passes over the first step's objects")
+    p.add_argument("--keep-attention", action="store_true", help="checkpointed blocks keep attention outputs")
+    p.add_argument("--compile", default="", help="torch.compile the blocks: default | max-autotune-no-cudagraphs")
+    p.add_argument("--attention", default="auto", help="SDPA backend first: auto | cudnn | flash | efficient | math")
     p.add_argument("--ddp", action="store_true", help="expect torchrun (world size > 1), DDP")
     p.add_argument("--tiny", action="store_true", help="CPU smoke run with a tiny model")
     p.add_argument("--out", default="", help="write per-step metrics of every run as JSONL")
@@ -226,11 +267,13 @@ def main() -> None:
                      f"VAE decode {'off' if args.no_vae else 'on'}, KL {'on' if args.kl_beta > 0 else 'off'}, "
                      f"CFG {args.guidance:g}")
         settings = (f"`bench_trainers.py` {r['label']}, {model}, LoRA r{4 if args.tiny else 32}, "
-                    f"{'fp32' if args.tiny else 'bf16'}, checkpointing {'off' if args.no_checkpointing else 'on'}"
-                    f"{', DDP x' + str(world) if world > 1 else ''}")
+                    f"{'fp32' if args.tiny else 'bf16'}, {_ckpt_text(args)}, attention {args.attention}, "
+                    f"compile {args.compile or 'off'}{', DDP x' + str(world) if world > 1 else ''}")
         print(f"| {datetime.date.today()} | {gpu}, torch {torch.__version__} | {settings} | "
               f"{r['median_s'] * 1000:.0f} ms/step median (min {r['min_s'] * 1000:.0f}) over {args.steps} steps; "
-              f"peak {'n/a' if r['peak_gib'] != r['peak_gib'] else format(r['peak_gib'], '.1f') + ' GiB'}{extra} |")
+              f"peak {'n/a' if r['peak_gib'] != r['peak_gib'] else format(r['peak_gib'], '.1f') + ' GiB'}{extra}; "
+              f"first step {r['first_s']:.1f} s{' (incl. compile)' if args.compile else ''}; "
+              f"GC {r['gc_ms_per_step']:.0f} ms/step |")
     curve = [(row["step"], row.get("loss"), row.get("reward_mean")) for r in results for row in r["rows"]
              if r["label"].startswith("GRPO")]
     if curve:
