@@ -148,13 +148,14 @@ def all_weights():
 
 
 FLOW_METHOD = "dis_medium"
+ANALYSIS_SIZE = 512  # long side of flow-based analysis (Clip.analysis_size); 256 quarters the flow work
 
 
 def make_clip(data, dev, **kw):
     from rewardloop.rewards import Clip
 
     return Clip(data["frames"], keyframes=data["keyframes"], prompt=PROMPT, windows=(32, 8),
-                reference=data["reference"], device=dev, flow_method=FLOW_METHOD, **kw)
+                reference=data["reference"], device=dev, flow_method=FLOW_METHOD, analysis_size=ANALYSIS_SIZE, **kw)
 
 
 def optimised(data, dev, times: dict | None = None):
@@ -194,7 +195,7 @@ def naive(data, dev) -> dict[str, float]:
 
     def fresh(x, **kw):
         models.clear_cache()
-        return Clip(x, device=dev, flow_method=FLOW_METHOD, **kw)
+        return Clip(x, device=dev, flow_method=FLOW_METHOD, analysis_size=ANALYSIS_SIZE, **kw)
 
     for name in SCORERS:
         _sync(dev)
@@ -259,9 +260,11 @@ def main():
     ap.add_argument("--machine", default=None, help="machine description for RESULTS.md")
     ap.add_argument("--flow-method", default="dis_medium",
                     help="dis_* (OpenCV, CPU) or raft (needs models/rewardloop/raft weights; speed is weight-independent)")
+    ap.add_argument("--analysis-size", type=int, default=512,
+                    help="long side for the flow-based scorers (0 = native); 256 quarters flow, LPIPS and edge work")
     args = ap.parse_args()
-    global FLOW_METHOD
-    FLOW_METHOD = args.flow_method
+    global FLOW_METHOD, ANALYSIS_SIZE
+    FLOW_METHOD, ANALYSIS_SIZE = args.flow_method, args.analysis_size
     _import_pack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rewardloop import modelfiles
@@ -330,7 +333,7 @@ def _report(args, dev, T, S, warm, cold, times, long, naive_times=None):
             nums += (f"; naive per-frame/model-per-call {sum(naive_times.values()):.1f} s = "
                      f"{sum(naive_times.values()) / warm:.1f}x warm")
         rows.append(f"| {date} | {machine} | `bench_rewards.py` full suite (13 scorers, composite), {T} frames {S}x{S}, "
-                    f"flow {FLOW_METHOD} shared | {nums} |")
+                    f"flow {FLOW_METHOD} shared, analysis {ANALYSIS_SIZE} | {nums} |")
     if long:
         rows.append(f"| {date} | {machine} | `bench_rewards.py --long` 2000 frames 1080p ({long['logical_gb']:.1f} GB as "
                     f"float32, strided view), 5 flow-based scorers, analysis 256, dis_ultrafast | "
