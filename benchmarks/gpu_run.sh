@@ -18,6 +18,8 @@ for what in "$@"; do
     motion)   python3 benchmarks/bench_motion.py --device cuda 2>&1 | tee "$OUT/motion.log" ;;
     rewards)  python3 benchmarks/bench_rewards.py --device cuda --flow-method "${REWARDS_FLOW:-dis_medium}" 2>&1 | tee "$OUT/rewards.log" ;;
     trainers) python3 benchmarks/bench_trainers.py --out "$OUT/trainers_metrics.jsonl" 2>&1 | tee "$OUT/trainers.log" ;;
+    trainers_compiled) python3 benchmarks/bench_trainers.py --compile default --out "$OUT/trainers_compiled_metrics.jsonl" 2>&1 \
+                         | tee "$OUT/trainers_compiled.log" ;;
     *) echo "unknown benchmark $what" ;;
   esac
 done

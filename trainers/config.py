@@ -72,7 +72,8 @@ class RunSettings:
     tensorboard: bool = True            # also write TensorBoard events when tensorboard is installed
     num_threads: int = 0                # torch CPU threads; 0 = torch default
     compile: bool | str = False         # torch.compile the transformer blocks: false | true (= default) | default |
-                                        #   max-autotune-no-cudagraphs; the first steps then include compile time
+                                        #   max-autotune-no-cudagraphs (GEMM autotuning: minutes). The first steps
+                                        #   include compile time (~30 s per clip size on an H200); 1 GPU or DDP
     attention: str = "auto"             # SDPA backend first tried: auto (cuDNN on NVIDIA, torch's order elsewhere)
                                         #   | cudnn | flash | efficient | math
 

@@ -63,6 +63,9 @@ class TrainLoop:
 
     # ------------------------------------------------------------------ model helpers
     def build_model(self):
+        if self.cfg.run.compile and self.rt.fsdp:
+            raise ValueError("run.compile is only supported on one GPU or under DDP (run.distributed: ddp); with "
+                             "FSDP set run.compile: false.")
         seed_everything(self.cfg.run.seed)
         return build_policy(self.cfg, self.device, self.rt.autocast_dtype)
 
