@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 
 import torch
-
-log = logging.getLogger(__name__)
 
 
 def set_lora_input_casts(model, enabled: bool) -> int:
