@@ -1,9 +1,10 @@
 """`Clip`: one video plus everything scorers share, computed lazily and at most once per clip.
 
-Frames stay where the caller put them (often a huge CPU tensor); every heavy step walks the clip in
-chunks of `chunk_size` frames, so peak extra memory is a few chunks plus the cached products below,
-which live at the *analysis* resolution (long side <= `analysis_size`, default 512):
-  - the analysis frames themselves (cached only while they fit `cache_budget_bytes`, else rebuilt per use),
+Frames stay where the caller put them (often a huge CPU tensor); full-resolution reads happen
+`chunk_size` frames at a time, so peak extra memory is a few chunks plus the cached products below,
+which live at the *analysis* resolution (long side <= `analysis_size`, default 512) and grow with T:
+  - the analysis frames themselves (float32, float16 once larger than a quarter of `cache_budget_bytes`,
+    not kept beyond half of it: then rebuilt per use),
   - the forward/backward optical flow between consecutive frames (float16 once it would exceed the budget),
   - forward-backward occlusion masks, Canny edges, and any model features a scorer memoises via `memo`.
 `with_inputs()` makes a Clip with other keyframes/prompt/windows that shares all of this.
@@ -182,25 +183,39 @@ class Clip:
     def analysis_frames(self, start: int = 0, end: int | None = None) -> torch.Tensor:
         """Frames [start, end) at the analysis resolution, [n,h,w,3] float32 on the device."""
         end = self.num_frames if end is None else end
-        h, w = self.analysis_hw
-        whole = self._shared.get(("analysis_frames", h, w))
+        whole = self._analysis_cache()
         if whole is not None:
-            return whole[start:end]
-        nbytes = self.num_frames * h * w * 3 * 4
-        if nbytes <= self.cache_budget_bytes // 4:
-            whole = torch.empty(self.num_frames, h, w, 3, device=self.device)
-            for s, e in self.chunks(self.num_frames):
-                whole[s:e] = self.frames_at(slice(s, e), (h, w))
-            self._shared[("analysis_frames", h, w)] = whole
-            return whole[start:end]
-        return self.frames_at(slice(start, end), (h, w))
+            return whole[start:end].float()
+        h, w = self.analysis_hw
+        out = torch.empty(end - start, h, w, 3, device=self.device)
+        for s in range(start, end, self.chunk_size):  # full-resolution reads stay chunk_size frames
+            e = min(s + self.chunk_size, end)
+            out[s - start:e - start] = self.frames_at(slice(s, e), (h, w))
+        return out
 
     def analysis_frames_at(self, indices: Sequence[int]) -> torch.Tensor:
         """Selected frames at the analysis resolution (from the cache when it exists)."""
-        whole = self._shared.get(("analysis_frames", *self.analysis_hw))
+        whole = self._analysis_cache()
         if whole is not None:
-            return whole[list(indices)]
+            return whole[list(indices)].float()
         return self.frames_at(indices, self.analysis_hw)
+
+    def _analysis_cache(self) -> torch.Tensor | None:
+        """All frames at the analysis resolution, downscaled once: float32 while that fits a quarter of the
+        budget, float16 (precision ~5e-4 on 0..1) while that fits half of it, else None (re-read per use)."""
+        h, w = self.analysis_hw
+        key = ("analysis_frames", h, w)
+        if key not in self._shared:
+            fp32 = self.num_frames * h * w * 3 * 4
+            dtype = torch.float32 if fp32 <= self.cache_budget_bytes // 4 else \
+                torch.float16 if fp32 // 2 <= self.cache_budget_bytes // 2 else None
+            whole = None
+            if dtype is not None:
+                whole = torch.empty(self.num_frames, h, w, 3, dtype=dtype, device=self.device)
+                for s, e in self.chunks(self.num_frames, "downscale"):
+                    whole[s:e] = self.frames_at(slice(s, e), (h, w))
+            self._shared[key] = whole
+        return self._shared[key]
 
     # ----------------------------------------------------------------------------------- flow
     def _flow_key(self):
