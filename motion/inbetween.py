@@ -25,8 +25,8 @@ Methods
 
 Measured (benchmarks/RESULTS.md, bench_inbetween_real.py): 4x on real footage, flows dis_fine, PSNR of the
 rebuilt frames -- bikes 0-120 (tuning clip) crossfade 23.50 / naive_flow 26.42 / flow 27.50 dB; held out:
-bikes 120-250 27.67 / 30.70 / 31.32, carphone 30.63 / 31.57 / 31.61, bigbuckbunny (640x360) 32.32 / 34.69 /
-34.87. The procedural scene with exact flows: naive 28.8, occlusion-aware alone 33.2, flow 33.0.
+bikes 120-248 27.67 / 30.70 / 31.32, carphone 30.63 / 31.57 / 31.64, bigbuckbunny (640x360) 32.32 / 34.69 /
+34.86. The procedural scene with exact flows: naive 28.8, occlusion-aware alone 33.2, flow 33.0.
 
 Flow convention: motion.flow (flow src->dst, backward_warp(dst, flow) ~ src).
 All intermediate frames of all gaps are computed as one batch (in chunks to bound memory).
