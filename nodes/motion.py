@@ -49,20 +49,27 @@ class RewardLoopInbetween(io.ComfyNode):
                 io.Combo.Input("flow_method", options=list(flow.METHODS), default=inbetween.DEFAULT_FLOW_METHOD,
                                tooltip="dis_*: OpenCV DIS on CPU (dis_fine most accurate); raft needs torchvision "
                                        "RAFT weights in models/rewardloop/raft/."),
+                io.Combo.Input("scene_cuts", options=list(inbetween.SCENE_CUT_MODES), default="crossfade",
+                               optional=True,
+                               tooltip="'flow' method only: what to do between two keyframes that share almost no "
+                                       "consistent motion (a scene cut, or unrelated keyframes). crossfade: blend "
+                                       "them; hold: keep the first keyframe until mid-gap, then the second (a hard "
+                                       "cut); interpolate: warp anyway."),
                 io.String.Input("keyframe_positions", optional=True, force_input=True,
                                 tooltip="JSON list of the keyframes' frame indices (e.g. from Procedural Scene); "
                                         "when connected it replaces frames_per_gap and allows uneven gaps."),
             ],
-            outputs=[io.Image.Output("frames")],
+            outputs=[io.Image.Output("frames", display_name="frames")],
         )
 
     @classmethod
-    def execute(cls, keyframes, frames_per_gap, method, flow_method, keyframe_positions=None) -> io.NodeOutput:
+    def execute(cls, keyframes, frames_per_gap, method, flow_method, keyframe_positions=None,
+                scene_cuts="crossfade") -> io.NodeOutput:
         pos = _positions(keyframe_positions)
         n = keyframes.shape[0]
         total = (pos[-1] + 1 - len(pos)) if pos else (n - 1) * frames_per_gap
         out = inbetween.inbetween(keyframes, None if pos else frames_per_gap, method, flow_method, positions=pos,
-                                  progress=_progress(max(total, 1)))
+                                  progress=_progress(max(total, 1)), scene_cuts=scene_cuts)
         return io.NodeOutput(out)
 
 
@@ -82,8 +89,10 @@ class RewardLoopFlowVisualize(io.ComfyNode):
                                tooltip="Pixels of motion shown at full saturation; 0 = the clip's largest motion."),
             ],
             outputs=[
-                io.Image.Output("flow_image", tooltip="T-1 images: flow from each frame to the next."),
-                io.Mask.Output("occluded", tooltip="T-1 masks: 1 where forward-backward flow disagree (occlusion)."),
+                io.Image.Output("flow_image", display_name="flow_image",
+                                tooltip="T-1 images: flow from each frame to the next."),
+                io.Mask.Output("occluded", display_name="occluded",
+                               tooltip="T-1 masks: 1 where forward-backward flow disagree (occlusion)."),
             ],
         )
 
@@ -109,10 +118,12 @@ class RewardLoopWindowSplit(io.ComfyNode):
                 io.Int.Input("overlap", default=16, min=0, max=4095),
             ],
             outputs=[
-                WindowsType.Output("windows", tooltip="Window index ranges (and the original windows) for merging "
-                                                      "and for seam rewards."),
-                io.Image.Output("window_frames", is_output_list=True),
-                io.String.Output("window_ranges", tooltip="JSON [[start, end), ...] frame ranges, end exclusive."),
+                WindowsType.Output("windows", display_name="windows",
+                                   tooltip="Window index ranges (and the original windows) for merging "
+                                           "and for seam rewards."),
+                io.Image.Output("window_frames", display_name="window_frames", is_output_list=True),
+                io.String.Output("window_ranges", display_name="window_ranges",
+                                 tooltip="JSON [[start, end), ...] frame ranges, end exclusive."),
             ],
         )
 
@@ -145,7 +156,7 @@ class RewardLoopWindowMerge(io.ComfyNode):
                 io.Image.Input("processed", optional=True,
                                tooltip="The processed windows, one per window in order (same lengths)."),
             ],
-            outputs=[io.Image.Output("frames")],
+            outputs=[io.Image.Output("frames", display_name="frames")],
         )
 
     @classmethod
@@ -176,9 +187,10 @@ class RewardLoopAnchorFrames(io.ComfyNode):
                              tooltip="Frames in the final clip; keyframes are spread evenly over it."),
             ],
             outputs=[
-                io.Image.Output("keyframes"),
-                io.String.Output("keyframe_positions", tooltip="JSON list of the keyframes' frame indices in a "
-                                                               "clip of 'length' frames (for Inbetween)."),
+                io.Image.Output("keyframes", display_name="keyframes"),
+                io.String.Output("keyframe_positions", display_name="keyframe_positions",
+                                 tooltip="JSON list of the keyframes' frame indices in a "
+                                         "clip of 'length' frames (for Inbetween)."),
             ],
         )
 
