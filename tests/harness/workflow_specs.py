@@ -151,10 +151,41 @@ def compare_lora() -> list[Node]:
     return nodes
 
 
+def keyframes_then_inbetween() -> list[Node]:
+    """Issue 4's generation recipe with the user's Wan 2.1 T2V 1.3B: keyframes first (one every 8 frames of 65,
+    CFG 7), then flow inbetweening, then a low-CFG (3.0) flow-guided refine with the keyframes held fixed -> video.
+    tests/server/test_motion_server.py runs the same graph on the tiny test model."""
+    prompt = "a glass skyscraper at dusk, slow camera pan, static landscape, camera motion only"
+    sampler = {"steps": 30, "sampler_name": "uni_pc", "scheduler": "simple"}
+    models = {"model": ("shift", 0), "positive": ("pos", 0), "negative": ("neg", 0), "vae": ("vae", 0)}
+    return [
+        Node("unet", "UNETLoader", {"unet_name": WAN_DIT, "weight_dtype": "default"}),
+        Node("shift", "ModelSamplingSD3", {"shift": 8.0}, {"model": ("unet", 0)}),
+        _text_encoder(),
+        Node("pos", "CLIPTextEncode", {"text": prompt}, {"clip": ("te", 0)}, title="Prompt"),
+        Node("neg", "CLIPTextEncode", {"text": WAN_NEGATIVE}, {"clip": ("te", 0)}, title="Negative prompt"),
+        Node("vae", "VAELoader", {"vae_name": WAN_VAE}),
+        Node("keys", "RewardLoopKeyframeGenerator",
+             {"width": 832, "height": 480, "length": 65, "keyframe_every": 8, "consistency": "img2img_chain",
+              "seed": 42, "cfg": 7.0, "chain_denoise": 0.6, **sampler}, models,
+             title="Keyframes: every 8 frames of 65, high CFG"),
+        Node("inbetween", "RewardLoopInbetween",
+             {"frames_per_gap": 7, "method": "flow", "flow_method": "dis_fine", "scene_cuts": "crossfade"},
+             {"keyframes": ("keys", 0), "keyframe_positions": ("keys", 1)}, title="Inbetween (flow)"),
+        Node("refine", "RewardLoopFlowRefine", {"seed": 43, "cfg": 3.0, "strength": 0.35, **sampler},
+             {**models, "frames": ("inbetween", 0), "keyframe_positions": ("keys", 1)},
+             title="Flow-guided refine: low CFG, keyframes fixed"),
+        Node("video", "CreateVideo", {"fps": 16.0}, {"images": ("refine", 0)}),
+        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/keyframes_then_inbetween", "format": "mp4",
+                                   "codec": "h264"}, {"video": ("video", 0)}),
+    ]
+
+
 SPECS = {
     "main_demo": main_demo,
     "train_dpo": train_dpo,
     "train_grpo": train_grpo,
     "train_curriculum": train_curriculum,
     "compare_lora": compare_lora,
+    "keyframes_then_inbetween": keyframes_then_inbetween,
 }
