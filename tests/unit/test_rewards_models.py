@@ -28,7 +28,7 @@ def test_missing_files_name_file_folder_and_source(tmp_path):
         with pytest.raises(modelfiles.WeightNotFound) as err:
             models.i3d_model()
         assert "i3d-kinetics-400.safetensors" in str(err.value) and str(tmp_path / "i3d") in str(err.value)
-        assert "install_weights" in str(err.value)
+        assert "install.py --weights" in str(err.value) and "Install Reward Weights" in str(err.value)
         with pytest.raises(modelfiles.WeightNotFound, match="blip-image-captioning-base"):
             models.blip_captioner()
         with pytest.raises(modelfiles.WeightNotFound, match="facenet-pytorch"):
