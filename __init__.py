@@ -3,8 +3,8 @@ video fine-tuning (DPO / GRPO / length curriculum) as ComfyUI nodes.
 
 ComfyUI imports this folder as a package and calls `comfy_entrypoint()`. Nothing ComfyUI-specific is
 imported at module level, so the pure core packages (motion, rewards, gating, modelfiles, trainers) can be
-imported and tested without a ComfyUI install. Do not add NODE_CLASS_MAPPINGS here: ComfyUI then
-silently ignores comfy_entrypoint.
+imported and tested without a ComfyUI install. Do not add the legacy (V1) class-mapping dicts here:
+ComfyUI would then silently ignore comfy_entrypoint.
 """
 
 WEB_DIRECTORY = "./web"
