@@ -115,6 +115,10 @@ def main():
     ap.add_argument("--every", type=int, default=4, help="keyframe spacing (4 = 4x inbetweening)")
     ap.add_argument("--bbb-scale", type=float, default=0.5)
     ap.add_argument("--scene-cuts", default="crossfade", help="scene_cuts mode of the 'flow' method")
+    ap.add_argument("--motion", default="quadratic", help="motion model of the 'flow' method (quadratic, linear)")
+    ap.add_argument("--flow-init", default="temporal", choices=("temporal", "none"),
+                    help="keyframe flows start from their neighbours' constant-velocity prediction (inbetween's "
+                         "default) or from zero (plain bidirectional_flow)")
     ap.add_argument("--device", default=None)
     args = ap.parse_args()
     _import_pack()
@@ -146,7 +150,10 @@ def main():
         for fm in args.flow_methods.split(","):
             _sync(dev)
             t0 = time.perf_counter()
-            pair = flow.bidirectional_flow(keys, fm, device=dev)
+            if args.flow_init == "temporal":
+                pair = inbetween.keyframe_flows(keys, fm, pos)  # what inbetween() computes when given no flows
+            else:
+                pair = flow.bidirectional_flow(keys, fm, device=dev)
             pair.occlusion()
             _sync(dev)
             flow_s = time.perf_counter() - t0
@@ -154,14 +161,16 @@ def main():
             for method in ("naive_flow", "flow"):
                 _sync(dev)
                 t0 = time.perf_counter()
-                out = inbetween.inbetween(keys, args.every - 1, method, flows=pair, scene_cuts=args.scene_cuts)
+                kw = dict(scene_cuts=args.scene_cuts, motion=args.motion) if method == "flow" else {}
+                out = inbetween.inbetween(keys, args.every - 1, method, flows=pair, **kw)
                 _sync(dev)
                 sec = time.perf_counter() - t0
                 assert torch.equal(out[pos], keys)  # keyframes bit-exact
                 p, s = scores(out[mask.to(dev)].cpu(), truth)
                 n = int(mask.sum())
                 extra = f"; scene cuts found {cuts} of {len(pos) - 1} gaps ({args.scene_cuts})" if method == "flow" else ""
-                row(f"`bench_inbetween_real.py` {what}, {method}, flows {fm}",
+                how = f", motion {args.motion}" if method == "flow" else ""
+                row(f"`bench_inbetween_real.py` {what}, {method}{how}, flows {fm} (init {args.flow_init})",
                     f"PSNR {p:.2f} dB, SSIM {s:.4f}; flows {flow_s:.1f} s, synthesis {n / sec:.1f} fps{extra}")
 
 

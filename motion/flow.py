@@ -74,29 +74,41 @@ class FlowPair:
 
 
 def compute_flow(src: torch.Tensor, dst: torch.Tensor, method: str = DEFAULT_METHOD,
-                 device: torch.device | str | None = None) -> torch.Tensor:
-    """Flow from each src[n] to dst[n]: [N,H,W,C] x2 (0..1) -> [N,H,W,2] float32 on src's device."""
+                 device: torch.device | str | None = None, init: torch.Tensor | None = None) -> torch.Tensor:
+    """Flow from each src[n] to dst[n]: [N,H,W,C] x2 (0..1) -> [N,H,W,2] float32 on src's device.
+
+    `init` [N,H,W,2]: a first guess each estimate starts from (DIS starts its coarsest scale from it,
+    Farneback its coarsest level) instead of its own search; a pair whose guess is all zero is computed as
+    without one (DIS given a zero field is not the same: it skips part of its coarsest-scale search). Not
+    for "raft" (torchvision's RAFT takes no initial flow)."""
     _check_frames(src, "src")
     _check_frames(dst, "dst")
     if src.shape != dst.shape:
         raise ValueError(f"src {tuple(src.shape)} and dst {tuple(dst.shape)} must have the same shape.")
+    if init is not None and tuple(init.shape) != (*src.shape[:3], 2):
+        raise ValueError(f"Initial flow must be [N,H,W,2] = {(*src.shape[:3], 2)}, got {tuple(init.shape)}.")
     if method.startswith("dis_") or method == "farneback":
         if method not in METHODS:
             raise ValueError(_unknown(method))
-        return _opencv_flow(src, dst, method).to(src.device)
+        return _opencv_flow(src, dst, method, init).to(src.device)
     if method == "raft":
+        if init is not None:
+            raise ValueError("The 'raft' flow method takes no initial flow; pass init=None or use a 'dis_*' method.")
         return _raft_flow(src, dst, device).to(src.device)
     raise ValueError(_unknown(method))
 
 
 def bidirectional_flow(frames: torch.Tensor, method: str = DEFAULT_METHOD,
-                       device: torch.device | str | None = None) -> FlowPair:
-    """Forward and backward flow between consecutive frames of a clip [T,H,W,C], T >= 2, in one batch."""
+                       device: torch.device | str | None = None, init: FlowPair | None = None) -> FlowPair:
+    """Forward and backward flow between consecutive frames of a clip [T,H,W,C], T >= 2, in one batch
+    (`init`: first guesses for both directions, see `compute_flow`)."""
     _check_frames(frames, "frames")
     if frames.shape[0] < 2:
         raise ValueError("Flow needs at least 2 frames.")
     n = frames.shape[0] - 1
-    both = compute_flow(torch.cat([frames[:-1], frames[1:]]), torch.cat([frames[1:], frames[:-1]]), method, device)
+    guess = None if init is None else torch.cat([init.forward, init.backward])
+    both = compute_flow(torch.cat([frames[:-1], frames[1:]]), torch.cat([frames[1:], frames[:-1]]), method, device,
+                        guess)
     return FlowPair(both[:n], both[n:], method)
 
 
@@ -161,35 +173,53 @@ _DIS_PRESETS = {"dis_ultrafast": 0, "dis_fast": 1, "dis_medium": 2, "dis_fine": 
 _local = threading.local()
 
 
-def _opencv_pair(method: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _opencv_pair(method: str, a: np.ndarray, b: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
     import cv2
 
     if method == "farneback":
         # TecoGAN's tOF parameters: pyr_scale .5, 3 levels, window 15, 3 iterations, poly_n 5, sigma 1.2.
-        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        flags = 0 if init is None else cv2.OPTFLOW_USE_INITIAL_FLOW
+        return cv2.calcOpticalFlowFarneback(a, b, None if init is None else init.copy(), 0.5, 3, 15, 3, 5, 1.2, flags)
     # DIS objects keep state between calls and are not thread-safe: one per worker thread and preset.
+    if init is not None:
+        # DIS starts from the flow passed in when it is H x W float32x2 (calc writes the result into it). A
+        # guided call leaves state behind that changes later unguided results of the same object (measured:
+        # up to 47 px), so guided calls get a fresh object and never touch the cached ones.
+        return _new_dis(method).calc(a, b, init.copy())
     cache = getattr(_local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
     dis = cache.get(method)
     if dis is None:
-        dis = cache[method] = cv2.DISOpticalFlow.create(_DIS_PRESETS[method])
-        if method == "dis_fine":
-            dis.setFinestScale(0)
+        dis = cache[method] = _new_dis(method)
     return dis.calc(a, b, None)
 
 
-def _opencv_flow(src: torch.Tensor, dst: torch.Tensor, method: str) -> torch.Tensor:
+def _new_dis(method: str):
+    import cv2
+
+    dis = cv2.DISOpticalFlow.create(_DIS_PRESETS[method])
+    if method == "dis_fine":
+        dis.setFinestScale(0)
+    return dis
+
+
+def _opencv_flow(src: torch.Tensor, dst: torch.Tensor, method: str, init: torch.Tensor | None = None) -> torch.Tensor:
     a, b = _gray_u8(src), _gray_u8(dst)
+    guess = [None] * a.shape[0]
+    if init is not None:
+        g = init.detach().float().cpu()
+        given = g.flatten(1).abs().amax(1) > 0
+        guess = [np.ascontiguousarray(g[i].numpy()) if given[i] else None for i in range(len(g))]
     n = a.shape[0]
     workers = max(1, min(n, os.cpu_count() or 1))
     # OpenCV releases the GIL inside calc(): a thread pool uses every core for the per-pair calls
     # (OpenCV's flow API takes one pair at a time, so the pairs cannot be batched into one call).
     if workers == 1:
-        flows = [_opencv_pair(method, a[i], b[i]) for i in range(n)]
+        flows = [_opencv_pair(method, a[i], b[i], guess[i]) for i in range(n)]
     else:
         with ThreadPoolExecutor(workers) as pool:
-            flows = list(pool.map(lambda i: _opencv_pair(method, a[i], b[i]), range(n)))
+            flows = list(pool.map(lambda i: _opencv_pair(method, a[i], b[i], guess[i]), range(n)))
     return torch.from_numpy(np.stack(flows)).float()
 
 

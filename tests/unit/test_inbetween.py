@@ -87,6 +87,42 @@ def test_quadratic_motion_follows_acceleration():
                        ib.inbetween(frames[two], EVERY - 1, "flow", flows=sub, motion="linear"))
 
 
+def _shifted_texture(shift: int, width: int = 256):
+    """Two 128 x `width` views of one smooth random texture; content moves right by `shift` px (flow +shift)."""
+    g = torch.Generator().manual_seed(0)
+    tex = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 128, 2 * width, generator=g), 5, 1, 2)
+    a = tex[..., 64:64 + width]
+    b = tex[..., 64 - shift:64 - shift + width]
+    return a.permute(0, 2, 3, 1).contiguous(), b.permute(0, 2, 3, 1).contiguous()
+
+
+def test_flow_first_guess_finds_motion_a_zero_start_loses():
+    """DIS from zero loses a 32 px shift of fine texture (measured mean error 22.6 px); started from a guess
+    20% off it finds it (0.13 px). An all-zero guess is the same as none (keyframe_flows relies on it for
+    pairs without a prediction)."""
+    a, b = _shifted_texture(32)
+    inner = (slice(None), slice(16, -16), slice(48, -16))
+    plain = flow.compute_flow(a, b, "dis_fine")
+    guess = torch.zeros_like(plain)
+    guess[..., 0] = 0.8 * 32
+    guided = flow.compute_flow(a, b, "dis_fine", init=guess)
+    assert (plain[..., 0] - 32).abs()[inner].mean() > 5.0
+    assert (guided[..., 0] - 32).abs()[inner].mean() < 1.0
+    assert torch.equal(flow.compute_flow(a, b, "dis_fine", init=torch.zeros_like(plain)), plain)
+    with pytest.raises(ValueError, match="Initial flow must be"):
+        flow.compute_flow(a, b, "dis_fine", init=guess[:, :8])
+    with pytest.raises(ValueError, match="no initial flow"):
+        flow.compute_flow(a, b, "raft", init=guess)
+
+
+def test_keyframe_flows_without_neighbours_are_plain_flows():
+    keys = scene.render_scene([0.0, 0.2], 64, 64, seed=2)
+    plain = flow.bidirectional_flow(keys, "dis_fast")
+    for pair in (ib.keyframe_flows(keys, "dis_fast"), ib.keyframe_flows(torch.cat([keys, keys[:1]]), "dis_fast",
+                                                                        temporal_init=False)):
+        assert torch.equal(pair.forward[:1], plain.forward) and torch.equal(pair.backward[:1], plain.backward)
+
+
 def test_uneven_positions_and_list_input():
     keys = scene.render_scene([0.0, 0.3, 1.0], 64, 64, seed=1)
     out = ib.inbetween([keys[0], keys[1:2], keys[2]], positions=[0, 2, 7], method="flow", flow_method="dis_fast")
