@@ -98,7 +98,8 @@ def _positions(text: str | None) -> list[int] | None:
 
 
 def _make_clip(cls, frames, *, keyframes=None, keyframe_positions=None, prompt="", windows=None, reference=None,
-               flow_method=DEFAULT_FLOW, analysis_size=512, device="auto") -> rewards.Clip:
+               flow_method=DEFAULT_FLOW, analysis_size=rewards.DEFAULT_ANALYSIS_SIZE,
+               device="auto") -> rewards.Clip:
     from . import sync_model_roots
 
     sync_model_roots()
@@ -135,8 +136,9 @@ def _flow_inputs():
         io.Combo.Input("flow_method", options=list(motion_flow.METHODS), default=DEFAULT_FLOW,
                        tooltip="Optical flow shared by all flow-based rewards: dis_* run on CPU; raft needs "
                                "torchvision RAFT weights in models/rewardloop/raft/."),
-        io.Int.Input("analysis_size", default=512, min=0, max=4096, step=16,
-                     tooltip="Flow-based rewards run with the long side scaled down to this (0 = native size)."),
+        io.Int.Input("analysis_size", default=rewards.DEFAULT_ANALYSIS_SIZE, min=0, max=4096, step=16,
+                     tooltip="Flow-based rewards run with the long side scaled down to this (0 = native size; "
+                             "raise it for fine detail, at about (size/256)^2 times the cost)."),
     ]
 
 
@@ -182,7 +184,8 @@ class _ScorerNode(io.ComfyNode):
         return {k: kw.pop(k) for k in cls.CLIP_KEYS if k in kw}, kw
 
     @classmethod
-    def execute(cls, frames, device="auto", flow_method=DEFAULT_FLOW, analysis_size=512, **kw) -> io.NodeOutput:
+    def execute(cls, frames, device="auto", flow_method=DEFAULT_FLOW, analysis_size=rewards.DEFAULT_ANALYSIS_SIZE,
+                **kw) -> io.NodeOutput:
         clip_kw, options = cls._split(dict(kw))
         clip = _make_clip(cls, frames, flow_method=flow_method, analysis_size=analysis_size, device=device, **clip_kw)
         result = rewards.score(cls.SCORER, clip, **options)
@@ -372,7 +375,8 @@ class Composite(io.ComfyNode):
 
     @classmethod
     def execute(cls, frames, keyframes=None, keyframe_positions=None, prompt="", reference=None, windows=None,
-                options_json="", flow_method=DEFAULT_FLOW, analysis_size=512, device="auto", **weights):
+                options_json="", flow_method=DEFAULT_FLOW, analysis_size=rewards.DEFAULT_ANALYSIS_SIZE, device="auto",
+                **weights):
         w = {k.removeprefix("w_"): float(v) for k, v in weights.items() if k.startswith("w_")}
         try:
             options = json.loads(options_json) if (options_json or "").strip() else {}

@@ -11,11 +11,11 @@ batch. A Clip computes optical flow, occlusion masks, edges and model features o
 """
 from . import models
 from .composite import DEFAULT_WEIGHTS, composite, to_frame_axis
-from .context import Clip, FlowPair, check_frames, evenly_spaced
+from .context import DEFAULT_ANALYSIS_SIZE, Clip, FlowPair, check_frames, evenly_spaced
 from .registry import SCORERS, Scorer, get, run
 from .result import RewardResult, scores_payload
 
 score = run
 
-__all__ = ["Clip", "FlowPair", "RewardResult", "SCORERS", "Scorer", "DEFAULT_WEIGHTS", "check_frames", "composite",
+__all__ = ["Clip", "DEFAULT_ANALYSIS_SIZE", "FlowPair", "RewardResult", "SCORERS", "Scorer", "DEFAULT_WEIGHTS", "check_frames", "composite",
            "evenly_spaced", "get", "models", "run", "score", "scores_payload", "to_frame_axis"]

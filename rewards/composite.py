@@ -68,6 +68,9 @@ def composite(clip: Clip, weights: dict[str, float] | None = None, options: dict
     components: dict[str, dict] = {}
     results: list[RewardResult] = []
     todo = [n for n in SCORERS if weights.get(n, 0) > 0]
+    if any("flow" in SCORERS[n].uses for n in todo) and clip.prefetch_flow():
+        # The flow is being computed on a CPU thread: run the scorers that do not need it first.
+        todo.sort(key=lambda n: "flow" in SCORERS[n].uses)
     for name in SCORERS:
         if name not in weights:
             components[name] = {"included": False, "reason": "no weight given", "weight": None}
@@ -90,6 +93,8 @@ def composite(clip: Clip, weights: dict[str, float] | None = None, options: dict
         else:
             components[name] = {"included": True, "weight": w, "value": res.value, "contribution": w * res.value}
 
+    order = list(SCORERS)
+    results.sort(key=lambda r: order.index(r.name))
     included = [r for r in results if components[r.name]["included"]]
     total_w = sum(components[r.name]["weight"] for r in included)
     details = {"components": {n: components[n] for n in SCORERS if n in components},

@@ -2,7 +2,7 @@
 
 Frames stay where the caller put them (often a huge CPU tensor); full-resolution reads happen
 `chunk_size` frames at a time, so peak extra memory is a few chunks plus the cached products below,
-which live at the *analysis* resolution (long side <= `analysis_size`, default 512) and grow with T:
+which live at the *analysis* resolution (long side <= `analysis_size`, default 256) and grow with T:
   - the analysis frames themselves (float32, float16 once larger than a quarter of `cache_budget_bytes`,
     not kept beyond half of it: then rebuilt per use),
   - the forward/backward optical flow between consecutive frames (float16 once it would exceed the budget),
@@ -18,9 +18,14 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .models import PRECISIONS, default_precision
+
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total); may raise to cancel
 
-DEFAULT_ANALYSIS_SIZE = 512
+# 256: temporal artefacts (flicker, warping, broken structure) are visible at this scale, and flow, LPIPS and
+# edge work cost a quarter of 512's (the reward suite's speed goals are met only here, benchmarks/RESULTS.md).
+# Raise it for fine detail (hair, text); 0 = native size.
+DEFAULT_ANALYSIS_SIZE = 256
 DEFAULT_CHUNK = 16
 DEFAULT_BUDGET = 1 << 30  # bytes of cached per-clip products before they drop to float16 / are not kept
 RANGE_TOLERANCE = 1e-3
@@ -29,6 +34,20 @@ RANGE_TOLERANCE = 1e-3
 class FlowPair(NamedTuple):
     forward: torch.Tensor   # [T-1,h,w,2] flow t -> t+1 (pack convention: pixel of t lands at x + flow in t+1)
     backward: torch.Tensor  # [T-1,h,w,2] flow t+1 -> t
+
+
+DEFAULT_FLOW_METHOD = "dis_medium"  # motion.flow's default, without importing OpenCV at import time
+_BACKGROUND = None
+
+
+def _background():
+    """One worker thread for background flow (a second clip's prefetch queues behind the first)."""
+    global _BACKGROUND
+    if _BACKGROUND is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardloop-flow")
+    return _BACKGROUND
 
 
 class SharedCache(dict):
@@ -92,7 +111,7 @@ class Clip:
                  flow_method: str | None = None, analysis_size: int = DEFAULT_ANALYSIS_SIZE,
                  device: str | torch.device | None = None, chunk_size: int = DEFAULT_CHUNK,
                  cache_budget_bytes: int = DEFAULT_BUDGET, progress: ProgressFn | None = None,
-                 _shared: SharedCache | None = None, _validated: bool = False):
+                 precision: str | None = None, _shared: SharedCache | None = None, _validated: bool = False):
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
         if int(analysis_size) < 0:
@@ -109,6 +128,10 @@ class Clip:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.cache_budget_bytes = int(cache_budget_bytes)
         self.progress = progress
+        # Numeric precision of the large feature networks (models.reduced_dtype): "auto" or "fp32".
+        self.precision = default_precision() if precision is None else precision
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
         self._shared = _shared if _shared is not None else SharedCache()
 
     # ------------------------------------------------------------------------------------ basics
@@ -146,8 +169,8 @@ class Clip:
                   windows=self.windows, reference=self.reference, progress=self.progress)
         kw.update(changes)
         return Clip(self.frames, flow_method=self.flow_method, analysis_size=self.analysis_size, device=self.device,
-                    chunk_size=self.chunk_size, cache_budget_bytes=self.cache_budget_bytes, _shared=self._shared,
-                    _validated=True, **kw)
+                    chunk_size=self.chunk_size, cache_budget_bytes=self.cache_budget_bytes, precision=self.precision,
+                    _shared=self._shared, _validated=True, **kw)
 
     def report(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -228,6 +251,24 @@ class Clip:
             return self._shared[key]
         if self.num_frames < 2:
             raise ValueError("optical flow needs at least 2 frames; this clip has 1.")
+        pending = self._shared.pop(("pending",) + key, None)
+        self._shared[key] = pending.result() if pending is not None else self._compute_flow("optical flow")
+        return self._shared[key]
+
+    def prefetch_flow(self) -> bool:
+        """Start the flow on a background thread when it runs on the CPU (OpenCV's DIS/Farneback release the
+        GIL), so scorers that need no flow run on the GPU meanwhile; `flow()` then waits for it and re-raises
+        its errors. No progress or cancel checks happen on that thread (it ends in seconds on its own).
+        Returns whether a computation was started."""
+        key = self._flow_key()
+        method = self.flow_method or DEFAULT_FLOW_METHOD
+        if key in self._shared or ("pending",) + key in self._shared or self.num_frames < 2 or method == "raft":
+            return False
+        self._analysis_cache()  # downscale once, here, not concurrently from two threads
+        self._shared[("pending",) + key] = _background().submit(self._compute_flow, None)
+        return True
+
+    def _compute_flow(self, stage: str | None) -> FlowPair:
         from ..motion.flow import bidirectional_flow
 
         h, w = self.analysis_hw
@@ -235,12 +276,11 @@ class Clip:
         dtype = torch.float32 if 2 * n * h * w * 2 * 4 <= self.cache_budget_bytes else torch.float16
         fwd = torch.empty(n, h, w, 2, dtype=dtype, device=self.device)
         bwd = torch.empty(n, h, w, 2, dtype=dtype, device=self.device)
-        for s, e in self.chunks(n, "optical flow", self.analysis_chunk):
+        for s, e in self.chunks(n, stage, self.analysis_chunk):
             pair = bidirectional_flow(self.analysis_frames(s, e + 1), **self._method_kw())  # 1-frame overlap
             fwd[s:e] = pair.forward.to(self.device, dtype)
             bwd[s:e] = pair.backward.to(self.device, dtype)
-        self._shared[key] = FlowPair(fwd, bwd)
-        return self._shared[key]
+        return FlowPair(fwd, bwd)
 
     def _method_kw(self) -> dict:
         kw = {"device": self.device}

@@ -19,6 +19,9 @@ content and motion you want. Needs >= 2 crops on each side (T > 16 frames).
 from __future__ import annotations
 
 import math
+import threading
+import weakref
+from collections import OrderedDict
 
 import torch
 
@@ -53,16 +56,46 @@ def i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS
     def compute():
         if not starts:
             return torch.zeros(0, 400 if feature == "logits" else 1024, dtype=torch.float64)
-        net = models.i3d_model(clip.device)
+        # CPU stays fp32: ATen has no bf16 avg_pool3d on CPU.
+        dtype = models.reduced_dtype(clip.device, clip.precision) if clip.device.type != "cpu" else None
+        net = models.i3d_model(clip.device, dtype)
         out = []
         for s, e in clip.chunks(len(starts), "I3D features", CROP_BATCH):
             batch = torch.stack([clip.frames_at(range(st, st + CROP), (I3D_SIZE, I3D_SIZE)) for st in starts[s:e]])
-            x = batch.permute(0, 4, 1, 2, 3) * 2 - 1  # [b,3,16,224,224] in [-1,1]
+            x = (batch.permute(0, 4, 1, 2, 3) * 2 - 1).to(dtype or torch.float32)  # [b,3,16,224,224] in [-1,1]
             with torch.no_grad():
                 out.append(net(x, features=feature == "pool").double().cpu())
         return torch.cat(out)
 
-    return clip.memo(("i3d", feature, tuple(starts)), compute), starts
+    return clip.memo(("i3d", feature, tuple(starts), clip.precision), compute), starts
+
+
+# Reference features by reference tensor: a retry loop or a pair builder scores many clips against the
+# same reference video (the same tensor object from ComfyUI's cache), so its I3D pass runs once. Keyed by
+# the tensor's identity *and* its in-place version counter, with a weak reference that proves the object
+# is still the same one (an id can be reused after the tensor is freed).
+_REFERENCE_CACHE: "OrderedDict[tuple, tuple[weakref.ref, torch.Tensor]]" = OrderedDict()
+_REFERENCE_CACHE_SIZE = 4
+_REFERENCE_LOCK = threading.Lock()
+models._CLEAR_HOOKS.append(lambda: _REFERENCE_CACHE.clear())
+
+
+def reference_i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS) -> torch.Tensor:
+    ref = clip.reference
+    key = (id(ref), ref._version, tuple(ref.shape), feature, max_crops, str(clip.device), clip.precision)
+    with _REFERENCE_LOCK:
+        hit = _REFERENCE_CACHE.get(key)
+        if hit is not None and hit[0]() is ref:
+            _REFERENCE_CACHE.move_to_end(key)
+            return hit[1]
+    ref_clip = Clip(ref, device=clip.device, chunk_size=clip.chunk_size, progress=clip.progress,
+                    precision=clip.precision, _validated=True)
+    features, _ = i3d_features(ref_clip, feature, max_crops)
+    with _REFERENCE_LOCK:
+        _REFERENCE_CACHE[key] = (weakref.ref(ref), features)
+        while len(_REFERENCE_CACHE) > _REFERENCE_CACHE_SIZE:
+            _REFERENCE_CACHE.popitem(last=False)
+    return features
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -91,9 +124,7 @@ def score(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS,
         return RewardResult.not_applicable(NAME, f"needs more than {CROP} frames for 2 crops; clip has "
                                            f"{clip.num_frames}", RANGE, "crop")
     if reference_features is None:
-        ref_clip = Clip(clip.reference, device=clip.device, chunk_size=clip.chunk_size, progress=clip.progress,
-                        _validated=True)
-        reference_features, _ = i3d_features(ref_clip, feature, max_crops)
+        reference_features = reference_i3d_features(clip, feature, max_crops)
     ref = reference_features.double().cpu()
     if ref.shape[0] < 2:
         return RewardResult.not_applicable(NAME, f"the reference needs more than {CROP} frames (2 crops)", RANGE, "crop")

@@ -53,7 +53,7 @@ def face_embeddings(clip: Clip, frames: torch.Tensor, weights: str = models.FACE
             found.append(s + i)
             prob[s + i] = float(np.asarray(probs[i], dtype=np.float32)[0])
         if found:
-            with torch.no_grad():
+            with torch.no_grad():  # fp32: crops are few and cheap; MTCNN dominates this scorer's time
                 emb[found] = resnet(torch.stack(crops).to(clip.device)).float().cpu()
     return emb, prob
 

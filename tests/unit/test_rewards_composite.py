@@ -108,3 +108,35 @@ def test_result_validates_shapes():
         RewardResult("x", 1.0, torch.zeros(3), torch.zeros(2), "frame", (0, 1))
     with pytest.raises(ValueError, match="item_kind"):
         RewardResult("x", 1.0, torch.zeros(1), torch.zeros(1), "frames", (0, 1))
+
+
+def test_background_flow_gives_the_same_composite_and_runs_flow_free_scorers_first(scene_frames):
+    frames, weights = scene_frames[:12], {"temporal_lpips": 1.0, "framing": 1.0, "flow_smoothness": 0.5,
+                                          "keyframe_ssim": 1.0}
+    plain = Clip(frames, keyframes=frames[[0, -1]])
+    plain.flow()  # already computed: composite has nothing to prefetch
+    ref, ref_parts = composite(plain, weights)
+    clip = Clip(frames, keyframes=frames[[0, -1]])
+    order = []
+    agg, parts = composite(clip, weights, on_component=lambda name, i, n: order.append(name))
+    assert order == ["keyframe_ssim", "framing", "temporal_lpips", "flow_smoothness"]
+    assert [p.name for p in parts] == [p.name for p in ref_parts]  # reported in the registry's order
+    assert agg.value == pytest.approx(ref.value, abs=1e-6)
+    assert clip.prefetch_flow() is False  # computed once, never again
+    from rewardloop.motion.flow import DEFAULT_METHOD
+    from rewardloop.rewards import context
+
+    assert context.DEFAULT_FLOW_METHOD == DEFAULT_METHOD  # the prefetch's "runs on CPU" test uses this copy
+
+
+def test_background_flow_errors_surface_in_the_scorer(scene_frames, monkeypatch):
+    import rewardloop.motion.flow as flow
+
+    def broken(*a, **k):
+        raise RuntimeError("flow failed on purpose")
+
+    monkeypatch.setattr(flow, "bidirectional_flow", broken)
+    clip = Clip(scene_frames[:6])
+    assert clip.prefetch_flow() is True
+    with pytest.raises(RuntimeError, match="on purpose"):
+        score("flow_smoothness", clip)

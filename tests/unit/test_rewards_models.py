@@ -80,3 +80,25 @@ def test_i3d_features_memoised_on_the_clip(scene_frames):
     a, starts = i3d_features(clip, "pool")
     b, _ = i3d_features(clip, "pool")
     assert a is b and a.shape == (2, 1024) and starts == [0, 4]
+
+
+def test_reference_i3d_features_are_reused_for_the_same_unchanged_reference(scene_frames, monkeypatch):
+    """A retry loop scores every attempt against one reference tensor: its I3D pass must run once, and again
+    only when that tensor changes in place or the cache is cleared."""
+    from rewardloop.rewards import fvd_lite, models
+
+    models.clear_cache()
+    passes = []
+    real = fvd_lite.i3d_features
+    monkeypatch.setattr(fvd_lite, "i3d_features", lambda c, *a, **k: passes.append(c.num_frames) or real(c, *a, **k))
+    reference = scene_frames[20:40].clone()
+    first = score("fvd_lite", Clip(scene_frames[:20], reference=reference), max_crops=2)
+    again = score("fvd_lite", Clip(scene_frames[1:21], reference=reference), max_crops=2)
+    assert passes == [20, 20, 20]  # generated, reference, generated: the reference once
+    assert first.details["reference_crops"] == again.details["reference_crops"] == 2
+    reference.mul_(0.5)  # edited in place: stale features must not be used
+    changed = score("fvd_lite", Clip(scene_frames[:20], reference=reference), max_crops=2)
+    assert passes == [20, 20, 20, 20, 20] and changed.value != first.value
+    models.clear_cache()
+    score("fvd_lite", Clip(scene_frames[:20], reference=reference), max_crops=2)
+    assert len(passes) == 7

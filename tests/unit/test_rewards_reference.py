@@ -123,7 +123,7 @@ def test_clipscore_scorer_is_hessel_on_evenly_sampled_frames(reward_models, scen
     from rewardloop.rewards import Clip, models, score
     from rewardloop.rewards.clip_embed import preprocess
 
-    clip = Clip(scene_frames, prompt="a city skyline")
+    clip = Clip(scene_frames, prompt="a city skyline", precision="fp32")
     res = score("clip_score", clip, weights=reward_models.clip_file, num_samples=5)
     assert res.details["sampled_frames"] == [0, 12, 24, 35, 47]
     net = models.open_clip_model(reward_models.clip_file)
@@ -134,6 +134,26 @@ def test_clipscore_scorer_is_hessel_on_evenly_sampled_frames(reward_models, scen
     assert torch.allclose(res.per_item, expected, atol=1e-5)
     assert res.value == pytest.approx(float(expected.mean()), abs=1e-6)
     assert 0 <= res.value <= 2.5
+    # The default precision ("auto": bf16 autocast where the CPU/GPU runs it natively) stays within bf16
+    # round-off of the exact value.
+    fast = score("clip_score", Clip(scene_frames, prompt="a city skyline"), weights=reward_models.clip_file,
+                 num_samples=5)
+    assert torch.allclose(fast.per_item, expected, atol=0.01), (fast.per_item, expected)
+
+
+def test_precision_option_is_checked_and_fp32_turns_autocast_off(monkeypatch):
+    from rewardloop.rewards import Clip, models
+
+    frames = torch.rand(3, 16, 16, 3)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Clip(frames, precision="fp8")
+    assert models.reduced_dtype("cpu", "fp32") is None
+    assert models.reduced_dtype("cpu", "auto") in (None, torch.bfloat16)  # bf16 only where the CPU has it natively
+    monkeypatch.setenv(models.PRECISION_ENV, "fp32")
+    assert Clip(frames).precision == "fp32"
+    monkeypatch.setenv(models.PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match=models.PRECISION_ENV):
+        Clip(frames)
 
 
 # ------------------------------------------------------------------------------------------ aesthetic
