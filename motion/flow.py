@@ -181,18 +181,18 @@ def _opencv_pair(method: str, a: np.ndarray, b: np.ndarray, init: np.ndarray | N
         flags = 0 if init is None else cv2.OPTFLOW_USE_INITIAL_FLOW
         return cv2.calcOpticalFlowFarneback(a, b, None if init is None else init.copy(), 0.5, 3, 15, 3, 5, 1.2, flags)
     # DIS objects keep state between calls and are not thread-safe: one per worker thread and preset.
-    if init is not None:
-        # DIS starts from the flow passed in when it is H x W float32x2 (calc writes the result into it). A
-        # guided call leaves state behind that changes later unguided results of the same object (measured:
-        # up to 47 px), so guided calls get a fresh object and never touch the cached ones.
-        return _new_dis(method).calc(a, b, init.copy())
+    # DIS starts from the flow passed in when it is H x W float32x2 (calc writes the result into it). A
+    # guided call leaves state behind that changes later unguided results of the same object (measured: up
+    # to 47 px); guided results do not depend on what ran before. So guided and unguided calls keep
+    # separate objects.
     cache = getattr(_local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
-    dis = cache.get(method)
+    key = (method, init is not None)
+    dis = cache.get(key)
     if dis is None:
-        dis = cache[method] = _new_dis(method)
-    return dis.calc(a, b, None)
+        dis = cache[key] = _new_dis(method)
+    return dis.calc(a, b, None if init is None else init.copy())
 
 
 def _new_dis(method: str):

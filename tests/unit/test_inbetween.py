@@ -123,6 +123,14 @@ def test_keyframe_flows_without_neighbours_are_plain_flows():
         assert torch.equal(pair.forward[:1], plain.forward) and torch.equal(pair.backward[:1], plain.backward)
 
 
+def test_inbetween_computes_the_flows_flow_init_says():
+    keys = scene.render_scene([0.0, 0.1, 0.2, 0.3], 64, 64, seed=3)
+    temporal = ib.inbetween(keys, 2, flow_method="dis_fast")
+    assert torch.equal(temporal, ib.inbetween(keys, 2, flows=ib.keyframe_flows(keys, "dis_fast")))
+    plain = ib.inbetween(keys, 2, flow_method="dis_fast", flow_init="none")
+    assert torch.equal(plain, ib.inbetween(keys, 2, flows=flow.bidirectional_flow(keys, "dis_fast")))
+
+
 def test_uneven_positions_and_list_input():
     keys = scene.render_scene([0.0, 0.3, 1.0], 64, 64, seed=1)
     out = ib.inbetween([keys[0], keys[1:2], keys[2]], positions=[0, 2, 7], method="flow", flow_method="dis_fast")
@@ -150,6 +158,7 @@ def test_crossfade_midpoint():
     (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, positions=[0, 2]), "exactly one"),
     (dict(keyframes=torch.rand(2, 32, 32, 2), frames_per_gap=1), "channels"),
     (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, motion="cubic"), "Unknown motion model"),
+    (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, flow_init="raft"), "Unknown flow_init"),
 ])
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
