@@ -116,6 +116,7 @@ def main():
     ap.add_argument("--bbb-scale", type=float, default=0.5)
     ap.add_argument("--scene-cuts", default="crossfade", help="scene_cuts mode of the 'flow' method")
     ap.add_argument("--motion", default="quadratic", help="motion model of the 'flow' method (quadratic, linear)")
+    ap.add_argument("--temporal-mix", type=float, default=0.0, help="temporal_mix of the 'flow' method")
     ap.add_argument("--flow-init", default="temporal", choices=("temporal", "none"),
                     help="keyframe flows start from their neighbours' constant-velocity prediction (inbetween's "
                          "default) or from zero (plain bidirectional_flow)")
@@ -161,7 +162,8 @@ def main():
             for method in ("naive_flow", "flow"):
                 _sync(dev)
                 t0 = time.perf_counter()
-                kw = dict(scene_cuts=args.scene_cuts, motion=args.motion) if method == "flow" else {}
+                kw = dict(scene_cuts=args.scene_cuts, motion=args.motion, temporal_mix=args.temporal_mix) \
+                    if method == "flow" else {}
                 out = inbetween.inbetween(keys, args.every - 1, method, flows=pair, **kw)
                 _sync(dev)
                 sec = time.perf_counter() - t0
@@ -169,7 +171,7 @@ def main():
                 p, s = scores(out[mask.to(dev)].cpu(), truth)
                 n = int(mask.sum())
                 extra = f"; scene cuts found {cuts} of {len(pos) - 1} gaps ({args.scene_cuts})" if method == "flow" else ""
-                how = f", motion {args.motion}" if method == "flow" else ""
+                how = f", motion {args.motion}, temporal_mix {args.temporal_mix}" if method == "flow" else ""
                 row(f"`bench_inbetween_real.py` {what}, {method}{how}, flows {fm} (init {args.flow_init})",
                     f"PSNR {p:.2f} dB, SSIM {s:.4f}; flows {flow_s:.1f} s, synthesis {n / sec:.1f} fps{extra}")
 

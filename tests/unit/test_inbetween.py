@@ -131,6 +131,22 @@ def test_inbetween_computes_the_flows_flow_init_says():
     assert torch.equal(plain, ib.inbetween(keys, 2, flows=flow.bidirectional_flow(keys, "dis_fast")))
 
 
+def test_temporal_mix_hedges_with_neighbour_predictions(clip):
+    """temporal_mix blends in an estimate from the neighbouring gaps' constant-velocity flows: it changes
+    frames only where a neighbour exists (not with two keyframes) and stays a sane estimate. Measured (224
+    px pan, DIS fine): 0 -> 32.41 dB, 0.2 -> 32.48."""
+    times, frames, pos = clip
+    keys = frames[pos]
+    pair = flow.bidirectional_flow(keys, "dis_fine")
+    plain = ib.inbetween(keys, EVERY - 1, "flow", flows=pair)
+    mixed = ib.inbetween(keys, EVERY - 1, "flow", flows=pair, temporal_mix=0.2)
+    assert torch.equal(mixed[pos], keys) and not torch.equal(mixed, plain)
+    assert _scores(mixed, frames, pos)[0] > _scores(plain, frames, pos)[0] - 0.3
+    sub = flow.FlowPair(pair.forward[:1], pair.backward[:1], pair.method)
+    assert torch.equal(ib.inbetween(keys[:2], EVERY - 1, "flow", flows=sub, temporal_mix=0.5),
+                       ib.inbetween(keys[:2], EVERY - 1, "flow", flows=sub))
+
+
 def test_uneven_positions_and_list_input():
     keys = scene.render_scene([0.0, 0.3, 1.0], 64, 64, seed=1)
     out = ib.inbetween([keys[0], keys[1:2], keys[2]], positions=[0, 2, 7], method="flow", flow_method="dis_fast")
@@ -159,6 +175,7 @@ def test_crossfade_midpoint():
     (dict(keyframes=torch.rand(2, 32, 32, 2), frames_per_gap=1), "channels"),
     (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, motion="cubic"), "Unknown motion model"),
     (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, flow_init="raft"), "Unknown flow_init"),
+    (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, temporal_mix=1.5), "temporal_mix must be in 0..1"),
 ])
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
