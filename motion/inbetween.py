@@ -26,13 +26,17 @@ Methods
                 their pixels pass the forward-backward check) are not warped: `scene_cuts` "crossfade"
                 (default) blends them, "hold" keeps the earlier keyframe up to mid-gap and then the later one
                 (a hard cut), "interpolate" warps anyway.
+                Keyframe flows (when not given): `keyframe_flows`, each pair started from its neighbours'
+                constant-velocity prediction (`flow_init` "temporal", default). Option `temporal_mix`: blend
+                in an estimate built from those predictions (a hedge; twice the synthesis cost).
 
 Measured (benchmarks/RESULTS.md, bench_inbetween_real.py): 4x on real footage, flows dis_fine, PSNR of the
 rebuilt frames, crossfade / naive_flow (plain flows) / flow with `keyframe_flows` (the method before quadratic
 paths and temporally initialised flows) -- bikes 0-120 (tuning clip) 23.50 / 26.42 / 28.15 (27.50) dB; held
 out: bikes 120-248 27.67 / 30.70 / 31.48 (31.32), carphone 30.63 / 31.57 / 31.79 (31.64), bigbuckbunny
 (640x360) 32.32 / 34.69 / 35.42 (34.86). The procedural scene with exact flows: naive 28.8, flow 34.4
-(linear motion 33.0).
+(linear motion 33.0). temporal_mix 0.2: bikes 0-120 28.30, bikes 120-248 31.53, carphone 31.72, bigbuckbunny
+35.44.
 
 Flow convention: motion.flow (flow src->dst, backward_warp(dst, flow) ~ src).
 All intermediate frames of all gaps are computed as one batch (in chunks to bound memory).
