@@ -25,40 +25,6 @@ NUM_SAMPLES = 4
 MAX_NEW_TOKENS = 20
 
 
-def greedy_caption_ids(model, pixel_values: torch.Tensor, max_new_tokens: int = MAX_NEW_TOKENS) -> torch.Tensor:
-    """The tokens of `model.generate(pixel_values=..., num_beams=1, do_sample=False)` for BLIP captioning
-    (tested equal), decoded by a plain loop over the text decoder with its KV cache. Written out because
-    generate()'s per-call set-up and per-step logits-processor/stopping machinery cost more than BLIP-base
-    itself for a 4-frame batch: ~230 ms vs ~7 ms for the vision encoder on an H100 host (profile_rewards_gpu.py).
-    Only for plain greedy decoding: a model whose generation config asks for anything else uses generate()."""
-    text_cfg = model.config.text_config
-    image_embeds = model.vision_model(pixel_values=pixel_values)[0]
-    batch = image_embeds.shape[0]
-    token = torch.full((batch, 1), text_cfg.bos_token_id, dtype=torch.long, device=image_embeds.device)
-    tokens, past = [token], None
-    finished = torch.zeros(batch, dtype=torch.bool, device=image_embeds.device)
-    for _ in range(max_new_tokens):
-        out = model.text_decoder(input_ids=token, encoder_hidden_states=image_embeds, past_key_values=past,
-                                 use_cache=True, return_dict=True)
-        past = out.past_key_values
-        nxt = out.logits[:, -1].argmax(-1)
-        nxt = torch.where(finished, torch.full_like(nxt, text_cfg.pad_token_id), nxt)
-        finished |= nxt == text_cfg.sep_token_id
-        token = nxt[:, None]
-        tokens.append(token)
-        if bool(finished.all()):
-            break
-    return torch.cat(tokens, dim=1)
-
-
-def _plain_greedy(model) -> bool:
-    """True when the text decoder's generation config adds nothing to greedy argmax decoding."""
-    g = model.text_decoder.generation_config
-    return ((g.repetition_penalty or 1.0) == 1.0 and not g.no_repeat_ngram_size and not g.bad_words_ids
-            and not (g.min_length or 0) > 1 and not g.min_new_tokens and not g.suppress_tokens
-            and not g.begin_suppress_tokens and not g.forced_bos_token_id and not g.forced_eos_token_id)
-
-
 def caption_frames(clip: Clip, indices: list[int], folder: str = models.BLIP_FOLDER) -> list[str]:
     processor, model = models.blip_captioner(folder, clip.device, models.reduced_dtype(clip.device, clip.precision))
 
@@ -67,12 +33,9 @@ def caption_frames(clip: Clip, indices: list[int], folder: str = models.BLIP_FOL
         for s, e in clip.chunks(len(indices), "captions", 4):
             frames = to_nchw(clip.frames_at(indices[s:e])).cpu()
             inputs = processor(images=list(frames), return_tensors="pt", do_rescale=False)
-            pixels = inputs["pixel_values"].to(clip.device, model.dtype)
             with torch.no_grad():
-                if _plain_greedy(model):
-                    ids = greedy_caption_ids(model, pixels, MAX_NEW_TOKENS)
-                else:
-                    ids = model.generate(pixel_values=pixels, max_new_tokens=MAX_NEW_TOKENS, num_beams=1, do_sample=False)
+                ids = model.generate(pixel_values=inputs["pixel_values"].to(clip.device, model.dtype),
+                                     max_new_tokens=MAX_NEW_TOKENS, num_beams=1, do_sample=False)
             out += [c.strip() for c in processor.batch_decode(ids, skip_special_tokens=True)]
         return out
 
