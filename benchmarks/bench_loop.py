@@ -24,7 +24,6 @@ import argparse
 import datetime
 import gc
 import importlib
-import importlib.util
 import json
 import os
 import statistics
@@ -34,21 +33,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from _pack import ROOT, import_pack
+
 THRESHOLD = 0.85
 FRAMES, EVERY = 33, 8
-
-
-def import_pack():
-    # Imported by path as a package, never via sys.path (our nodes/ would shadow ComfyUI's nodes module).
-    if "rewardloop" in sys.modules:
-        return sys.modules["rewardloop"]
-    spec = importlib.util.spec_from_file_location("rewardloop", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rewardloop"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def machine() -> str:

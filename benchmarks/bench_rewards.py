@@ -22,28 +22,20 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import resource
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from _pack import ROOT, import_pack
+
 WEIGHTS_CACHE = Path(os.environ.get("REWARDLOOP_WEIGHTS_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "weights"))
 BENCH_MODELS = Path(os.environ.get("REWARDLOOP_BENCH_MODELS", Path.home() / ".cache" / "comfyui-rewardloop" / "bench-models"))
 PROMPT = "a city skyline with glass towers, hills and trees, camera moving sideways"
-
-
-def _import_pack():
-    spec = importlib.util.spec_from_file_location("rewardloop", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rewardloop"] = module
-    spec.loader.exec_module(module)
 
 
 def _sync(dev):
@@ -274,7 +266,7 @@ def main():
     args = ap.parse_args()
     global FLOW_METHOD, ANALYSIS_SIZE
     FLOW_METHOD, ANALYSIS_SIZE = args.flow_method, args.analysis_size
-    _import_pack()
+    import_pack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rewardloop import modelfiles
     from rewardloop.motion.scene import render_scene

@@ -22,29 +22,20 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import importlib.util
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from _pack import import_pack
+
 TINY_WAN = {"patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 16, "in_channels": 16,
             "out_channels": 16, "text_dim": 32, "freq_dim": 32, "ffn_dim": 64, "num_layers": 2,
             "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads", "eps": 1e-6}
-
-
-def _import_pack():
-    # Imported by path under an alias; never put the pack folder on sys.path (its nodes/ shadows ComfyUI's).
-    spec = importlib.util.spec_from_file_location("rewardloop", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rewardloop"] = module
-    spec.loader.exec_module(module)
 
 
 def _parse_size(text: str) -> tuple[int, int, int]:
@@ -242,7 +233,7 @@ def main() -> None:
     else:
         sizes = [_parse_size(s) for s in (args.sizes or "33x240x416,33x480x832").split(",")]
         grpo_size = _parse_size(args.grpo_size)
-    _import_pack()
+    import_pack()
     bench = Bench(args)
     results = []
     if args.dpo:

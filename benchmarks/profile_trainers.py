@@ -282,7 +282,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     parts = args.parts.split(",")
-    bt._import_pack()
+    bt.import_pack()
     global OUT
     OUT = out
     fh = open(out / "profiles.txt", "w")
