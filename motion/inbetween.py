@@ -23,9 +23,12 @@ Methods
                 from time t: ~1 on reliable flows, where the occlusion reasoning matters, low where the flow
                 estimate failed (fast motion of small objects, motion blur, textureless areas).
                 Gaps whose keyframes share almost no consistent motion (a scene cut: < `CUT_THRESHOLD` of
-                their pixels pass the forward-backward check) are not warped: `scene_cuts` "crossfade"
-                (default) blends them, "hold" keeps the earlier keyframe up to mid-gap and then the later one
-                (a hard cut), "interpolate" warps anyway.
+                their pixels pass the forward-backward check) are not warped: `scene_cuts` "extrapolate"
+                (default) makes a hard cut at mid-gap where each side keeps moving (the earlier keyframe
+                carried forward on its motion from the keyframe before it, the later one backward on its
+                motion to the keyframe after it; a plain hold where that neighbour is missing or a cut too),
+                "hold" keeps the earlier keyframe up to mid-gap and then the later one, "crossfade" blends
+                them (a dissolve), "interpolate" warps anyway.
                 Keyframe flows (when not given): `keyframe_flows`, each pair started from its neighbours'
                 constant-velocity prediction (`flow_init` "temporal", default). Option `temporal_mix`: blend
                 in an estimate built from those predictions (a hedge; twice the synthesis cost).
@@ -52,7 +55,7 @@ from .flow import METHODS as FLOW_METHODS, FlowPair, bidirectional_flow
 from .warp import backward_warp, forward_splat
 
 METHODS = ("flow", "naive_flow", "crossfade")
-SCENE_CUT_MODES = ("crossfade", "hold", "interpolate")
+SCENE_CUT_MODES = ("crossfade", "hold", "extrapolate", "interpolate")
 MOTION_MODELS = ("quadratic", "linear")
 FLOW_INITS = ("temporal", "none")
 DEFAULT_FLOW_METHOD = "dis_fine"  # flows are computed once per keyframe pair, so accuracy beats speed
@@ -88,7 +91,7 @@ def positions_for_length(num_keyframes: int, length: int) -> list[int]:
 
 def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow",
               flow_method: str = DEFAULT_FLOW_METHOD, positions: Sequence[int] | None = None,
-              flows: FlowPair | None = None, progress=None, scene_cuts: str = "crossfade",
+              flows: FlowPair | None = None, progress=None, scene_cuts: str = "extrapolate",
               motion: str = "quadratic", flow_init: str = "temporal", temporal_mix: float = 0.0) -> torch.Tensor:
     """Full clip [T,H,W,C] from keyframes [K,H,W,C] (or a list of [H,W,C] / [1,H,W,C] images).
 
@@ -97,8 +100,9 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
     frames at the keyframe positions are exact copies of the keyframes. `flows` reuses flows already
     computed between consecutive keyframes (forward [K-1], backward [K-1]). `progress(done, total)` is
     called after each chunk of synthesised frames (the node layer hooks ComfyUI's progress/cancel in).
-    `scene_cuts` (method "flow" only) says what to do in gaps `detect_scene_cuts` flags: "crossfade",
-    "hold" (hard cut at mid-gap) or "interpolate" (warp anyway). `motion` (method "flow" only): "quadratic"
+    `scene_cuts` (method "flow" only) says what to do in gaps `detect_scene_cuts` flags: "extrapolate" (default:
+    hard cut at mid-gap, each side continuing its keyframe's motion), "hold" (hard cut, still frames),
+    "crossfade" (dissolve) or "interpolate" (warp anyway). `motion` (method "flow" only): "quadratic"
     (default) bends each pixel's path by the acceleration its keyframe's flows to both neighbours show,
     "linear" moves it at constant speed (the only choice with two keyframes). `flow_init` (when `flows` is
     None): "temporal" starts each keyframe pair's flow from its neighbours' prediction (`keyframe_flows`;
@@ -154,6 +158,8 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
             acc0, acc1 = _accelerations(pair, pos, found)
         if temporal_mix > 0:
             pred01, pred10, has_pred = _neighbour_flows(pair, pos, found)
+        if scene_cuts == "extrapolate" and bool(found.any()):
+            vel0, vel1 = _cut_velocities(pair, pos, found)
     chunk = max(1, _CHUNK_PIXELS // (H * W))
     for s in range(0, len(index), chunk):
         g = gap_of[s:s + chunk]
@@ -177,7 +183,12 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
                 frames = torch.lerp(frames, alt, w)
             if cut[g].any():
                 tt = t[:, None, None, None]
-                held = torch.where(tt < 0.5, i0, i1) if scene_cuts == "hold" else torch.lerp(i0, i1, tt)
+                if scene_cuts == "hold":
+                    held = torch.where(tt < 0.5, i0, i1)
+                elif scene_cuts == "extrapolate":
+                    held = _extrapolated_cut(i0, i1, vel0[g].to(dev), vel1[g].to(dev), t)
+                else:
+                    held = torch.lerp(i0, i1, tt)
                 frames = torch.where(cut[g][:, None, None, None], held, frames)
         out[index[s:s + chunk]] = frames.clamp_(0, 1).to(out.dtype)
         if progress is not None:
@@ -250,6 +261,36 @@ def _neighbour_flows(pair: FlowPair, pos: Sequence[int], cut: torch.Tensor):
     has[1:] |= ok
     has[:-1] |= ok
     return p01, p10, has
+
+
+def _cut_velocities(pair: FlowPair, pos: Sequence[int], cut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Constant-velocity motion of each keyframe away from a cut, for `scene_cuts` "extrapolate": per gap g,
+    where keyframe g's pixels would be one gap-g length later (minus its flow back to keyframe g-1,
+    scaled by the gaps' length ratio) and where keyframe g+1's pixels were one gap-g length earlier (minus
+    its flow on to keyframe g+2). Zero (a hold) where that neighbouring gap does not exist or is itself a
+    cut. Returns ([K-1,H,W,2], [K-1,H,W,2])."""
+    fw, bw = pair.forward, pair.backward
+    n = fw.shape[0]
+    vel0 = torch.zeros_like(fw)
+    vel1 = torch.zeros_like(bw)
+    if n < 2:
+        return vel0, vel1
+    span = torch.tensor([pos[i + 1] - pos[i] for i in range(n)], dtype=fw.dtype, device=fw.device)
+    ok = ~cut.to(fw.device)
+    vel0[1:] = (ok[:-1, None, None, None] * -bw[:-1]) * (span[1:] / span[:-1])[:, None, None, None]
+    vel1[:-1] = (ok[1:, None, None, None] * -fw[1:]) * (span[:-1] / span[1:])[:, None, None, None]
+    return vel0, vel1
+
+
+def _extrapolated_cut(i0, i1, vel0, vel1, t):
+    """A hard cut at mid-gap where each side keeps moving: before it keyframe 0's pixels travel t vel0,
+    after it keyframe 1's travel back (1-t) vel1. Frames are rendered by backward warping with the exact
+    inverse of that displacement (`_source_offset`); zero velocity is a plain hold."""
+    tt = t[:, None, None, None]
+    before = tt < 0.5
+    moved = torch.where(before, tt * vel0, (1 - tt) * vel1)
+    src = torch.where(before, i0, i1)
+    return backward_warp(src, _source_offset(moved))
 
 
 def detect_scene_cuts(flows: FlowPair, threshold: float = CUT_THRESHOLD) -> torch.Tensor:

@@ -229,3 +229,35 @@ def test_merge_bad_input():
         windows.merge_windows([torch.zeros(10, 2, 2, 3)], [(0, 64)])
     with pytest.raises(ValueError, match="no gap"):
         windows.merge_windows([torch.zeros(4, 2, 2, 3)] * 2, [(0, 4), (6, 10)])
+
+
+def test_scene_cut_extrapolate_continues_each_sides_motion():
+    """A cut inside gap 1 (scene A up to mid-gap, scene B after): "extrapolate" carries keyframe 1 forward on
+    its motion from keyframe 0 and keyframe 2 backward on its motion to keyframe 3, so the cut-gap frames track
+    the panning scenes where "hold" freezes them; outside cut gaps every mode gives the same frames, and without
+    a neighbouring gap it falls back to the hold. Measured (128 px pan, exact flows), PSNR of frames 5 / 6 / 7: hold
+    19.7 / 17.3 / 19.7 dB, extrapolate 21.7 / 18.2 / 21.3 (the scene's layers move apart; one keyframe cannot show
+    what they uncover). Real footage gains more (benchmarks/RESULTS.md: bikes cut gaps 17.3 -> 19.2 dB)."""
+    size, every = 128, 4
+    times = scene.frame_times(13)
+    a = scene.render_scene(times, size, size, seed=0, motion="pan")
+    b = scene.render_scene(times, size, size, seed=1, motion="pan")
+    truth = torch.cat([a[:6], b[6:]])  # the cut falls at t = 0.5 of gap 1 (frames 4..8)
+    pos = [0, 4, 8, 12]
+    keys = truth[pos]
+    gt = lambda s, t0, t1: scene.ground_truth_flow(times[[t0]], times[[t1]], size, size, s, "pan").flow
+    junk = torch.full((1, size, size, 2), 20.0)  # forward-backward inconsistent everywhere: a cut
+    pair = flow.FlowPair(torch.cat([gt(0, 0, 4), junk, gt(1, 8, 12)]),
+                         torch.cat([gt(0, 4, 0), junk, gt(1, 12, 8)]), "exact")
+    assert ib.detect_scene_cuts(pair).tolist() == [False, True, False]
+    out = {m: ib.inbetween(keys, every - 1, "flow", flows=pair, scene_cuts=m) for m in ("hold", "extrapolate")}
+    gap = [5, 6, 7]
+    psnr = {m: [(10 * torch.log10(1 / ((o[i] - truth[i]) ** 2).mean())).item() for i in gap] for m, o in out.items()}
+    assert all(e > h + 0.6 for e, h in zip(psnr["extrapolate"], psnr["hold"])), psnr
+    assert torch.equal(out["extrapolate"][pos], keys)
+    rest = [i for i in range(13) if i not in gap]
+    assert torch.equal(out["extrapolate"][rest], out["hold"][rest])
+    # Keyframes 1 and 2 alone: no flow beyond the cut to continue, so the frames are held keyframes.
+    sub = flow.FlowPair(pair.forward[1:2], pair.backward[1:2], "exact")
+    two = ib.inbetween(keys[1:3], every - 1, "flow", flows=sub, scene_cuts="extrapolate")
+    assert torch.equal(two, ib.inbetween(keys[1:3], every - 1, "flow", flows=sub, scene_cuts="hold"))
