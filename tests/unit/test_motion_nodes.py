@@ -37,6 +37,27 @@ def test_inbetween_node(m, clip):
         m.RewardLoopInbetween.execute(keys, 3, "flow", "dis_fast", keyframe_positions="0,2,8")
 
 
+def test_inbetween_node_motion_options(m, clip):
+    """motion, flow_init, temporal_mix and scene_cuts are optional inputs whose defaults are the core's, and
+    they reach the core."""
+    import inspect
+
+    from rewardloop.motion import flow, inbetween
+
+    inputs = {i.id: i for i in m.RewardLoopInbetween.GET_SCHEMA().inputs}
+    core = inspect.signature(inbetween.inbetween).parameters
+    for name in ("scene_cuts", "motion", "flow_init", "temporal_mix"):
+        assert inputs[name].optional and inputs[name].tooltip, name
+        assert inputs[name].default == core[name].default, name
+    assert inputs["scene_cuts"].default == "extrapolate"
+    keys = clip[[0, 4, 8]]
+    out = m.RewardLoopInbetween.execute(keys, 3, "flow", "dis_fast", motion="linear", flow_init="none",
+                                        temporal_mix=0.5).result[0]
+    pair = flow.bidirectional_flow(keys, "dis_fast")
+    assert torch.equal(out, inbetween.inbetween(keys, 3, "flow", flows=pair, motion="linear", temporal_mix=0.5))
+    assert not torch.equal(out, m.RewardLoopInbetween.execute(keys, 3, "flow", "dis_fast").result[0])
+
+
 def test_flow_visualize_node(m, clip):
     color, occluded = m.RewardLoopFlowVisualize.execute(clip[:3], "dis_fast", 0.0).result
     assert color.shape == (2, 64, 96, 3) and occluded.shape == (2, 64, 96)
