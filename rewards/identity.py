@@ -35,42 +35,52 @@ def detection_scale(height: int, width: int, detect_size: int = DETECT_SIZE) -> 
     return min(1.0, detect_size / max(height, width)) if detect_size > 0 else 1.0
 
 
-def face_embeddings(clip: Clip, frames: torch.Tensor, weights: str = models.FACENET_FILE,
-                    detect_size: int = DETECT_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-    """([n,512] embeddings (NaN rows where no face), [n] detection probability) for [n,H,W,3] frames.
-    MTCNN looks at the frames scaled to a long side of at most `detect_size` (its image pyramid is most of
-    this scorer's time: 118 ms for 11 frames at 512x512 vs 42 ms at 256 on an H100); the face is then cut
-    from the full-resolution frame."""
-    mtcnn, resnet = models.facenet_models(weights, clip.device)
+def _as_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def largest_faces(clip: Clip, frames: torch.Tensor, weights: str = models.FACENET_FILE,
+                  detect_size: int = DETECT_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """([n,4] box (x0, y0, x1, y1) of the largest face in full-resolution pixels, NaN where none; [n] its
+    detection probability, 0 where none) for [n,H,W,3] frames. MTCNN looks at the frames scaled to a long side
+    of at most `detect_size` (its image pyramid is most of this scorer's time: 118 ms for 11 frames at
+    512x512 vs 42 ms at 256 on an H100)."""
+    mtcnn, _ = models.facenet_models(weights, clip.device)
     n, H, W = frames.shape[:3]
-    emb = torch.full((n, 512), math.nan)
+    boxes_out = torch.full((n, 4), math.nan)
     prob = torch.zeros(n)
     scale = detection_scale(H, W, detect_size)
     dh, dw = max(1, round(H * scale)), max(1, round(W * scale))
     if min(dh, dw) < MIN_FACE:
-        return emb, prob  # no face can be this small (and MTCNN's image pyramid would be empty)
-    from facenet_pytorch import extract_face, fixed_image_standardization
-
-    def as_uint8(x: torch.Tensor) -> np.ndarray:
-        return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-
+        return boxes_out, prob  # no face can be this small (and MTCNN's image pyramid would be empty)
     for s, e in clip.chunks(n, "faces"):
         small = frames[s:e] if scale == 1.0 else resize(frames[s:e].float(), (dh, dw))
         with torch.no_grad():
-            boxes, probs = mtcnn.detect(as_uint8(small))
-        # Our own selection and cropping instead of MTCNN.forward: its select_boxes builds a numpy array from
-        # a mix of None and box arrays, which numpy >= 2 refuses when only some frames contain a face. detect()
-        # returns object arrays, largest face first (select_largest=True); cast explicitly.
-        found = [i for i in range(e - s) if boxes[i] is not None]
-        if not found:
-            continue
-        full = as_uint8(frames[[s + i for i in found]])
-        crops = []
-        for j, i in enumerate(found):
-            box = np.asarray(boxes[i], dtype=np.float32)[0] / scale
-            crops.append(fixed_image_standardization(extract_face(full[j], box, 160, 0)))
-            prob[s + i] = float(np.asarray(probs[i], dtype=np.float32)[0])
-        rows = [s + i for i in found]
+            boxes, probs = mtcnn.detect(_as_uint8(small))
+        # Our own selection instead of MTCNN.forward: its select_boxes builds a numpy array from a mix of None
+        # and box arrays, which numpy >= 2 refuses when only some frames contain a face. detect() returns
+        # object arrays, largest face first (select_largest=True); cast explicitly.
+        for i in range(e - s):
+            if boxes[i] is not None:
+                boxes_out[s + i] = torch.from_numpy(np.asarray(boxes[i], dtype=np.float32)[0] / scale)
+                prob[s + i] = float(np.asarray(probs[i], dtype=np.float32)[0])
+    return boxes_out, prob
+
+
+def face_embeddings(clip: Clip, frames: torch.Tensor, weights: str = models.FACENET_FILE,
+                    detect_size: int = DETECT_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """([n,512] embeddings (NaN rows where no face), [n] detection probability) for [n,H,W,3] frames: the
+    largest face, found by `largest_faces`, cut from the full-resolution frame and embedded."""
+    from facenet_pytorch import extract_face, fixed_image_standardization
+
+    _, resnet = models.facenet_models(weights, clip.device)
+    boxes, prob = largest_faces(clip, frames, weights, detect_size)
+    emb = torch.full((frames.shape[0], 512), math.nan)
+    found = [i for i in range(frames.shape[0]) if not math.isnan(float(boxes[i, 0]))]
+    for s in range(0, len(found), clip.chunk_size):
+        rows = found[s:s + clip.chunk_size]
+        full = _as_uint8(frames[rows])
+        crops = [fixed_image_standardization(extract_face(full[j], boxes[i].numpy(), 160, 0)) for j, i in enumerate(rows)]
         with torch.no_grad():  # fp32: crops are few and cheap; MTCNN dominates this scorer's time
             emb[rows] = resnet(torch.stack(crops).to(clip.device)).float().cpu()
     return emb, prob

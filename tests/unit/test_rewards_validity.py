@@ -127,3 +127,36 @@ def test_caption_similarity_prefers_matching_captions_with_real_minilm(scene_fra
     bad = score("caption_consistency", clip, num_samples=2, captions=["a bowl of soup on a wooden table"] * 2)
     assert good.value > bad.value + 0.3
     assert good.details["similarity"] == "bi-encoder cosine"
+
+
+def test_identity_detects_on_a_downscaled_copy_in_one_call_and_crops_full_resolution(monkeypatch):
+    """Speed design of identity_lock: MTCNN sees probe frames and keyframes together, scaled to a long side
+    <= DETECT_SIZE; the face found there is cut from the full-resolution frame at the same place."""
+    import skimage.data
+
+    from rewardloop.rewards import identity, models
+
+    face = _face_clip(skimage.data.astronaut(), 224, 117, n=6)  # 160x160 crops, face ~60% of the frame
+    big = torch.nn.functional.interpolate(face.permute(0, 3, 1, 2), size=(640, 640), mode="bilinear",
+                                          align_corners=False).permute(0, 2, 3, 1).clamp(0, 1)
+    mtcnn, _ = models.facenet_models()
+    seen = []
+    real = mtcnn.detect
+    monkeypatch.setattr(mtcnn, "detect", lambda x, *a, **k: seen.append(x.shape) or real(x, *a, **k))
+    res = score("identity_lock", Clip(big, keyframes=big[[0, -1]]), stride=2)
+    assert len(seen) == 1 and seen[0][0] == len(res.details["probe_frames"]) + 2  # probes + 2 keyframes, one call
+    assert max(seen[0][1:3]) <= identity.DETECT_SIZE
+    assert res.applicable and res.details["face_fraction"] == 1.0
+    # The box found at 320 px, mapped back, is where a full-resolution detection puts it: MTCNN's own
+    # frame-to-frame jitter at one scale is ~4% of the box, so IoU > 0.85 is "the same face, same place".
+    down, p_down = identity.largest_faces(Clip(big), big[:3])
+    full, p_full = identity.largest_faces(Clip(big), big[:3], detect_size=0)
+    assert (p_down > 0.9).all() and (p_full > 0.9).all()
+    lo, hi = torch.maximum(down[:, :2], full[:, :2]), torch.minimum(down[:, 2:], full[:, 2:])
+    inter = (hi - lo).clamp(min=0).prod(1)
+    area = lambda b: (b[:, 2:] - b[:, :2]).prod(1)  # noqa: E731
+    iou = inter / (area(down) + area(full) - inter)
+    assert iou.min() > 0.85, (iou, down, full)
+    assert (full[:, 2] - full[:, 0]).min() > 250  # the face fills most of the 640 px frame: not a speck
+    small, _ = identity.largest_faces(Clip(face), face[:2])  # 160 px frames are not scaled at all
+    assert torch.allclose(small, identity.largest_faces(Clip(face), face[:2], detect_size=0)[0])
