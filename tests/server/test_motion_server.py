@@ -46,10 +46,15 @@ def test_inbetween_and_flow_visualize(comfy):
         "ib": {"class_type": "RewardLoopInbetween",
                "inputs": {"keyframes": ["s", 1], "frames_per_gap": 3, "method": "flow", "flow_method": "dis_fine",
                           "keyframe_positions": ["s", 2]}},
+        "ib2": {"class_type": "RewardLoopInbetween",  # every optional motion input set away from its default
+                "inputs": {"keyframes": ["s", 1], "frames_per_gap": 3, "method": "flow", "flow_method": "dis_fine",
+                           "keyframe_positions": ["s", 2], "scene_cuts": "crossfade", "motion": "linear",
+                           "flow_init": "none", "temporal_mix": 0.3}},
         "fv": {"class_type": "RewardLoopFlowVisualize",
                "inputs": {"frames": ["ib", 0], "flow_method": "dis_medium", "max_magnitude": 0.0}},
         "occ": {"class_type": "MaskToImage", "inputs": {"mask": ["fv", 1]}},
         "out": save(["ib", 0], f"ib_{seed}"),
+        "out2": save(["ib2", 0], f"ib2_{seed}"),
         "keys": save(["s", 1], f"ibkeys_{seed}"),
         "truth": save(["s", 0], f"ibtruth_{seed}"),
         "flow": save(["fv", 0], f"flowvis_{seed}"),
@@ -66,6 +71,10 @@ def test_inbetween_and_flow_visualize(comfy):
     held = np.stack([keys[min(round(i / 4), 4)] for i in rebuilt])
     assert psnr(out[rebuilt], truth[rebuilt]) > 25.5
     assert psnr(out[rebuilt], truth[rebuilt]) > psnr(held, truth[rebuilt]) + 5.0
+    # The options reach the core: other frames, still a flow-quality rebuild, keyframes exact.
+    out2 = saved(comfy, result, "out2")
+    assert np.array_equal(out2[::4], keys) and not np.array_equal(out2, out)
+    assert psnr(out2[rebuilt], truth[rebuilt]) > psnr(held, truth[rebuilt]) + 4.0
 
     flow, occl = saved(comfy, result, "flow"), saved(comfy, result, "occl")
     assert flow.shape == (16, SIZE, SIZE, 3) and occl.shape[:3] == (16, SIZE, SIZE)
