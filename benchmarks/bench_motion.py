@@ -4,6 +4,10 @@ procedural scene's exact frames. Runs on CUDA when available (or --device), else
 
     python benchmarks/bench_motion.py [--size 512] [--length 65] [--every 4] [--device cuda]
                                       [--raft-random]   # time RAFT with random weights (speed only)
+                                      [--skip-flow-methods]  # only the inbetween rows
+
+The inbetween rows time the real default path: `inbetween.keyframe_flows` (temporally initialised flows, what
+inbetween() computes when given none) plus synthesis, and one whole inbetween() call with every default.
 
 Prints markdown table rows for benchmarks/RESULTS.md.
 """
@@ -57,6 +61,7 @@ def main():
     ap.add_argument("--device", default=None)
     ap.add_argument("--motion", default="pan")
     ap.add_argument("--raft-random", action="store_true")
+    ap.add_argument("--skip-flow-methods", action="store_true")
     args = ap.parse_args()
     _import_pack()
     from pytorch_msssim import ssim
@@ -89,7 +94,7 @@ def main():
     a_idx = torch.arange(0, T - args.every, args.every)[:8]
     src, dst = frames[a_idx], frames[a_idx + args.every]
     gt = scene.ground_truth_flow(times[a_idx], times[a_idx + args.every], S, S, 0, args.motion, device=dev)
-    methods = [m for m in flow.METHODS if m != "raft"]
+    methods = [] if args.skip_flow_methods else [m for m in flow.METHODS if m != "raft"]
     if args.raft_random:
         methods.append("raft")
         _random_raft(flow)
@@ -107,17 +112,30 @@ def main():
     mask = torch.ones(T, dtype=torch.bool)
     mask[pos] = False
     n_new = int(mask.sum())
-    flow_sec, pair = _timed(lambda: flow.bidirectional_flow(keys, inbetween.DEFAULT_FLOW_METHOD), dev)
-    for method in inbetween.METHODS:
-        sec, out = _timed(lambda: inbetween.inbetween(keys, positions=pos, method=method, flows=pair), dev)
-        total = sec + (flow_sec if method != "crossfade" else 0.0)
+    fm = inbetween.DEFAULT_FLOW_METHOD
+    plain_sec, _ = _timed(lambda: flow.bidirectional_flow(keys, fm), dev)
+    # What inbetween() computes when given no flows (flow_init="temporal", its default).
+    flow_sec, pair = _timed(lambda: inbetween.keyframe_flows(keys, fm, pos), dev)
+    row(f"bench_motion keyframe flows {fm}, {S}x{S}, {len(pos)} keyframes",
+        f"keyframe_flows (temporal init, inbetween's default) {flow_sec:.3f} s, plain bidirectional_flow "
+        f"{plain_sec:.3f} s")
+
+    def quality(out):
         o, g = out[mask].float(), frames[mask].float()
         psnr = (10 * torch.log10(1 / ((o - g) ** 2).mean(dim=(1, 2, 3)))).mean().item()
         s = ssim(o.permute(0, 3, 1, 2), g.permute(0, 3, 1, 2), data_range=1.0, win_size=11).item()
-        row(f"bench_motion inbetween {method}, {S}x{S}, {T} frames, keyframe every {args.every} "
-            f"({n_new} new), flows {inbetween.DEFAULT_FLOW_METHOD}",
-            f"{n_new / sec:.1f} fps synthesis, {n_new / total:.1f} fps incl. flow; PSNR {psnr:.2f} dB, SSIM {s:.4f}")
+        return f"PSNR {psnr:.2f} dB, SSIM {s:.4f}"
 
+    for method in inbetween.METHODS:
+        sec, out = _timed(lambda: inbetween.inbetween(keys, positions=pos, method=method, flows=pair), dev)
+        total = sec + (flow_sec if method != "crossfade" else 0.0)
+        row(f"bench_motion inbetween {method} (defaults otherwise), {S}x{S}, {T} frames, keyframe every "
+            f"{args.every} ({n_new} new), flows {fm} keyframe_flows",
+            f"{n_new / sec:.1f} fps synthesis, {n_new / total:.1f} fps incl. flow; {quality(out)}")
+    # The whole default call as a node makes it: flows and synthesis in one inbetween() with no flows given.
+    sec, out = _timed(lambda: inbetween.inbetween(keys, positions=pos), dev)
+    row(f"bench_motion inbetween() all defaults, flows computed inside, {S}x{S}, {T} frames, keyframe every "
+        f"{args.every} ({n_new} new)", f"{n_new / sec:.1f} fps incl. flow ({sec:.3f} s); {quality(out)}")
 
 def _random_raft(flow):
     """Random-weight raft_large in a temporary model folder: RAFT's cost does not depend on weight values."""

@@ -90,7 +90,9 @@ def compute_flow(src: torch.Tensor, dst: torch.Tensor, method: str = DEFAULT_MET
     if method.startswith("dis_") or method == "farneback":
         if method not in METHODS:
             raise ValueError(_unknown(method))
-        return _opencv_flow(src, dst, method, init).to(src.device)
+        gray = _gray_u8(torch.cat([src, dst]))
+        n = src.shape[0]
+        return _opencv_flow(gray, list(range(n)), list(range(n, 2 * n)), method, init).to(src.device)
     if method == "raft":
         if init is not None:
             raise ValueError("The 'raft' flow method takes no initial flow; pass init=None or use a 'dis_*' method.")
@@ -107,8 +109,16 @@ def bidirectional_flow(frames: torch.Tensor, method: str = DEFAULT_METHOD,
         raise ValueError("Flow needs at least 2 frames.")
     n = frames.shape[0] - 1
     guess = None if init is None else torch.cat([init.forward, init.backward])
-    both = compute_flow(torch.cat([frames[:-1], frames[1:]]), torch.cat([frames[1:], frames[:-1]]), method, device,
-                        guess)
+    if guess is not None and tuple(guess.shape) != (2 * n, *frames.shape[1:3], 2):
+        raise ValueError(f"Initial flows must be [T-1,H,W,2] = {(n, *frames.shape[1:3], 2)} in both directions.")
+    if method in METHODS and (method.startswith("dis_") or method == "farneback"):
+        # Each frame converted once and the pairs indexed (not two concatenated copies of the clip).
+        idx = list(range(n + 1))
+        both = _opencv_flow(_gray_u8(frames), idx[:-1] + idx[1:], idx[1:] + idx[:-1], method, guess)
+        both = both.to(frames.device)
+    else:
+        both = compute_flow(torch.cat([frames[:-1], frames[1:]]), torch.cat([frames[1:], frames[:-1]]), method,
+                            device, guess)
     return FlowPair(both[:n], both[n:], method)
 
 
@@ -161,38 +171,46 @@ def _check_frames(x: torch.Tensor, name: str) -> None:
 
 
 def _gray_u8(x: torch.Tensor) -> np.ndarray:
-    x = x.detach().float().cpu()
+    # Converted where the frames are (a GPU does it in no time) and moved as uint8: a quarter of the bytes.
+    x = x.detach().float()
     if x.shape[-1] >= 3:
         x = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
     else:
         x = x[..., 0]
-    return (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+    return (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
 
 
 _DIS_PRESETS = {"dis_ultrafast": 0, "dis_fast": 1, "dis_medium": 2, "dis_fine": 2}  # cv2.DISOPTICAL_FLOW_PRESET_*
 _local = threading.local()
 
 
-def _opencv_pair(method: str, a: np.ndarray, b: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+def _opencv_pair(method: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, guided: bool = False) -> None:
+    """Flow a -> b into `out` [H,W,2] float32 (holding the first guess when `guided`)."""
     import cv2
 
     if method == "farneback":
         # TecoGAN's tOF parameters: pyr_scale .5, 3 levels, window 15, 3 iterations, poly_n 5, sigma 1.2.
-        flags = 0 if init is None else cv2.OPTFLOW_USE_INITIAL_FLOW
-        return cv2.calcOpticalFlowFarneback(a, b, None if init is None else init.copy(), 0.5, 3, 15, 3, 5, 1.2, flags)
+        if guided:
+            cv2.calcOpticalFlowFarneback(a, b, out, 0.5, 3, 15, 3, 5, 1.2, cv2.OPTFLOW_USE_INITIAL_FLOW)
+        else:
+            out[...] = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        return
     # DIS objects keep state between calls and are not thread-safe: one per worker thread and preset.
-    # DIS starts from the flow passed in when it is H x W float32x2 (calc writes the result into it). A
+    # DIS starts from the flow passed in when it is H x W float32x2 and writes the result into it. A
     # guided call leaves state behind that changes later unguided results of the same object (measured: up
     # to 47 px); guided results do not depend on what ran before. So guided and unguided calls keep
     # separate objects.
     cache = getattr(_local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
-    key = (method, init is not None)
+    key = (method, guided)
     dis = cache.get(key)
     if dis is None:
         dis = cache[key] = _new_dis(method)
-    return dis.calc(a, b, None if init is None else init.copy())
+    if guided:
+        dis.calc(a, b, out)
+    else:
+        out[...] = dis.calc(a, b, None)
 
 
 def _new_dis(method: str):
@@ -204,23 +222,38 @@ def _new_dis(method: str):
     return dis
 
 
-def _opencv_flow(src: torch.Tensor, dst: torch.Tensor, method: str, init: torch.Tensor | None = None) -> torch.Tensor:
-    a, b = _gray_u8(src), _gray_u8(dst)
-    guess = [None] * a.shape[0]
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _opencv_flow(gray: np.ndarray, src: list[int], dst: list[int], method: str,
+                 init: torch.Tensor | None = None) -> torch.Tensor:
+    """Flows gray[src[i]] -> gray[dst[i]] ([N,H,W] uint8) -> [n,H,W,2] float32 on the CPU."""
+    n = len(src)
+    H, W = gray.shape[1:3]
+    # Every pair writes into its slice of one array (no per-pair result arrays stacked afterwards); a
+    # guided pair's slice holds its first guess, which DIS and Farneback refine in place.
+    out = np.empty((n, H, W, 2), dtype=np.float32)
+    guided = [False] * n
     if init is not None:
-        g = init.detach().float().cpu()
-        given = g.flatten(1).abs().amax(1) > 0
-        guess = [np.ascontiguousarray(g[i].numpy()) if given[i] else None for i in range(len(g))]
-    n = a.shape[0]
-    workers = max(1, min(n, os.cpu_count() or 1))
+        g = init.detach().float()
+        given = (g.flatten(1).abs().amax(1) > 0).cpu().tolist()
+        if any(given):
+            out[...] = g.cpu().numpy()
+            guided = given
+    workers = max(1, min(n, _workers()))
     # OpenCV releases the GIL inside calc(): a thread pool uses every core for the per-pair calls
     # (OpenCV's flow API takes one pair at a time, so the pairs cannot be batched into one call).
     if workers == 1:
-        flows = [_opencv_pair(method, a[i], b[i], guess[i]) for i in range(n)]
+        for i in range(n):
+            _opencv_pair(method, gray[src[i]], gray[dst[i]], out[i], guided[i])
     else:
         with ThreadPoolExecutor(workers) as pool:
-            flows = list(pool.map(lambda i: _opencv_pair(method, a[i], b[i], guess[i]), range(n)))
-    return torch.from_numpy(np.stack(flows)).float()
+            list(pool.map(lambda i: _opencv_pair(method, gray[src[i]], gray[dst[i]], out[i], guided[i]), range(n)))
+    return torch.from_numpy(out)
 
 
 _RAFT_MODELS: dict[tuple[str, str], torch.nn.Module] = {}

@@ -34,12 +34,16 @@ Methods
                 in an estimate built from those predictions (a hedge; twice the synthesis cost).
 
 Measured (benchmarks/RESULTS.md, bench_inbetween_real.py): 4x on real footage, flows dis_fine, PSNR of the
-rebuilt frames, crossfade / naive_flow (plain flows) / flow with `keyframe_flows` (the method before quadratic
-paths and temporally initialised flows) -- bikes 0-120 (tuning clip) 23.50 / 26.42 / 28.15 (27.50) dB; held
-out: bikes 120-248 27.67 / 30.70 / 31.48 (31.32), carphone 30.63 / 31.57 / 31.79 (31.64), bigbuckbunny
-(640x360) 32.32 / 34.69 / 35.42 (34.86). The procedural scene with exact flows: naive 28.8, flow 34.4
-(linear motion 33.0). temporal_mix 0.2: bikes 0-120 28.30, bikes 120-248 31.53, carphone 31.72, bigbuckbunny
-35.44.
+rebuilt frames, crossfade / naive_flow (plain flows) / flow with every default (the method before quadratic
+paths, temporally initialised flows and extrapolated cuts) -- bikes 0-120 (tuning clip) 23.50 / 26.42 / 28.40
+(27.50) dB; held out: bikes 120-248 27.67 / 30.70 / 32.10 (31.32), carphone 30.63 / 31.57 / 31.79 (31.64),
+bigbuckbunny (640x360) 32.32 / 34.69 / 35.42 (34.86). scene_cuts crossfade / hold / extrapolate: bikes 0-120
+28.15 / 28.27 / 28.40 (its 6 cut-gap frames 15.4 / 17.3 / 19.2 dB, the other 84 frames 29.06 in every mode),
+bikes 120-248 31.48 / 31.76 / 32.10; carphone and bigbuckbunny have no cuts. The procedural scene with exact
+flows: naive 28.8, flow 34.4 (linear motion 33.0). temporal_mix 0.2 (with crossfaded cuts): bikes 0-120 28.30,
+bikes 120-248 31.53, carphone 31.72, bigbuckbunny 35.44.
+Speed (bench_motion.py, 512x512 pan, 31 keyframes -> 90 new frames, every default, flows computed inside): H100
++ its 16 CPU cores 84 fps (keyframe_flows 0.75-0.97 s, synthesis ~1100 fps).
 
 Flow convention: motion.flow (flow src->dst, backward_warp(dst, flow) ~ src).
 All intermediate frames of all gaps are computed as one batch (in chunks to bound memory).
@@ -106,7 +110,7 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
     (default) bends each pixel's path by the acceleration its keyframe's flows to both neighbours show,
     "linear" moves it at constant speed (the only choice with two keyframes). `flow_init` (when `flows` is
     None): "temporal" starts each keyframe pair's flow from its neighbours' prediction (`keyframe_flows`;
-    better on fast motion, DIS ~10-20% slower), "none" computes every pair from scratch. `temporal_mix` (method
+    better on fast motion; a quarter-resolution prediction pass first, +6..40% flow time measured on 16 cores), "none" computes every pair from scratch. `temporal_mix` (method
     "flow", 0..1, default 0 = off): weight of a second estimate whose keyframe flows are the neighbouring
     gaps' constant-velocity predictions (`_neighbour_flows`), a hedge where motion changes within the gap;
     doubles the synthesis cost (measured bikes 0-120: 0.2 -> +0.16 dB)."""
@@ -218,20 +222,20 @@ def keyframe_flows(keys: torch.Tensor, flow_method: str = DEFAULT_FLOW_METHOD, p
     if not temporal_init or K < 3 or flow_method == "raft":
         return bidirectional_flow(keys, flow_method)
     pos = list(range(K)) if positions is None else [int(p) for p in positions]
-    span = torch.tensor([pos[i + 1] - pos[i] for i in range(K - 1)], dtype=torch.float32)
+    span = torch.tensor([pos[i + 1] - pos[i] for i in range(K - 1)], dtype=torch.float32, device=keys.device)
     s = 4
     while s > 1 and min(H, W) // s < 32:  # keep the prediction pass above DIS's smallest useful size
         s //= 2
     small = F.interpolate(keys.permute(0, 3, 1, 2).float(), size=(H // s, W // s), mode="area")
     coarse = bidirectional_flow(small.permute(0, 2, 3, 1).contiguous(), flow_method)
-    cut = detect_scene_cuts(coarse).cpu()
+    cut = detect_scene_cuts(coarse)
 
-    def up(f: torch.Tensor) -> torch.Tensor:
-        scale = torch.tensor([W / f.shape[2], H / f.shape[1]])
+    def up(f: torch.Tensor) -> torch.Tensor:  # on the keyframes' device (a GPU if there is one)
+        scale = torch.tensor([W / f.shape[2], H / f.shape[1]], device=f.device)
         return F.interpolate(f.permute(0, 3, 1, 2), size=(H, W), mode="bilinear",
                              align_corners=False).permute(0, 2, 3, 1) * scale
 
-    fw, bw = up(coarse.forward.cpu()), up(coarse.backward.cpu())
+    fw, bw = up(coarse.forward), up(coarse.backward)
     init_f = torch.zeros_like(fw)
     init_b = torch.zeros_like(bw)
     ok = ~(cut[1:] | cut[:-1])[:, None, None, None]  # gap g+1 predicted from gap g or the reverse

@@ -197,3 +197,22 @@ def test_bad_input(src, dst, method, match):
 def test_bidirectional_needs_two_frames():
     with pytest.raises(ValueError, match="at least 2 frames"):
         flow.bidirectional_flow(torch.rand(1, 16, 16, 3))
+
+
+def test_bidirectional_flow_pairs_match_single_calls_with_and_without_guess():
+    """bidirectional_flow converts each frame once and indexes the pairs; every pair, guided or not, must be
+    exactly what compute_flow gives for that pair alone (an all-zero guess = no guess)."""
+    frames = scene.render_scene(scene.frame_times(4), 64, 48, seed=5, motion="pan")
+    plain = flow.bidirectional_flow(frames, "dis_fast")
+    guess = flow.FlowPair(plain.forward * 0.8, plain.backward * 0.8, "guess")
+    guess.forward[1] = 0
+    guided = flow.bidirectional_flow(frames, "dis_fast", init=guess)
+    for i in range(3):
+        a, b = frames[i:i + 1], frames[i + 1:i + 2]
+        assert torch.equal(plain.forward[i:i + 1], flow.compute_flow(a, b, "dis_fast"))
+        assert torch.equal(plain.backward[i:i + 1], flow.compute_flow(b, a, "dis_fast"))
+        assert torch.equal(guided.forward[i:i + 1], flow.compute_flow(a, b, "dis_fast", init=guess.forward[i:i + 1]))
+        assert torch.equal(guided.backward[i:i + 1], flow.compute_flow(b, a, "dis_fast", init=guess.backward[i:i + 1]))
+    assert torch.equal(guided.forward[1], plain.forward[1]) and not torch.equal(guided.forward[0], plain.forward[0])
+    with pytest.raises(ValueError, match="Initial flows must be"):
+        flow.bidirectional_flow(frames, "dis_fast", init=flow.FlowPair(guess.forward[:2], guess.backward[:2], "x"))
