@@ -104,13 +104,14 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
     frames at the keyframe positions are exact copies of the keyframes. `flows` reuses flows already
     computed between consecutive keyframes (forward [K-1], backward [K-1]). `progress(done, total)` is
     called after each chunk of synthesised frames (the node layer hooks ComfyUI's progress/cancel in).
-    `scene_cuts` (method "flow" only) says what to do in gaps `detect_scene_cuts` flags: "extrapolate" (default:
-    hard cut at mid-gap, each side continuing its keyframe's motion), "hold" (hard cut, still frames),
-    "crossfade" (dissolve) or "interpolate" (warp anyway). `motion` (method "flow" only): "quadratic"
-    (default) bends each pixel's path by the acceleration its keyframe's flows to both neighbours show,
-    "linear" moves it at constant speed (the only choice with two keyframes). `flow_init` (when `flows` is
-    None): "temporal" starts each keyframe pair's flow from its neighbours' prediction (`keyframe_flows`;
-    better on fast motion; a quarter-resolution prediction pass first, +6..40% flow time measured on 16 cores), "none" computes every pair from scratch. `temporal_mix` (method
+    `scene_cuts` (method "flow" only) says what to do in gaps `detect_scene_cuts` flags: "extrapolate"
+    (default: hard cut at mid-gap, each side continuing its keyframe's motion), "hold" (hard cut, still
+    frames), "crossfade" (dissolve) or "interpolate" (warp anyway). `motion` (method "flow" only):
+    "quadratic" (default) bends each pixel's path by the acceleration its keyframe's flows to both
+    neighbours show, "linear" moves it at constant speed (the only choice with two keyframes). `flow_init`
+    (when `flows` is None): "temporal" starts each keyframe pair's flow from its neighbours' prediction
+    (`keyframe_flows`; better on fast motion; a quarter-resolution prediction pass first, +6..40% flow time
+    measured on 16 cores), "none" computes every pair from scratch. `temporal_mix` (method
     "flow", 0..1, default 0 = off): weight of a second estimate whose keyframe flows are the neighbouring
     gaps' constant-velocity predictions (`_neighbour_flows`), a hedge where motion changes within the gap;
     doubles the synthesis cost (measured bikes 0-120: 0.2 -> +0.16 dB)."""
