@@ -5,6 +5,7 @@ procedural scene's exact frames. Runs on CUDA when available (or --device), else
     python benchmarks/bench_motion.py [--size 512] [--length 65] [--every 4] [--device cuda]
                                       [--raft-random]   # time RAFT with random weights (speed only)
                                       [--skip-flow-methods]  # only the inbetween rows
+                                      [--temporal-mix 0.2]   # also a whole call with this temporal_mix
 
 The inbetween rows time the real default path: `inbetween.keyframe_flows` (temporally initialised flows, what
 inbetween() computes when given none) plus synthesis, and one whole inbetween() call with every default.
@@ -62,6 +63,7 @@ def main():
     ap.add_argument("--motion", default="pan")
     ap.add_argument("--raft-random", action="store_true")
     ap.add_argument("--skip-flow-methods", action="store_true")
+    ap.add_argument("--temporal-mix", type=float, default=0.0, help="also time a whole inbetween() call with it")
     args = ap.parse_args()
     _import_pack()
     from pytorch_msssim import ssim
@@ -136,6 +138,11 @@ def main():
     sec, out = _timed(lambda: inbetween.inbetween(keys, positions=pos), dev)
     row(f"bench_motion inbetween() all defaults, flows computed inside, {S}x{S}, {T} frames, keyframe every "
         f"{args.every} ({n_new} new)", f"{n_new / sec:.1f} fps incl. flow ({sec:.3f} s); {quality(out)}")
+    if args.temporal_mix > 0:
+        sec, out = _timed(lambda: inbetween.inbetween(keys, positions=pos, temporal_mix=args.temporal_mix), dev)
+        row(f"bench_motion inbetween() defaults but temporal_mix {args.temporal_mix}, flows computed inside, {S}x{S}, "
+            f"{T} frames, keyframe every {args.every} ({n_new} new)",
+            f"{n_new / sec:.1f} fps incl. flow ({sec:.3f} s); {quality(out)}")
 
 def _random_raft(flow):
     """Random-weight raft_large in a temporary model folder: RAFT's cost does not depend on weight values."""
