@@ -40,10 +40,11 @@ paths, temporally initialised flows and extrapolated cuts) -- bikes 0-120 (tunin
 bigbuckbunny (640x360) 32.32 / 34.69 / 35.42 (34.86). scene_cuts crossfade / hold / extrapolate: bikes 0-120
 28.15 / 28.27 / 28.40 (its 6 cut-gap frames 15.4 / 17.3 / 19.2 dB, the other 84 frames 29.06 in every mode),
 bikes 120-248 31.48 / 31.76 / 32.10; carphone and bigbuckbunny have no cuts. The procedural scene with exact
-flows: naive 28.8, flow 34.4 (linear motion 33.0). temporal_mix 0.2 (with crossfaded cuts): bikes 0-120 28.30,
-bikes 120-248 31.53, carphone 31.72, bigbuckbunny 35.44.
+flows: naive 28.8, flow 34.4 (linear motion 33.0). temporal_mix 0.2: bikes 0-120 28.55, bikes 120-248 32.16,
+carphone 31.72, bigbuckbunny 35.44 (the last two have no cuts; with crossfaded cuts the bikes clips: 28.30, 31.53).
 Speed (bench_motion.py, 512x512 pan, 31 keyframes -> 90 new frames, every default, flows computed inside): H100
-+ its 16 CPU cores 84 fps (keyframe_flows 0.75-0.97 s, synthesis ~1100 fps).
++ its 16 CPU cores 66-84 fps on two hosts (keyframe_flows 0.75-1.25 s, synthesis 900-1140 fps); temporal_mix 0.2
+58-63 fps.
 
 Flow convention: motion.flow (flow src->dst, backward_warp(dst, flow) ~ src).
 All intermediate frames of all gaps are computed as one batch (in chunks to bound memory).
