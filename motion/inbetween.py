@@ -30,21 +30,20 @@ Methods
                 "hold" keeps the earlier keyframe up to mid-gap and then the later one, "crossfade" blends
                 them (a dissolve), "interpolate" warps anyway.
                 Keyframe flows (when not given): `keyframe_flows`, each pair started from its neighbours'
-                constant-velocity prediction (`flow_init` "temporal", default). Option `temporal_mix`: blend
-                in an estimate built from those predictions (a hedge; twice the synthesis cost).
+                constant-velocity prediction (`flow_init` "temporal", default). `temporal_mix` (default 0.2)
+                blends in an estimate built from those predictions (a hedge; twice the synthesis cost).
 
 Measured (benchmarks/RESULTS.md, bench_inbetween_real.py): 4x on real footage, flows dis_fine, PSNR of the
-rebuilt frames, crossfade / naive_flow (plain flows) / flow with every default (the method before quadratic
-paths, temporally initialised flows and extrapolated cuts) -- bikes 0-120 (tuning clip) 23.50 / 26.42 / 28.40
-(27.50) dB; held out: bikes 120-248 27.67 / 30.70 / 32.10 (31.32), carphone 30.63 / 31.57 / 31.79 (31.64),
-bigbuckbunny (640x360) 32.32 / 34.69 / 35.42 (34.86). scene_cuts crossfade / hold / extrapolate: bikes 0-120
+rebuilt frames, crossfade / naive_flow (plain flows) / flow with every default, temporal_mix 0.2 (with 0; the
+method before quadratic paths, temporally initialised flows and extrapolated cuts) -- bikes 0-120 (tuning
+clip) 23.50 / 26.42 / 28.55 (28.40; 27.50) dB; held out: bikes 120-248 27.67 / 30.70 / 32.16 (32.10; 31.32),
+carphone 30.63 / 31.57 / 31.72 (31.79; 31.64), bigbuckbunny (640x360) 32.32 / 34.69 / 35.44 (35.42; 34.86). scene_cuts crossfade / hold / extrapolate: bikes 0-120
 28.15 / 28.27 / 28.40 (its 6 cut-gap frames 15.4 / 17.3 / 19.2 dB, the other 84 frames 29.06 in every mode),
 bikes 120-248 31.48 / 31.76 / 32.10; carphone and bigbuckbunny have no cuts. The procedural scene with exact
-flows: naive 28.8, flow 34.4 (linear motion 33.0). temporal_mix 0.2: bikes 0-120 28.55, bikes 120-248 32.16,
-carphone 31.72, bigbuckbunny 35.44 (the last two have no cuts; with crossfaded cuts the bikes clips: 28.30, 31.53).
-Speed (bench_motion.py, 512x512 pan, 31 keyframes -> 90 new frames, every default, flows computed inside): H100
-+ its 16 CPU cores 66-84 fps on two hosts (keyframe_flows 0.75-1.25 s, synthesis 900-1140 fps); temporal_mix 0.2
-58-63 fps.
+flows: naive 28.8, flow 34.4 (linear motion 33.0).
+Speed (bench_motion.py, 512x512 pan, 31 keyframes -> 90 new frames, flows computed inside): H100 + its 16 CPU
+cores, temporal_mix 0.2: 70-80 fps on two hosts, 58-63 fps on a third, slower one (temporal_mix 0: 66-95 fps;
+keyframe_flows 0.75-1.25 s, synthesis 900-1140 fps with 0 and about half that with 0.2).
 
 Flow convention: motion.flow (flow src->dst, backward_warp(dst, flow) ~ src).
 All intermediate frames of all gaps are computed as one batch (in chunks to bound memory).
@@ -73,6 +72,8 @@ _CHUNK_PIXELS = 8 * 512 * 512  # intermediate frames per chunk scale with resolu
 CUT_THRESHOLD = 0.2
 _RELIABILITY_WINDOW = 25  # px; tuned on bikes 0-120 and the procedural scene (15: -0.3 dB on exact flows)
 _FIXED_POINT_ITERS = 3  # 5 gave the same PSNR to 0.01 dB
+# Chosen on bikes 0-120 (+0.15 dB); held out: bikes 120-248 +0.06, bigbuckbunny +0.02, carphone -0.07 dB.
+DEFAULT_TEMPORAL_MIX = 0.2
 
 
 def keyframe_positions(num_keyframes: int, frames_per_gap: int) -> list[int]:
@@ -97,7 +98,8 @@ def positions_for_length(num_keyframes: int, length: int) -> list[int]:
 def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow",
               flow_method: str = DEFAULT_FLOW_METHOD, positions: Sequence[int] | None = None,
               flows: FlowPair | None = None, progress=None, scene_cuts: str = "extrapolate",
-              motion: str = "quadratic", flow_init: str = "temporal", temporal_mix: float = 0.0) -> torch.Tensor:
+              motion: str = "quadratic", flow_init: str = "temporal",
+              temporal_mix: float = DEFAULT_TEMPORAL_MIX) -> torch.Tensor:
     """Full clip [T,H,W,C] from keyframes [K,H,W,C] (or a list of [H,W,C] / [1,H,W,C] images).
 
     Give either `frames_per_gap` (new frames between consecutive keyframes; T = (K-1)(n+1)+1) or explicit

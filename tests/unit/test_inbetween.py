@@ -76,8 +76,8 @@ def test_quadratic_motion_follows_acceleration():
     t0, t1 = times[pos[:-1]], times[pos[1:]]
     pair = flow.FlowPair(scene.ground_truth_flow(t0, t1, SIZE, SIZE, 0, "pan").flow,
                          scene.ground_truth_flow(t1, t0, SIZE, SIZE, 0, "pan").flow, "exact")
-    quad = ib.inbetween(frames[pos], EVERY - 1, "flow", flows=pair)
-    lin = ib.inbetween(frames[pos], EVERY - 1, "flow", flows=pair, motion="linear")
+    quad = ib.inbetween(frames[pos], EVERY - 1, "flow", flows=pair, temporal_mix=0.0)  # the motion model alone
+    lin = ib.inbetween(frames[pos], EVERY - 1, "flow", flows=pair, motion="linear", temporal_mix=0.0)
     assert torch.equal(quad[pos], frames[pos]) and torch.equal(lin[pos], frames[pos])
     assert _scores(quad, frames, pos)[0] > _scores(lin, frames, pos)[0] + 2.5
     # Two keyframes carry no acceleration: both models give the same frames.
@@ -138,8 +138,9 @@ def test_temporal_mix_hedges_with_neighbour_predictions(clip):
     times, frames, pos = clip
     keys = frames[pos]
     pair = flow.bidirectional_flow(keys, "dis_fine")
-    plain = ib.inbetween(keys, EVERY - 1, "flow", flows=pair)
+    plain = ib.inbetween(keys, EVERY - 1, "flow", flows=pair, temporal_mix=0.0)
     mixed = ib.inbetween(keys, EVERY - 1, "flow", flows=pair, temporal_mix=0.2)
+    assert ib.DEFAULT_TEMPORAL_MIX == 0.2 and torch.equal(mixed, ib.inbetween(keys, EVERY - 1, "flow", flows=pair))
     assert torch.equal(mixed[pos], keys) and not torch.equal(mixed, plain)
     assert _scores(mixed, frames, pos)[0] > _scores(plain, frames, pos)[0] - 0.3
     sub = flow.FlowPair(pair.forward[:1], pair.backward[:1], pair.method)
