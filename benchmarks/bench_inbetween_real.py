@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
+from _pack import ROOT, import_pack
+
 sys.path.insert(0, str(ROOT / "tests" / "harness"))  # the harness helpers only, never the pack root
 
 # name -> (file, first frame, frame count or None for all)
@@ -40,14 +39,6 @@ CLIPS = {
     "bigbuckbunny": ("bigbuckbunny", 0, 129),
 }
 HELD_OUT = ("bikes_120", "carphone", "bigbuckbunny")
-
-
-def _import_pack():
-    # The pack is a package imported by path (never put its folder on sys.path: its nodes/ would shadow ComfyUI's).
-    spec = importlib.util.spec_from_file_location("rewardloop", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rewardloop"] = module
-    spec.loader.exec_module(module)
 
 
 def read_clip(name: str, start: int, count: int | None) -> torch.Tensor:
@@ -123,7 +114,7 @@ def main():
                          "default) or from zero (plain bidirectional_flow)")
     ap.add_argument("--device", default=None)
     args = ap.parse_args()
-    _import_pack()
+    import_pack()
     from rewardloop.motion import flow, inbetween
 
     if args.scene_cuts is None:

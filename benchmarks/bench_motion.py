@@ -16,23 +16,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from _pack import import_pack
 
-
-def _import_pack():
-    # The pack is a package imported by path (never put its folder on sys.path: its nodes/ would shadow ComfyUI's).
-    spec = importlib.util.spec_from_file_location("rewardloop", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rewardloop"] = module
-    spec.loader.exec_module(module)
 
 
 def _sync(dev):
@@ -65,7 +56,7 @@ def main():
     ap.add_argument("--skip-flow-methods", action="store_true")
     ap.add_argument("--temporal-mix", type=float, default=0.0, help="also time a whole inbetween() call with it")
     args = ap.parse_args()
-    _import_pack()
+    import_pack()
     from pytorch_msssim import ssim
 
     from rewardloop.motion import flow, inbetween, scene
