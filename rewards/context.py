@@ -37,6 +37,7 @@ class FlowPair(NamedTuple):
 
 
 DEFAULT_FLOW_METHOD = "dis_medium"  # motion.flow's default, without importing OpenCV at import time
+PREFETCH_MAX_PIXELS = 1 << 25  # pixel-pairs of background flow: 512 pairs at 256x256, ~10 s of DIS on 2 cores
 _BACKGROUND = None
 
 
@@ -258,11 +259,15 @@ class Clip:
     def prefetch_flow(self) -> bool:
         """Start the flow on a background thread when it runs on the CPU (OpenCV's DIS/Farneback release the
         GIL), so scorers that need no flow run on the GPU meanwhile; `flow()` then waits for it and re-raises
-        its errors. No progress or cancel checks happen on that thread (it ends in seconds on its own).
+        its errors. No progress or cancel checks happen on that thread (ComfyUI's interrupt check clears the
+        flag it reads, so a second thread must not call it), hence only clips whose flow ends in seconds are
+        prefetched (<= PREFETCH_MAX_PIXELS pixel-pairs); longer ones compute in the foreground, cancellable.
         Returns whether a computation was started."""
         key = self._flow_key()
         method = self.flow_method or DEFAULT_FLOW_METHOD
-        if key in self._shared or ("pending",) + key in self._shared or self.num_frames < 2 or method == "raft":
+        h, w = self.analysis_hw
+        if (key in self._shared or ("pending",) + key in self._shared or self.num_frames < 2 or method == "raft"
+                or self.num_pairs * h * w > PREFETCH_MAX_PIXELS):
             return False
         self._analysis_cache()  # downscale once, here, not concurrently from two threads
         self._shared[("pending",) + key] = _background().submit(self._compute_flow, None)

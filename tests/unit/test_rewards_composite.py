@@ -110,7 +110,7 @@ def test_result_validates_shapes():
         RewardResult("x", 1.0, torch.zeros(1), torch.zeros(1), "frames", (0, 1))
 
 
-def test_background_flow_gives_the_same_composite_and_runs_flow_free_scorers_first(scene_frames):
+def test_background_flow_gives_the_same_composite_and_runs_flow_free_scorers_first(scene_frames, monkeypatch):
     frames, weights = scene_frames[:12], {"temporal_lpips": 1.0, "framing": 1.0, "flow_smoothness": 0.5,
                                           "keyframe_ssim": 1.0}
     plain = Clip(frames, keyframes=frames[[0, -1]])
@@ -127,6 +127,12 @@ def test_background_flow_gives_the_same_composite_and_runs_flow_free_scorers_fir
     from rewardloop.rewards import context
 
     assert context.DEFAULT_FLOW_METHOD == DEFAULT_METHOD  # the prefetch's "runs on CPU" test uses this copy
+    pixel_pairs = (frames.shape[0] - 1) * frames.shape[1] * frames.shape[2]
+    monkeypatch.setattr(context, "PREFETCH_MAX_PIXELS", pixel_pairs)
+    fits = Clip(frames)
+    assert fits.prefetch_flow() is True and torch.equal(fits.flow().forward, plain.flow().forward)
+    monkeypatch.setattr(context, "PREFETCH_MAX_PIXELS", pixel_pairs - 1)
+    assert Clip(frames).prefetch_flow() is False  # too long for an uncancellable thread: foreground instead
 
 
 def test_background_flow_errors_surface_in_the_scorer(scene_frames, monkeypatch):
