@@ -24,6 +24,22 @@ FAMILIES = (
 )
 
 
+def parse_keyframe_positions(text: str | None) -> list[int] | None:
+    """A `keyframe_positions` widget (JSON list of frame indices) -> list, or None when empty; the core checks
+    the indices against the clip."""
+    import json
+
+    if text is None or not str(text).strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"keyframe_positions must be a JSON list of frame indices such as [0, 8, 16], got {text!r}")
+    return value
+
+
 def all_node_classes() -> list[type[io.ComfyNode]]:
     classes: list[type[io.ComfyNode]] = []
     for family in FAMILIES:

@@ -27,6 +27,7 @@ from ..gating.body import find_body, is_link, remap_inputs
 from ..gating import perturb
 from ..gating.carry import LoopCarry, LoopControl, LoopRun
 from ..motion import scene
+from . import parse_keyframe_positions
 
 log = logging.getLogger("rewardloop.loop")
 
@@ -402,18 +403,6 @@ def _decode(vae, samples):
     return images
 
 
-def _positions(text: str | None) -> list[int] | None:
-    if text is None or not str(text).strip():
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"keyframe_positions must be a JSON list of frame indices such as [0, 32], got {text!r}")
-    return value
-
-
 class RewardLoopBestOfN(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -493,7 +482,7 @@ class RewardLoopBestOfN(io.ComfyNode):
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {candidates}")
         settings = gating.make_settings(threshold, candidates - 1, mode, seed_policy, seed, reward_range)
-        positions = _positions(keyframe_positions)
+        positions = parse_keyframe_positions(keyframe_positions)
         display = cls.hidden.unique_id
         base = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
         batch_inds = latent_image.get("batch_index")

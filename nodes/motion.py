@@ -8,6 +8,7 @@ import torch
 from comfy_api.latest import io
 
 from ..motion import flow, inbetween, windows as windowing
+from . import parse_keyframe_positions
 
 CATEGORY = "RewardLoop/Motion"
 WindowsType = io.Custom("REWARDLOOP_WINDOWS")
@@ -16,19 +17,6 @@ WindowsType = io.Custom("REWARDLOOP_WINDOWS")
 def _progress(total: int):
     bar = comfy.utils.ProgressBar(total)  # its hook also raises on a user's cancel
     return lambda done, _total: bar.update_absolute(done, _total)
-
-
-def _positions(text: str) -> list[int] | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        pos = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"keyframe_positions must be a JSON list of frame indices such as [0, 8, 16], got {text!r}.") from e
-    if not isinstance(pos, list) or not all(isinstance(p, int) for p in pos):
-        raise ValueError(f"keyframe_positions must be a JSON list of integers, got {text!r}.")
-    return pos
 
 
 class RewardLoopInbetween(io.ComfyNode):
@@ -80,7 +68,7 @@ class RewardLoopInbetween(io.ComfyNode):
     def execute(cls, keyframes, frames_per_gap, method, flow_method, keyframe_positions=None,
                 scene_cuts="extrapolate", motion="quadratic", flow_init="temporal",
                 temporal_mix=inbetween.DEFAULT_TEMPORAL_MIX) -> io.NodeOutput:
-        pos = _positions(keyframe_positions)
+        pos = parse_keyframe_positions(keyframe_positions)
         n = keyframes.shape[0]
         total = (pos[-1] + 1 - len(pos)) if pos else (n - 1) * frames_per_gap
         out = inbetween.inbetween(keyframes, None if pos else frames_per_gap, method, flow_method, positions=pos,

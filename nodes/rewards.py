@@ -21,6 +21,7 @@ from .. import modelfiles, rewards
 from ..modelfiles import install_weights
 from ..motion import flow as motion_flow
 from ..rewards import models
+from . import parse_keyframe_positions
 from ..rewards.chart import chart_specs, render_chart
 from ..rewards.context import SharedCache
 
@@ -84,19 +85,6 @@ def _progress(node_id: str | None):
     return report
 
 
-def _positions(text: str | None) -> list[int] | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        pos = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"keyframe_positions must be a JSON list of frame indices such as [0, 32, 64], got {text!r}") from e
-    if not isinstance(pos, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in pos):
-        raise ValueError(f"keyframe_positions must be a JSON list of integers, got {text!r}")
-    return pos
-
-
 def _make_clip(cls, frames, *, keyframes=None, keyframe_positions=None, prompt="", windows=None, reference=None,
                flow_method=DEFAULT_FLOW, analysis_size=rewards.DEFAULT_ANALYSIS_SIZE,
                device="auto") -> rewards.Clip:
@@ -105,7 +93,7 @@ def _make_clip(cls, frames, *, keyframes=None, keyframe_positions=None, prompt="
     sync_model_roots()
     dev = _device(device)
     node_id = getattr(getattr(cls, "hidden", None), "unique_id", None)
-    return rewards.Clip(frames, keyframes=keyframes, keyframe_positions=_positions(keyframe_positions), prompt=prompt or "",
+    return rewards.Clip(frames, keyframes=keyframes, keyframe_positions=parse_keyframe_positions(keyframe_positions), prompt=prompt or "",
                         windows=windows, reference=reference, flow_method=flow_method, analysis_size=analysis_size,
                         device=dev, progress=_progress(node_id), _shared=_shared_cache(frames, dev))
 

@@ -89,3 +89,13 @@ def test_anchor_frames_node(m, clip):
         m.RewardLoopAnchorFrames.execute(start, torch.rand(1, 32, 32, 3), 9)
     with pytest.raises(ValueError, match="exactly one"):
         m.RewardLoopAnchorFrames.execute(clip[:2], end, 9)
+
+
+def test_keyframe_positions_widget_parsing_shared_by_every_node_family():
+    from rewardloop.nodes import parse_keyframe_positions
+
+    assert parse_keyframe_positions("[0, 8, 16]") == [0, 8, 16]
+    assert parse_keyframe_positions("  ") is None and parse_keyframe_positions(None) is None
+    for bad in ("[0, 8", "[0, true]", "[0.5, 2]", '{"a": 1}', "3"):
+        with pytest.raises(ValueError, match="keyframe_positions must be a JSON list"):
+            parse_keyframe_positions(bad)
