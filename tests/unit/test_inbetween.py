@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pytorch_msssim import ssim
+from frame_scores import rebuilt_frame_scores as _scores
 
 from rewardloop.motion import flow, inbetween as ib, scene, windows
 
@@ -18,15 +18,6 @@ def clip():
     pos = list(range(0, LENGTH, EVERY))
     assert pos[-1] == LENGTH - 1
     return times, frames, pos
-
-
-def _scores(out, truth, pos):
-    mask = torch.ones(out.shape[0], dtype=torch.bool)
-    mask[pos] = False
-    mse = ((out[mask] - truth[mask]) ** 2).mean(dim=(1, 2, 3))
-    psnr = (10 * torch.log10(1 / mse)).mean().item()
-    s = ssim(out[mask].permute(0, 3, 1, 2), truth[mask].permute(0, 3, 1, 2), data_range=1.0, win_size=11).item()
-    return psnr, s
 
 
 @pytest.fixture(scope="module")

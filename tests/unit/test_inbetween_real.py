@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pack_info import read_real_clip
-from pytorch_msssim import ssim
+from frame_scores import rebuilt_frame_scores as _scores
 
 from rewardloop.motion import flow, inbetween as ib
 
@@ -24,15 +24,6 @@ HELD_OUT_FROM = 120  # bikes frames before this were used for tuning
 
 def _half(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x.permute(0, 3, 1, 2), scale_factor=0.5, mode="area").permute(0, 2, 3, 1).contiguous()
-
-
-def _scores(out, truth, pos):
-    mask = torch.ones(out.shape[0], dtype=torch.bool)
-    mask[pos] = False
-    mse = ((out[mask] - truth[mask]) ** 2).mean(dim=(1, 2, 3))
-    psnr = (10 * torch.log10(1 / mse)).mean().item()
-    s = ssim(out[mask].permute(0, 3, 1, 2), truth[mask].permute(0, 3, 1, 2), data_range=1.0, win_size=11).item()
-    return psnr, s
 
 
 @pytest.fixture(scope="module")
