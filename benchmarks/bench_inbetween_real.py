@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
 import time
 
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from _pack import ROOT, import_pack
+from _pack import ROOT, describe_device, import_pack
 
 sys.path.insert(0, str(ROOT / "tests" / "harness"))  # the harness helpers only, never the pack root
 
@@ -108,7 +107,8 @@ def main():
     ap.add_argument("--scene-cuts", default=None,
                     help="scene_cuts mode(s) of the 'flow' method, comma-separated (default: inbetween's default)")
     ap.add_argument("--motion", default="quadratic", help="motion model of the 'flow' method (quadratic, linear)")
-    ap.add_argument("--temporal-mix", type=float, default=0.0, help="temporal_mix of the 'flow' method")
+    ap.add_argument("--temporal-mix", type=float, default=None,
+                    help="temporal_mix of the 'flow' method (default: the core's, inbetween.DEFAULT_TEMPORAL_MIX)")
     ap.add_argument("--flow-init", default="temporal", choices=("temporal", "none"),
                     help="keyframe flows start from their neighbours' constant-velocity prediction (inbetween's "
                          "default) or from zero (plain bidirectional_flow)")
@@ -117,16 +117,15 @@ def main():
     import_pack()
     from rewardloop.motion import flow, inbetween
 
+    if args.temporal_mix is None:
+        args.temporal_mix = inbetween.DEFAULT_TEMPORAL_MIX
     if args.scene_cuts is None:
         import inspect
 
         args.scene_cuts = inspect.signature(inbetween.inbetween).parameters["scene_cuts"].default
 
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda":
-        machine = f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}"
-    else:
-        machine = f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads, torch {torch.__version__}"
+    machine = describe_device(dev)
     today = datetime.date.today().isoformat()
 
     def row(bench, numbers):

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import time
 from pathlib import Path
 
 import torch
 
-from _pack import import_pack
+from _pack import describe_device, import_pack
 
 
 
@@ -62,10 +61,7 @@ def main():
     from rewardloop.motion import flow, inbetween, scene
 
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda":
-        machine = f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}"
-    else:
-        machine = f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads, torch {torch.__version__}"
+    machine = describe_device(dev)
     today = datetime.date.today().isoformat()
     S, T = args.size, args.length
     rows = []
