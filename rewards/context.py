@@ -36,8 +36,8 @@ class FlowPair(NamedTuple):
     backward: torch.Tensor  # [T-1,h,w,2] flow t+1 -> t
 
 
-DEFAULT_FLOW_METHOD = "dis_medium"  # motion.flow's default, without importing OpenCV at import time
-PREFETCH_MAX_PIXELS = 1 << 25  # pixel-pairs of background flow: 512 pairs at 256x256, ~10 s of DIS on 2 cores
+# Pixel-pairs of background flow: 512 pairs at 256x256, ~10 s of dis_medium on 2 cores (63 pairs took 1.2 s).
+PREFETCH_MAX_PIXELS = 1 << 25
 _BACKGROUND = None
 
 
@@ -263,8 +263,10 @@ class Clip:
         flag it reads, so a second thread must not call it), hence only clips whose flow ends in seconds are
         prefetched (<= PREFETCH_MAX_PIXELS pixel-pairs); longer ones compute in the foreground, cancellable.
         Returns whether a computation was started."""
+        from ..motion.flow import DEFAULT_METHOD
+
         key = self._flow_key()
-        method = self.flow_method or DEFAULT_FLOW_METHOD
+        method = self.flow_method or DEFAULT_METHOD
         h, w = self.analysis_hw
         if (key in self._shared or ("pending",) + key in self._shared or self.num_frames < 2 or method == "raft"
                 or self.num_pairs * h * w > PREFETCH_MAX_PIXELS):

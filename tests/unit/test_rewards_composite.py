@@ -123,10 +123,8 @@ def test_background_flow_gives_the_same_composite_and_runs_flow_free_scorers_fir
     assert [p.name for p in parts] == [p.name for p in ref_parts]  # reported in the registry's order
     assert agg.value == pytest.approx(ref.value, abs=1e-6)
     assert clip.prefetch_flow() is False  # computed once, never again
-    from rewardloop.motion.flow import DEFAULT_METHOD
     from rewardloop.rewards import context
 
-    assert context.DEFAULT_FLOW_METHOD == DEFAULT_METHOD  # the prefetch's "runs on CPU" test uses this copy
     pixel_pairs = (frames.shape[0] - 1) * frames.shape[1] * frames.shape[2]
     monkeypatch.setattr(context, "PREFETCH_MAX_PIXELS", pixel_pairs)
     fits = Clip(frames)
