@@ -229,6 +229,22 @@ def _naive_one(name, data, dev, fresh, frames, keyframes, T, score, evenly_space
             models.clear_cache()
 
 
+def profile_warm(data, dev) -> None:
+    """Wall time per function of one warm composite; time spent waiting for the GPU lands in the function that
+    synchronises (.cpu(), float(), .item())."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    optimised(data, dev)
+    _sync(dev)
+    prof.disable()
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(str(ROOT), 40)  # the pack's own functions
+
+
 def long_run(dev) -> dict:
     """2000 frames at 1080p (a 50 GB float32 clip) as a strided view of one tall image (vertical pan), scored by
     the flow-based scorers at analysis size 256: validated, downscaled, flowed and scored in chunks."""
@@ -258,6 +274,8 @@ def main():
     ap.add_argument("--long", action="store_true")
     ap.add_argument("--long-only", action="store_true", help="only the 2000-frame 1080p memory run")
     ap.add_argument("--append-results", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="cProfile one more warm composite (main thread) and print where its wall time goes")
     ap.add_argument("--machine", default=None, help="machine description for RESULTS.md")
     ap.add_argument("--flow-method", default="dis_medium",
                     help="dis_* (OpenCV, CPU) or raft (needs models/rewardloop/raft weights; speed is weight-independent)")
@@ -318,6 +336,8 @@ def main():
     print(f"[bench] staged run (flow first, alone) {staged_total:.2f} s; per stage (s): " +
           ", ".join(f"{k} {v:.2f}" for k, v in staged.items()))
     times = {"(staged total)": staged_total, **staged}
+    if args.profile:
+        profile_warm(data, dev)
     naive_times = None
     if not args.skip_naive:
         naive_times = naive(data, dev)

@@ -1,5 +1,7 @@
 """Where the GPU reward suite's remaining time goes (identity's MTCNN, BLIP generation): quick timings of the
-pieces at several settings, to choose defaults. python benchmarks/profile_rewards_gpu.py [--device cuda]"""
+pieces at several settings, to choose defaults, and a check that the CUDA-graph greedy BLIP decoder
+(rewards/blip_decode.py) returns generate()'s tokens on a full-size BLIP.
+    python benchmarks/profile_rewards_gpu.py [--device cuda] [--parts mtcnn,blip]"""
 from __future__ import annotations
 
 import argparse
@@ -26,8 +28,17 @@ def timed(fn, dev, n=3):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--parts", default="mtcnn,blip")
     args = ap.parse_args()
     dev = torch.device(args.device)
+    parts = args.parts.split(",")
+    if "mtcnn" in parts:
+        profile_mtcnn(dev)
+    if "blip" in parts:
+        profile_blip(dev)
+
+
+def profile_mtcnn(dev):
     from facenet_pytorch import MTCNN
 
     frames = (torch.rand(11, 512, 512, 3) * 255).to(torch.uint8).numpy()
@@ -41,6 +52,13 @@ def main():
                 print(f"[profile] mtcnn min_face {min_face} size {size} batch {n}: {s * 1000:.1f} ms", flush=True)
             s = timed(lambda: (mtcnn.detect(x[:9]), mtcnn.detect(x[9:])), dev)
             print(f"[profile] mtcnn min_face {min_face} size {size} 9 + 2 in two calls: {s * 1000:.1f} ms", flush=True)
+
+
+def profile_blip(dev):
+    from _pack import import_pack
+
+    import_pack()
+    from rewardloop.rewards.blip_decode import greedy_caption_ids
     from transformers import BlipConfig, BlipForConditionalGeneration
 
     model = BlipForConditionalGeneration(BlipConfig()).eval().to(dev, torch.bfloat16)
@@ -52,6 +70,20 @@ def main():
             s = timed(lambda: model.generate(pixel_values=px, max_new_tokens=tokens, min_new_tokens=tokens, num_beams=1,
                                              do_sample=False), dev)
             print(f"[profile] blip generate 4 frames, {tokens} tokens, bf16: {s * 1000:.1f} ms", flush=True)
+        for tokens in (10, 20):
+            ref = model.generate(pixel_values=px, max_new_tokens=tokens, num_beams=1, do_sample=False)
+            ours = greedy_caption_ids(model, px, tokens)
+            same = ref.shape == ours.shape and bool((ref == ours).all())
+            s = timed(lambda: greedy_caption_ids(model, px, tokens), dev)
+            print(f"[profile] blip static greedy decoder 4 frames, {tokens} tokens, bf16 (incl. vision): "
+                  f"{s * 1000:.1f} ms; tokens equal to generate(): {same} (shape {tuple(ours.shape)}; "
+                  f"positions that differ {int((ref != ours).sum()) if ref.shape == ours.shape else 'n/a'}); "
+                  f"CUDA graph in use: {_graph_in_use(model)}", flush=True)
+
+
+def _graph_in_use(model) -> bool:
+    decoders = model.__dict__.get("_rewardloop_static_decoders", {})
+    return any(d.graph is not None for d in decoders.values())
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from . import models
+from .blip_decode import greedy_caption_ids
 from .context import Clip, to_nchw
 from .result import RewardResult
 
@@ -31,11 +32,10 @@ def caption_frames(clip: Clip, indices: list[int], folder: str = models.BLIP_FOL
     def compute():
         out: list[str] = []
         for s, e in clip.chunks(len(indices), "captions", 4):
-            frames = to_nchw(clip.frames_at(indices[s:e])).cpu()
-            inputs = processor(images=list(frames), return_tensors="pt", do_rescale=False)
-            with torch.no_grad():
-                ids = model.generate(pixel_values=inputs["pixel_values"].to(clip.device, model.dtype),
-                                     max_new_tokens=MAX_NEW_TOKENS, num_beams=1, do_sample=False)
+            frames = to_nchw(clip.frames_at(indices[s:e]))
+            # transformers' torchvision-backed processor resizes on the frames' device (no host round trip).
+            inputs = processor(images=list(frames), return_tensors="pt", do_rescale=False, device=frames.device)
+            ids = greedy_caption_ids(model, inputs["pixel_values"].to(clip.device, model.dtype), MAX_NEW_TOKENS)
             out += [c.strip() for c in processor.batch_decode(ids, skip_special_tokens=True)]
         return out
 
