@@ -5,12 +5,14 @@ model-per-call implementation (the seed sketches' way), measured in the same run
                                        [--long]            # also: 2000 frames at 1080p, bounded-memory run
                                        [--append-results]  # add the rows to benchmarks/RESULTS.md
 
-Data: the procedural parallax scene (pan + dolly), keyframes = its first and last frame, a reference clip
-from later in the same shot (fvd_lite), windows 32/8 (so seams exist in 64 frames), a text prompt.
+Data: the procedural parallax scene (pan + dolly) with a face (scikit-image's public-domain astronaut photo)
+pasted into its top-left corner so identity_lock embeds faces, keyframes = its first and last frame, a
+reference clip from later in the same shot (fvd_lite), windows 32/8 (so seams exist in 64 frames), a prompt.
 Weights: real LPIPS/I3D when installed (REWARDLOOP_WEIGHTS_CACHE or ~/.cache/comfyui-rewardloop/weights, else
 the installer is tried); otherwise, and for CLIP ViT-B/32 + ViT-L/14, BLIP-base, InceptionResnetV1, randomly
 initialised full-size networks of the real architectures (compute cost does not depend on weight values;
-DESIGN.md section 4). LAION heads: the real files from tests/data; MiniLM: the bundled real one.
+DESIGN.md section 4). LAION heads: the real files from tests/data; MiniLM: the bundled real one, else (the GPU
+machine has no registry) a random network of MiniLM-L6's shape as a local text-model folder.
 Optimised: `composite` over all 13 scorers on one Clip (flow, masks, edges, features computed once, models
 cached, frames batched). "cold" includes model loading; "warm" is the steady per-clip cost (new Clip, models
 already loaded), the number a retry loop or a trainer pays per sample.
@@ -98,7 +100,33 @@ def prepare_models(root: Path) -> dict:
         if not (root / "aesthetic" / name).exists():
             shutil.copy(ROOT / "tests" / "data" / "laion-aesthetic" / name, root / "aesthetic" / name)
     notes["aesthetic heads"] = "real"
+    try:
+        models.bundled_minilm_path()
+        notes["text model"] = "bundled MiniLM (real)"
+    except ImportError:
+        _random_minilm(root / "text" / RANDOM_TEXT_MODEL)
+        TEXT_OPTIONS["text_model"] = RANDOM_TEXT_MODEL
+        notes["text model"] = "random MiniLM-L6-shaped bi-encoder (bundled package missing)"
     return notes
+
+
+RANDOM_TEXT_MODEL = "random-minilm-l6"
+TEXT_OPTIONS: dict = {}  # caption_consistency's options: the random text model where the bundled one is missing
+
+
+def _random_minilm(folder: Path) -> None:
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    if (folder / "config.json").exists():
+        return
+    config = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+    vocab = {f"[unused{i}]": i for i in range(config.vocab_size)}
+    for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]):
+        vocab.pop(f"[unused{i}]")
+        vocab[tok] = i
+    folder.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(folder)
+    BertTokenizer(vocab=vocab).save_pretrained(folder)  # no modules.json: sentence-transformers mean-pools
 
 
 def _random_state(filename: str) -> dict:
@@ -147,6 +175,19 @@ def _analysis_kw() -> dict:
     return {} if ANALYSIS_SIZE is None else {"analysis_size": ANALYSIS_SIZE}
 
 
+def with_face(frames: torch.Tensor) -> torch.Tensor:
+    """The astronaut's face (scikit-image sample, public domain), 30% of the frame's side, in the top-left corner."""
+    import skimage.data
+
+    face = torch.from_numpy(skimage.data.astronaut()[37:197, 144:304]).float() / 255  # 160x160 around the face
+    side = int(0.3 * min(frames.shape[1:3]))
+    face = torch.nn.functional.interpolate(face.permute(2, 0, 1)[None], size=(side, side), mode="bilinear",
+                                           antialias=True)[0].permute(1, 2, 0)
+    out = frames.clone()
+    out[:, 8:8 + side, 8:8 + side] = face
+    return out
+
+
 def make_clip(data, dev, **kw):
     from rewardloop.rewards import Clip
 
@@ -177,7 +218,7 @@ def optimised(data, dev, times: dict | None = None, staged: bool = False):
             marks.append((last[1], now - last[0]))
         last[0], last[1] = now, name
 
-    agg, parts = composite(clip, all_weights(), on_component=on_component)
+    agg, parts = composite(clip, all_weights(), {"caption_consistency": TEXT_OPTIONS}, on_component=on_component)
     _sync(dev)
     marks.append((last[1], time.perf_counter() - last[0]))
     if times is not None:
@@ -223,6 +264,7 @@ def _naive_one(name, data, dev, fresh, frames, keyframes, T, score, evenly_space
             n = {"clip_score": 8, "aesthetic": 8, "caption_consistency": 4, "framing": 16, "identity_lock": T // 8 + 1}[name]
             for i in evenly_spaced(n, T):
                 opts = {"stride": 1} if name == "identity_lock" else {"num_samples": 1}
+                opts.update(TEXT_OPTIONS if name == "caption_consistency" else {})
                 score(name, fresh(frames[i:i + 1], prompt=PROMPT), **opts)
         else:  # clip-level: one fresh clip (flow recomputed, models reloaded) per scorer
             score(name, make_clip(data, dev) if name != "fvd_lite" else fresh(frames, reference=data["reference"]))
@@ -274,6 +316,8 @@ def main():
     ap.add_argument("--long", action="store_true")
     ap.add_argument("--long-only", action="store_true", help="only the 2000-frame 1080p memory run")
     ap.add_argument("--append-results", action="store_true")
+    ap.add_argument("--spare-cores", type=int, default=None,
+                    help="cores the background flow leaves free (default: rewards.context.BACKGROUND_FLOW_SPARE_CORES)")
     ap.add_argument("--profile", action="store_true",
                     help="cProfile one more warm composite (main thread) and print where its wall time goes")
     ap.add_argument("--machine", default=None, help="machine description for RESULTS.md")
@@ -286,6 +330,10 @@ def main():
     FLOW_METHOD, ANALYSIS_SIZE = args.flow_method, args.analysis_size
     import_pack()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.spare_cores is not None:
+        from rewardloop.rewards import context
+
+        context.BACKGROUND_FLOW_SPARE_CORES = args.spare_cores
     from rewardloop import modelfiles
     from rewardloop.motion.scene import render_scene
     from rewardloop.rewards import models
@@ -304,7 +352,7 @@ def main():
         _report(args, dev, None, None, None, None, None, long_run(dev))
         return
     T, S = args.frames, args.size
-    frames = render_scene(torch.linspace(0, 0.5, T), S, S, seed=0, motion="pan_dolly")
+    frames = with_face(render_scene(torch.linspace(0, 0.5, T), S, S, seed=0, motion="pan_dolly"))
     data = {"frames": frames, "keyframes": frames[[0, -1]].clone(),
             "reference": render_scene(torch.linspace(0.5, 1.0, 33), S, S, seed=0, motion="pan_dolly")}
     print(f"[bench] device {dev}, {T} frames {S}x{S}, weights: {json.dumps(notes)}")

@@ -101,9 +101,11 @@ def compute_flow(src: torch.Tensor, dst: torch.Tensor, method: str = DEFAULT_MET
 
 
 def bidirectional_flow(frames: torch.Tensor, method: str = DEFAULT_METHOD,
-                       device: torch.device | str | None = None, init: FlowPair | None = None) -> FlowPair:
+                       device: torch.device | str | None = None, init: FlowPair | None = None,
+                       workers: int | None = None) -> FlowPair:
     """Forward and backward flow between consecutive frames of a clip [T,H,W,C], T >= 2, in one batch
-    (`init`: first guesses for both directions, see `compute_flow`)."""
+    (`init`: first guesses for both directions, see `compute_flow`; `workers`: threads for the OpenCV
+    methods, default every usable core)."""
     _check_frames(frames, "frames")
     if frames.shape[0] < 2:
         raise ValueError("Flow needs at least 2 frames.")
@@ -114,7 +116,7 @@ def bidirectional_flow(frames: torch.Tensor, method: str = DEFAULT_METHOD,
     if method in METHODS and (method.startswith("dis_") or method == "farneback"):
         # Each frame converted once and the pairs indexed (not two concatenated copies of the clip).
         idx = list(range(n + 1))
-        both = _opencv_flow(_gray_u8(frames), idx[:-1] + idx[1:], idx[1:] + idx[:-1], method, guess)
+        both = _opencv_flow(_gray_u8(frames), idx[:-1] + idx[1:], idx[1:] + idx[:-1], method, guess, workers)
         both = both.to(frames.device)
     else:
         both = compute_flow(torch.cat([frames[:-1], frames[1:]]), torch.cat([frames[1:], frames[:-1]]), method,
@@ -222,7 +224,7 @@ def _new_dis(method: str):
     return dis
 
 
-def _workers() -> int:
+def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
     except AttributeError:
@@ -230,7 +232,7 @@ def _workers() -> int:
 
 
 def _opencv_flow(gray: np.ndarray, src: list[int], dst: list[int], method: str,
-                 init: torch.Tensor | None = None) -> torch.Tensor:
+                 init: torch.Tensor | None = None, workers: int | None = None) -> torch.Tensor:
     """Flows gray[src[i]] -> gray[dst[i]] ([N,H,W] uint8) -> [n,H,W,2] float32 on the CPU."""
     n = len(src)
     H, W = gray.shape[1:3]
@@ -244,7 +246,7 @@ def _opencv_flow(gray: np.ndarray, src: list[int], dst: list[int], method: str,
         if any(given):
             out[...] = g.cpu().numpy()
             guided = given
-    workers = max(1, min(n, _workers()))
+    workers = max(1, min(n, workers or usable_cores()))
     # OpenCV releases the GIL inside calc(): a thread pool uses every core for the per-pair calls
     # (OpenCV's flow API takes one pair at a time, so the pairs cannot be batched into one call).
     if workers == 1:
