@@ -168,3 +168,19 @@ def test_tiny_frames_never_crash_any_scorer(reward_models):
         assert res.applicable or res.note, name
         assert res.applicable == (res.value == res.value), name  # NaN exactly when not applicable
     assert not score("temporal_lpips", clip).applicable
+
+
+def test_frames_are_copied_to_the_scoring_device_once_within_the_budget(scene_frames):
+    """A GPU clip of CPU frames reads them from one device copy (checked on the 'meta' device: no GPU here);
+    over half the cache budget it reads the host frames chunk by chunk instead."""
+    frames = scene_frames[:6]
+    clip = Clip(frames, device="meta")
+    source = clip.frames_source()
+    assert source.device.type == "meta" and source.shape == frames.shape and source.dtype == torch.float32
+    assert clip.frames_source() is source  # made once, shared
+    assert clip.with_inputs(prompt="x").frames_source() is source
+    assert clip.frames_at([1, 3]).device.type == "meta"
+    tight = Clip(frames, device="meta", cache_budget_bytes=frames.numel() * 4)  # the copy needs half the budget
+    assert tight.frames_source() is tight.frames
+    on_cpu = Clip(frames)
+    assert on_cpu.frames_source() is on_cpu.frames  # already where the scorers run: no copy
