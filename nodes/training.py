@@ -209,14 +209,34 @@ class _RunsEveryQueue(io.ComfyNode):
         return float("nan")  # NaN never equals the previous fingerprint
 
 
-class RewardLoopLaunchDPO(_RunsEveryQueue):
+class _LaunchNode(_RunsEveryQueue):
+    """A Launch node: inputs in, a background job started, its id out at once."""
+
+    @staticmethod
+    def launch_schema(node_id: str, display_name: str, description: str, inputs: list) -> io.Schema:
+        return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+                         inputs=inputs, outputs=[io.String.Output("job_id")], hidden=[io.Hidden.unique_id],
+                         is_output_node=True, not_idempotent=True)
+
+    @classmethod
+    def validate_inputs(cls, frames=None):  # no **kwargs: ComfyUI would flag every input with the message
+        return _check_frames(frames)
+
+    @classmethod
+    def start(cls, method: str, cfg: dict, kw: dict) -> io.NodeOutput:
+        """The user's extra settings over the generated config, then the job."""
+        cfg = jc.deep_merge(cfg, jc.parse_extra(kw["extra_settings"]))
+        return _launch(method, cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
+
+
+class RewardLoopLaunchDPO(_LaunchNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="RewardLoopLaunchDPO", display_name="Launch DPO Training", category=CATEGORY,
-            description="Starts Flow-DPO LoRA training of a Wan 2.1 model on preference pairs as a background job "
-                        "and returns its id at once. Data: a JSONL of {prompt, chosen, rejected} or a VideoDPO "
-                        "folder (metadata.json + pair.json).",
+        return cls.launch_schema(
+            "RewardLoopLaunchDPO", "Launch DPO Training",
+            "Starts Flow-DPO LoRA training of a Wan 2.1 model on preference pairs as a background job and returns "
+            "its id at once. Data: a JSONL of {prompt, chosen, rejected} or a VideoDPO folder (metadata.json + "
+            "pair.json).",
             inputs=[
                 io.String.Input("dataset", default="", tooltip="Path of the pairs JSONL file or the VideoDPO folder."),
                 io.String.Input("text_embeddings", default="",
@@ -229,22 +249,14 @@ class RewardLoopLaunchDPO(_RunsEveryQueue):
                 io.Combo.Input("on_bad_sample", options=["error", "skip"], default="error",
                                tooltip="A missing/corrupt clip stops the job (error) or is skipped and counted."),
                 *_common_inputs("rewardloop_dpo", 1000),
-            ],
-            outputs=[io.String.Output("job_id")],
-            hidden=[io.Hidden.unique_id], is_output_node=True, not_idempotent=True,
-        )
-
-    @classmethod
-    def validate_inputs(cls, frames=None):  # no **kwargs: ComfyUI would flag every input with the message
-        return _check_frames(frames)
+            ])
 
     @classmethod
     def execute(cls, dataset, text_embeddings, frames, height, width, beta, on_bad_sample, **kw) -> io.NodeOutput:
         cfg = _common_cfg(kw)
         cfg["dpo"] = {"data": os.path.expanduser(dataset), "text_embeddings": os.path.expanduser(text_embeddings),
                       "frames": frames, "height": height, "width": width, "beta": beta, "on_bad_sample": on_bad_sample}
-        cfg = jc.deep_merge(cfg, jc.parse_extra(kw["extra_settings"]))
-        return _launch("dpo", cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
+        return cls.start("dpo", cfg, kw)
 
 
 def _grpo_inputs() -> list:
@@ -280,38 +292,30 @@ def _grpo_section(kw: dict) -> dict:
     return sec
 
 
-class RewardLoopLaunchGRPO(_RunsEveryQueue):
+class RewardLoopLaunchGRPO(_LaunchNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="RewardLoopLaunchGRPO", display_name="Launch GRPO Training", category=CATEGORY,
-            description="Starts Flow-GRPO LoRA training (online RL with a reward on decoded samples) as a background "
-                        "job and returns its id at once.",
-            inputs=[*_grpo_inputs(), *_common_inputs("rewardloop_grpo", 500)],
-            outputs=[io.String.Output("job_id")],
-            hidden=[io.Hidden.unique_id], is_output_node=True, not_idempotent=True,
-        )
-
-    @classmethod
-    def validate_inputs(cls, frames=None):  # no **kwargs: ComfyUI would flag every input with the message
-        return _check_frames(frames)
+        return cls.launch_schema(
+            "RewardLoopLaunchGRPO", "Launch GRPO Training",
+            "Starts Flow-GRPO LoRA training (online RL with a reward on decoded samples) as a background job and "
+            "returns its id at once.",
+            [*_grpo_inputs(), *_common_inputs("rewardloop_grpo", 500)])
 
     @classmethod
     def execute(cls, **kw) -> io.NodeOutput:
         cfg = _common_cfg(kw)
         cfg["grpo"] = _grpo_section(kw)
-        cfg = jc.deep_merge(cfg, jc.parse_extra(kw["extra_settings"]))
-        return _launch("grpo", cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
+        return cls.start("grpo", cfg, kw)
 
 
-class RewardLoopLaunchCurriculum(_RunsEveryQueue):
+class RewardLoopLaunchCurriculum(_LaunchNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="RewardLoopLaunchCurriculum", display_name="Launch Length Curriculum", category=CATEGORY,
-            description="Trains stage by stage on longer clips (e.g. 33 -> 49 -> 65 -> 97 frames) with GRPO, each "
-                        "stage starting from the previous LoRA, advancing only when the metric gates pass on the "
-                        "validation prompts; otherwise it stops with a report.",
+        return cls.launch_schema(
+            "RewardLoopLaunchCurriculum", "Launch Length Curriculum",
+            "Trains stage by stage on longer clips (e.g. 33 -> 49 -> 65 -> 97 frames) with GRPO, each stage starting "
+            "from the previous LoRA, advancing only when the metric gates pass on the validation prompts; otherwise "
+            "it stops with a report.",
             inputs=[
                 io.String.Input("stages", default="33, 49, 65, 97", tooltip="Frame counts (4k+1), in order."),
                 io.Int.Input("steps_per_stage", default=200, min=1, max=1_000_000),
@@ -321,10 +325,7 @@ class RewardLoopLaunchCurriculum(_RunsEveryQueue):
                                 tooltip="Prompts for the gate metrics (one a line or a file); empty = training prompts."),
                 *[i for i in _grpo_inputs() if i.id != "frames"],
                 *[i for i in _common_inputs("rewardloop_curriculum", 200) if i.id != "steps"],
-            ],
-            outputs=[io.String.Output("job_id")],
-            hidden=[io.Hidden.unique_id], is_output_node=True, not_idempotent=True,
-        )
+            ])
 
     @classmethod
     def validate_inputs(cls, stages=None):
@@ -344,8 +345,7 @@ class RewardLoopLaunchCurriculum(_RunsEveryQueue):
                              "gates": jc.parse_gates(gates)}
         if validation_prompts.strip():
             cfg["curriculum"]["validation_prompts"] = _prompt_file(validation_prompts)
-        cfg = jc.deep_merge(cfg, jc.parse_extra(kw["extra_settings"]))
-        return _launch("curriculum", cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
+        return cls.start("curriculum", cfg, kw)
 
 
 class RewardLoopTrainingJob(_RunsEveryQueue):
