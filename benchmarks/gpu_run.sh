@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the GPU benchmarks on the lent device machine (torch + CUDA preinstalled there; the pack's other
-# dependencies travel as wheels in .whl/, see the device notes in benchmarks/README.md).
+# dependencies travel as wheels in .whl/, see the README's Benchmarks section).
 #   bash benchmarks/gpu_run.sh motion rewards trainers    -> logs in $OUT (or ./gpu-out)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
