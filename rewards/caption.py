@@ -32,14 +32,23 @@ def caption_frames(clip: Clip, indices: list[int], folder: str = models.BLIP_FOL
     def compute():
         out: list[str] = []
         for s, e in clip.chunks(len(indices), "captions", 4):
-            frames = to_nchw(clip.frames_at(indices[s:e]))
-            # transformers' torchvision-backed processor resizes on the frames' device (no host round trip).
-            inputs = processor(images=list(frames), return_tensors="pt", do_rescale=False, device=frames.device)
+            inputs = _preprocess(processor, to_nchw(clip.frames_at(indices[s:e])))
             ids = greedy_caption_ids(model, inputs["pixel_values"].to(clip.device, model.dtype), MAX_NEW_TOKENS)
             out += [c.strip() for c in processor.batch_decode(ids, skip_special_tokens=True)]
         return out
 
     return clip.memo(("captions", folder, tuple(indices), clip.precision), compute)
+
+
+def _preprocess(processor, frames: torch.Tensor):
+    """BLIP's resize + normalise. A torchvision-backed image processor (transformers 5's default, 4.x's "Fast"
+    ones) works on the frames' device, no host round trip; a PIL/NumPy one gets them on the CPU."""
+    image_processor = getattr(processor, "image_processor", None)
+    on_device = (getattr(image_processor, "backend", None) == "torchvision"
+                 or type(image_processor).__name__.endswith("Fast"))
+    if on_device:
+        return processor(images=list(frames), return_tensors="pt", do_rescale=False, device=frames.device)
+    return processor(images=list(frames.cpu()), return_tensors="pt", do_rescale=False)
 
 
 def text_similarity(prompt: str, texts: list[str], text_model: str = models.BUNDLED_TEXT_MODEL,

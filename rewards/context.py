@@ -396,9 +396,6 @@ def canny(frames: torch.Tensor, low: int = CANNY_LOW, high: int = CANNY_HIGH) ->
     OpenCV rather than kornia: kornia's batched hysteresis iterates to convergence and took ~0.6 s per
     128x96 frame of long-edged scenes on CPU, OpenCV ~1 ms; frames run in a thread pool (OpenCV releases
     the GIL), the transfer is one uint8 batch."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     import cv2
     import numpy as np
 
@@ -407,10 +404,22 @@ def canny(frames: torch.Tensor, low: int = CANNY_LOW, high: int = CANNY_HIGH) ->
     def one(img: np.ndarray) -> np.ndarray:
         return cv2.Canny(cv2.GaussianBlur(img, (5, 5), 1.0), low, high, L2gradient=True)
 
-    workers = max(1, min(len(luma), os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:
-        edges = list(pool.map(one, luma))
+    edges = thread_map(one, list(luma))
     return torch.from_numpy(np.stack(edges) > 0).to(frames.device, torch.float32)
+
+
+def thread_map(fn: Callable[[Any], Any], items: list) -> list:
+    """[fn(x) for x in items] on a thread pool of up to one thread per core: for per-frame OpenCV calls, which
+    release the GIL (OpenCV's image functions take one image at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..motion.flow import usable_cores
+
+    workers = max(1, min(len(items), usable_cores()))
+    if workers == 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def sobel_xy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from .context import Clip, gray, nan_mean
+from .context import Clip, gray, nan_mean, thread_map
 from .result import RewardResult
 
 NAME = "framing"
@@ -80,9 +80,6 @@ def horizon_tilts(edges: torch.Tensor) -> list[float | None]:
     OpenCV's Hough has no batched torch equivalent in our dependencies; the votes are only accumulated for
     angles within MAX_HORIZON_TILT of horizontal (the only lines used: a third of the full half-turn's work,
     same lines), frames in a thread pool (OpenCV releases the GIL)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     import cv2
 
     step = np.pi / 360
@@ -102,9 +99,7 @@ def horizon_tilts(edges: torch.Tensor) -> list[float | None]:
                 return deg
         return None
 
-    maps = list(edges.cpu().numpy())
-    with ThreadPoolExecutor(max(1, min(len(maps), os.cpu_count() or 1))) as pool:
-        return list(pool.map(one, maps))
+    return thread_map(one, list(edges.cpu().numpy()))
 
 
 def score(clip: Clip, num_samples: int = NUM_SAMPLES) -> RewardResult:
