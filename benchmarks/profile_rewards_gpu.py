@@ -79,6 +79,12 @@ def profile_blip(dev):
                   f"{s * 1000:.1f} ms; tokens equal to generate(): {same} (shape {tuple(ours.shape)}; "
                   f"positions that differ {int((ref != ours).sum()) if ref.shape == ours.shape else 'n/a'}); "
                   f"CUDA graph in use: {_graph_in_use(model)}", flush=True)
+    import gc
+
+    model.__dict__.pop("_rewardloop_static_decoders", None)  # what models.clear_cache() leads to
+    gc.collect()
+    torch.cuda.synchronize()
+    print("[profile] decoders freed (an allocator warning above this line would come from freeing them)", flush=True)
 
 
 def _graph_in_use(model) -> bool:

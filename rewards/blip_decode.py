@@ -60,12 +60,17 @@ class StaticGreedyDecoder:
         side.wait_stream(torch.cuda.current_stream(self.ids.device))
         with torch.cuda.stream(side):  # warm-up outside the graph (lazy inits, cuBLAS handles)
             for _ in range(2):
-                self._step()
+                warm = self._step()
         torch.cuda.current_stream(self.ids.device).wait_stream(side)
+        # The output buffer exists before the capture and the step's own tensors die inside it: a captured
+        # allocation still referenced afterwards makes the cudaMallocAsync allocator (ComfyUI's default on
+        # NVIDIA) warn when it is finally freed.
+        self.logits = torch.empty_like(warm)
+        del warm
         graph = torch.cuda.CUDAGraph()
         # thread_local: a background thread (the composite's flow) may touch CUDA while this one captures.
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            self.logits = self._step()
+            self.logits.copy_(self._step())
         self.graph = graph
 
     @torch.no_grad()
