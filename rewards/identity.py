@@ -99,9 +99,15 @@ def score(clip: Clip, stride: int = STRIDE, weights: str = models.FACENET_FILE) 
     probes = probe_indices(clip.num_frames, stride, anchor_positions)
     kf = None if clip.keyframes is None else clip.keyframes.to(clip.device, torch.float32)
     if kf is not None and kf.shape[1:3] == clip.frames.shape[1:3]:
-        # One MTCNN pass over probe frames and keyframes together (each call has a fixed pyramid cost).
-        both, both_prob = face_embeddings(clip, torch.cat([clip.frames_at(probes), kf]), weights)
-        emb, prob, anchor_emb = both[:len(probes)], both_prob[:len(probes)], both[len(probes):]
+        # One MTCNN pass over probe frames and keyframes together (each call has a fixed pyramid cost). A
+        # keyframe that is the very frame at its position (inbetweening keeps its anchors) is not run twice.
+        probe_frames = clip.frames_at(probes)
+        row = {p: i for i, p in enumerate(probes)}
+        own = [j for j, p in enumerate(anchor_positions) if not torch.equal(kf[j], probe_frames[row[p]])]
+        both, both_prob = face_embeddings(clip, torch.cat([probe_frames, kf[own]]), weights)
+        emb, prob = both[:len(probes)], both_prob[:len(probes)]
+        anchor_rows = [len(probes) + own.index(j) if j in own else row[p] for j, p in enumerate(anchor_positions)]
+        anchor_emb = both[anchor_rows]
     else:
         emb, prob = clip.memo(("faces", weights, tuple(probes)),
                               lambda: face_embeddings(clip, clip.frames_at(probes), weights))

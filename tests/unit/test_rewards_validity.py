@@ -121,6 +121,29 @@ def test_identity_lock_face_swap_and_no_face(scene_frames):
     assert "face" in none.note
 
 
+def test_identity_keyframes_equal_to_their_frames_are_detected_once(monkeypatch):
+    """Inbetweening keeps its anchors: keyframes that are the very frames at their positions are not run
+    through MTCNN and the embedding net a second time, with the same result as when they are."""
+    import skimage.data
+
+    from rewardloop.rewards import models
+
+    frames = _face_clip(skimage.data.astronaut(), 224, 117, n=6)
+    mtcnn, _ = models.facenet_models()
+    seen = []
+    real = mtcnn.detect
+    monkeypatch.setattr(mtcnn, "detect", lambda x, *a, **k: seen.append(x.shape[0]) or real(x, *a, **k))
+    exact = score("identity_lock", Clip(frames, keyframes=frames[[0, -1]].clone()), stride=2)
+    # 1e-6 off: other tensors (so detected again), the same 8-bit images MTCNN and the crops are made from.
+    nudged = score("identity_lock", Clip(frames, keyframes=frames[[0, -1]] * (1 - 1e-6)), stride=2)
+    probes = len(exact.details["probe_frames"])
+    assert seen == [probes, probes + 2]
+    assert exact.applicable and exact.details["face_fraction"] == 1.0
+    # Equal up to float rounding (the embedding net sees batches of other sizes).
+    assert exact.value == pytest.approx(nudged.value, abs=1e-6)
+    assert torch.allclose(exact.per_item, nudged.per_item, atol=1e-6)
+
+
 def test_caption_similarity_prefers_matching_captions_with_real_minilm(scene_frames):
     clip = Clip(scene_frames, prompt="a red car driving down a city street")
     good = score("caption_consistency", clip, num_samples=2, captions=["a red car on a street in a city"] * 2)
@@ -143,7 +166,7 @@ def test_identity_detects_on_a_downscaled_copy_in_one_call_and_crops_full_resolu
     seen = []
     real = mtcnn.detect
     monkeypatch.setattr(mtcnn, "detect", lambda x, *a, **k: seen.append(x.shape) or real(x, *a, **k))
-    res = score("identity_lock", Clip(big, keyframes=big[[0, -1]]), stride=2)
+    res = score("identity_lock", Clip(big, keyframes=big[[1, -2]]), stride=2)  # keyframes unlike frames 0 / 5
     assert len(seen) == 1 and seen[0][0] == len(res.details["probe_frames"]) + 2  # probes + 2 keyframes, one call
     assert max(seen[0][1:3]) <= identity.DETECT_SIZE
     assert res.applicable and res.details["face_fraction"] == 1.0
