@@ -212,8 +212,9 @@ class Clip:
     def frames_source(self) -> torch.Tensor:
         """Where full-resolution reads come from: one float32 copy of the clip on the clip's device when that
         is not where the frames are (a GPU scoring CPU frames, as ComfyUI passes IMAGEs) and the copy fits
-        half the cache budget; else the input. Several scorers read the full frames, and each host-to-GPU
-        copy of a 64-frame 512x512 clip took ~20 ms (H200)."""
+        half the cache budget; else the input. Several scorers read the full frames: in an H200 profile,
+        fvd_lite alone spent 26 ms copying a 64-frame 512x512 clip from the host, and the warm suite went from
+        0.44-0.54 s to 0.31-0.36 s with one copy."""
         if self.frames.device == self.device:
             return self.frames
         key = ("frames_on_device",)
