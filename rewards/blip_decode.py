@@ -1,12 +1,12 @@
 """Greedy BLIP captioning with fixed tensor shapes, replayed as a CUDA graph on GPUs.
 
-Why by hand: transformers' `generate()` costs ~10 ms of Python and kernel launches per token on a GPU whatever
-the model size (BLIP-base, 4 frames, 20 tokens: 230 ms on an H100, of which the vision encoder is 7 ms), and
-BLIP's text decoder has no static-cache / compile path in transformers. Here every step runs the decoder over
-the whole token buffer (1 + max_new_tokens positions, no KV cache): with a causal mask, position s sees only
-tokens <= s, so padding after it changes nothing and the greedy tokens are generate()'s. Fixed shapes let one
-step be captured once per (model, batch) and replayed (H100: 45 ms for 4 frames x 20 tokens, vision included). Recomputing ~20 positions is free on
-a GPU; on CPUs it is not, so `greedy_caption_ids` uses generate() there.
+Why by hand: transformers' `generate()` spends ~10 ms of Python and kernel launches per token on a GPU
+(BLIP-base, 4 frames, 20 tokens: 230 ms on an H100, of which the vision encoder is 7 ms), and BLIP's text
+decoder has no static-cache / compile path in transformers. Here every step runs the decoder over the whole
+token buffer (1 + max_new_tokens positions, no KV cache): with a causal mask, position s sees only tokens
+<= s, so padding after it changes nothing and the greedy tokens are generate()'s. Fixed shapes let one step be
+captured once per (model, batch) and replayed (H100: 45 ms for 4 frames x 20 tokens, vision included).
+Recomputing ~20 positions is free on a GPU; on CPUs it is not, so `greedy_caption_ids` uses generate() there.
 """
 from __future__ import annotations
 
