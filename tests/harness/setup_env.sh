@@ -85,9 +85,9 @@ install_browser() {
 }
 
 install_assets() {
-  local t0; t0=$(now) want="$NEW_FRONTEND $MEDIA_WHEELS"
+  local t0 pins; t0=$(now); pins="$NEW_FRONTEND $MEDIA_WHEELS"
   # Other checkouts may be reading these folders: only replace them when the pinned versions change.
-  [ "$(cat "$ENV_DIR/assets.stamp" 2>/dev/null)" = "$want" ] && return 0
+  [ "$(cat "$ENV_DIR/assets.stamp" 2>/dev/null)" = "$pins" ] && return 0
   rm -rf "$FRONTEND_DIR"
   "$VENV/bin/pip" install -q --no-deps --target "$FRONTEND_DIR" "$NEW_FRONTEND" >&2
   [ -f "$FRONTEND_DIR/comfyui_frontend_package/static/index.html" ] || { log "no index.html in $NEW_FRONTEND"; exit 1; }
@@ -108,7 +108,7 @@ PYEOF
   done
   rm -rf "$dl"
   log "new frontend + media clips ($(ls "$MEDIA_DIR" | wc -l) webp): $(( $(now) - t0 )) s"
-  echo "$want" > "$ENV_DIR/assets.stamp"
+  echo "$pins" > "$ENV_DIR/assets.stamp"
 }
 
 main() {
