@@ -21,18 +21,12 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__" and not __package__:
-    # Run by path: import the pack under the alias `rewardloop` (never by putting its folder on sys.path, where
-    # its nodes/ would shadow ComfyUI's `nodes`), then run this module from inside the package.
-    import importlib.util
+    # Run by path: import the pack as `rewardloop` (pack_import.py at the pack root; never by putting its folder on
+    # sys.path, where its nodes/ would shadow ComfyUI's `nodes`), then run this module from inside the package.
+    import runpy
     from pathlib import Path
 
-    _root = Path(__file__).resolve().parents[1]
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _root / "modelfiles"]
-    _spec = importlib.util.spec_from_file_location("rewardloop", _root / "__init__.py",
-                                                   submodule_search_locations=[str(_root)])
-    _pack = importlib.util.module_from_spec(_spec)
-    sys.modules["rewardloop"] = _pack
-    _spec.loader.exec_module(_pack)
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "pack_import.py"))["import_pack"](script=__file__)
     from rewardloop.modelfiles.install_weights import main as _main
 
     sys.exit(_main())
