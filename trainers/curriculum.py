@@ -40,11 +40,8 @@ def stage_config(cfg: TrainerConfig, i: int, prev_lora: str, run_dir: Path) -> T
                        lora_name=f"rewardloop_curriculum_{tag}.safetensors")
     if prev_lora:
         data["lora"]["init_from"] = prev_lora
-    for section, values in stage.overrides.items():
-        if section not in data or not isinstance(values, dict) or not isinstance(data[section], dict):
-            raise ValueError(f"curriculum stage {i + 1} overrides: {section!r} must name a config section "
-                             "with a mapping of values, e.g. {grpo: {group_size: 8}, optim: {lr: 5e-5}}.")
-        data[section].update(values)
+    for section, values in stage.overrides.items():  # checked when the config was loaded
+        data[section] = {**(data.get(section) or {}), **values}
     return config_from_dict(data, source=cfg.source)
 
 

@@ -15,12 +15,9 @@ from .text_embeddings import TextEmbeddings, pad_batch, read_prompt_list
 
 
 def metric_specs(items) -> dict[str, RewardSpec]:
-    specs = {}
-    for item in items:
-        spec = RewardSpec(name=item) if isinstance(item, str) else (
-            item if isinstance(item, RewardSpec) else RewardSpec(**{k: v for k, v in item.items() if k in ("name", "params", "weights")}))
-        specs[spec.name] = spec
-    return specs
+    """validation.metrics (names or RewardSpecs, as the config loader leaves them) by name."""
+    specs = [RewardSpec(name=item) if isinstance(item, str) else item for item in items]
+    return {spec.name: spec for spec in specs}
 
 
 @torch.no_grad()

@@ -55,7 +55,8 @@ class _BoundedLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
-def _check_size(text: str, where: str, max_bytes: int) -> None:
+def check_text_size(text: str, where: str, max_bytes: int = MAX_SETTINGS_BYTES) -> None:
+    """Refuse settings text larger than `max_bytes` (before any parsing or pattern matching)."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise SettingsError(f"{where}: {size:,} bytes of settings; at most {max_bytes:,} are accepted. Settings "
@@ -78,7 +79,7 @@ def parse_settings(text: str, where: str, *, max_bytes: int = MAX_SETTINGS_BYTES
     """The value in `text` (`syntax` yaml or json); `where` names the input in every error (e.g. 'extra_settings')."""
     if not isinstance(text, str):
         raise SettingsError(f"{where}: expected text, got {type(text).__name__}.")
-    _check_size(text, where, max_bytes)
+    check_text_size(text, where, max_bytes)
     if syntax == "json":
         try:
             value = json.loads(text)
