@@ -8,8 +8,10 @@ these has a legitimate use in a shared workflow, and refusing them keeps the err
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import re
+import struct
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
@@ -58,7 +60,9 @@ def _text_rules(value, where: str) -> str:
 def plain_name(value, where: str, suffix: str = "") -> str:
     """A file name the pack writes (no folders): letters, digits, spaces, '.', '-', '_'; `suffix` is appended
     when missing."""
-    name = _text_rules(value, where)
+    if not isinstance(value, str) or not value.strip():
+        raise PathRefused(f"{where} is empty: give a file name.")
+    name = value.strip()
     if suffix and not name.endswith(suffix):
         name += suffix
     if not _NAME.match(name) or name.startswith(".") or len(name) > MAX_NAME:
@@ -124,7 +128,7 @@ def publish(tmp: str | os.PathLike, target: str | os.PathLike, *, overwrite: boo
     candidates = [target] + [target.with_name(f"{target.stem}_{i:05d}{target.suffix}")
                              for i in range(1, MAX_COUNTER + 1)]
     for candidate in candidates:
-        if candidate.is_file() and not candidate.is_symlink() and filecmp.cmp(tmp, candidate, shallow=False):
+        if candidate.is_file() and not candidate.is_symlink() and same_content(tmp, candidate):
             tmp.unlink()
             return candidate
         if _claim(tmp, candidate):
@@ -132,6 +136,34 @@ def publish(tmp: str | os.PathLike, target: str | os.PathLike, *, overwrite: boo
     tmp.unlink()
     raise PathRefused(f"{target.name}: {MAX_COUNTER} numbered files of this name exist in {target.parent}; "
                       "choose another name.")
+
+
+def same_content(a: Path, b: Path) -> bool:
+    """Whether file `a` holds the same data as `b`. When `b` is a .safetensors file the headers are compared as
+    mappings (the library writes its metadata in no fixed order) and the tensor bytes exactly; other files are
+    compared byte for byte."""
+    if b.suffix != ".safetensors":
+        return filecmp.cmp(a, b, shallow=False)
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            headers = []
+            for f in (fa, fb):
+                (n,) = struct.unpack("<Q", f.read(8))
+                if n > 100_000_000:
+                    raise ValueError("not a safetensors header")
+                headers.append(json.loads(f.read(n)))
+            if headers[0] != headers[1]:
+                return False
+            while True:
+                x, y = fa.read(1 << 20), fb.read(1 << 20)
+                if x != y:
+                    return False
+                if not x:
+                    return True
+    except (ValueError, struct.error):  # not a readable safetensors file after all
+        return filecmp.cmp(a, b, shallow=False)
 
 
 def _claim(tmp: Path, candidate: Path) -> bool:

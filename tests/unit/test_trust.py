@@ -128,3 +128,23 @@ def test_policies(tmp_path):
 def test_looks_like_path():
     assert all(looks_like_path(t) for t in ["/etc/passwd", "~/p.txt", "../p", "prompts.txt", "C:\\p", "a%2e"])
     assert not any(looks_like_path(t) for t in ["a red fox", "a fox\n/etc/passwd", "", "a cat. a dog"])
+
+
+def test_safetensors_with_the_same_tensors_and_metadata_are_the_same_content(tmp_path):
+    """safetensors writes its metadata map in no fixed order: two exports of the same LoRA are still the same."""
+    import json
+    import struct
+
+    from rewardloop.trust.paths import same_content
+
+    def write(path, meta_order, data=b"\x00\x00\x80\x3f"):
+        header = {"__metadata__": dict(meta_order), "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+        raw = json.dumps(header).encode()
+        path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+        return path
+
+    a = write(tmp_path / "a.safetensors", [("x", "1"), ("y", "2")])
+    b = write(tmp_path / "b.safetensors", [("y", "2"), ("x", "1")])
+    c = write(tmp_path / "c.safetensors", [("x", "1"), ("y", "2")], data=b"\x00\x00\x00\x40")
+    assert a.read_bytes() != b.read_bytes() and same_content(a, b)
+    assert not same_content(a, c)
