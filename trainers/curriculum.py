@@ -17,7 +17,10 @@ from pathlib import Path
 
 from ..trust import publish
 from .config import GateSettings, RewardSpec, TrainerConfig, config_from_dict, resolve_path
+from .dpo import DPOTrainer
+from .grpo import GRPOTrainer
 from .reporting import read_json, write_json_atomic
+from .trainer import lora_note
 from .validation import sample_and_score
 
 log = logging.getLogger(__name__)
@@ -70,9 +73,6 @@ def validation_values(trainer, cfg: TrainerConfig, stage_cfg: TrainerConfig) -> 
 
 
 def run_curriculum(cfg: TrainerConfig, rt) -> dict:
-    from .dpo import DPOTrainer
-    from .grpo import GRPOTrainer
-
     cur = cfg.curriculum
     run_dir = resolve_path(cfg, cfg.run.output_dir)
     report_path = run_dir / REPORT_FILE
@@ -117,7 +117,7 @@ def run_curriculum(cfg: TrainerConfig, rt) -> dict:
     name = cfg.run.lora_name or "rewardloop_curriculum.safetensors"
     if not name.endswith(".safetensors"):
         name += ".safetensors"
-    final = (resolve_path(cfg, cfg.run.lora_dir) if cfg.run.lora_dir else run_dir) / name
+    planned = final = (resolve_path(cfg, cfg.run.lora_dir) if cfg.run.lora_dir else run_dir) / name
     if rt.is_main:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
@@ -126,5 +126,6 @@ def run_curriculum(cfg: TrainerConfig, rt) -> dict:
         if not final.is_file():
             raise RuntimeError(f"Curriculum finished but the LoRA {final} was not written.")
     final = Path(rt.from_main(str(final)))
+    note = {"lora_note": lora_note(planned, final)} if final != planned else {}
     return {"status": "finished", "step": sum(s.steps for s in cur.stages), "lora_path": str(final),
-            "report": str(report_path), "method": "curriculum"}
+            "report": str(report_path), "method": "curriculum", **note}

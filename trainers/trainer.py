@@ -28,6 +28,10 @@ from .validation import periodic_validation
 log = logging.getLogger(__name__)
 
 
+def lora_note(planned: Path, written: Path) -> str:
+    return f"{planned} already holds another file, which was kept: the LoRA was written as {written.name}."
+
+
 class Trainer:
     method = ""
 
@@ -43,6 +47,7 @@ class Trainer:
         self.logger: MetricsLogger | None = None
         self.global_step = 0
         self.resume_note = ""   # set when resuming had to skip corrupt checkpoints
+        self.lora_note = ""     # set when the LoRA's name was taken by another file
 
     # ------------------------------------------------------------------ subclass API
     def setup(self) -> None:
@@ -174,13 +179,16 @@ class Trainer:
             sd = {k.replace(".default.", "."): v for k, v in sd.items()}
         else:
             sd = get_peft_model_state_dict(self.peft) if self.rt.is_main else {}
-        path = self.lora_path()
+        planned = path = self.lora_path()
         if self.rt.is_main:
             lc = self.cfg.lora
             path = save_comfy_lora(sd, path, rank=lc.rank, alpha=lc.alpha or lc.rank, dtype=DTYPES[lc.save_dtype],
                                    metadata={"rewardloop.method": self.method, "rewardloop.steps": str(self.global_step),
                                              "rewardloop.stage": self.stage}, overwrite=self.cfg.run.overwrite)
-        return Path(self.rt.from_main(str(path)))
+        path = Path(self.rt.from_main(str(path)))
+        if path != planned:
+            self.lora_note = lora_note(planned, path)
+        return path
 
     def prepare(self) -> None:
         """Model, data, optimizer, and the DDP/FSDP wrapping (also used by benchmarks and tests)."""
@@ -263,8 +271,9 @@ class Trainer:
 
     def _finish(self, status: str, step: int, **fields) -> dict:
         result = {"status": status, "step": step, "method": self.method, "run_dir": str(self.run_dir), **fields}
-        if self.resume_note:
-            result["resume_note"] = self.resume_note
+        for key in ("resume_note", "lora_note"):
+            if getattr(self, key):
+                result[key] = getattr(self, key)
         if status == "finished":
             path = Path(fields["lora_path"])
             if not path.is_file() or path.stat().st_size == 0:
