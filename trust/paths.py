@@ -25,6 +25,7 @@ MAX_COUNTER = 99_999
 
 class PathRefused(ValueError):
     """A name or path from a workflow that breaks a rule; the message names the input and the rule."""
+    __module__ = "rewardloop.trust"  # how ComfyUI names the error type on the node (not the folder path)
 
 
 def _shown(value: str) -> str:

@@ -37,6 +37,7 @@ KINDS = {
 
 class CodeRefused(ValueError):
     """A setting from a workflow names code to import or call."""
+    __module__ = "rewardloop.trust"  # how ComfyUI names the error type on the node (not the folder path)
 
 
 def _flag(environ: Mapping[str, str]) -> bool:

@@ -23,6 +23,7 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 class SettingsError(ValueError):
     """Settings text that is too large, not YAML/JSON, or uses a YAML feature settings may not use."""
+    __module__ = "rewardloop.trust"  # how ComfyUI names the error type on the node (not the folder path)
 
 
 class _BoundedLoader(yaml.SafeLoader):
