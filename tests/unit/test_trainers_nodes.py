@@ -106,6 +106,10 @@ def test_launch_grpo_node_runs_a_job_to_a_comfyui_lora(training):
 
 def test_launch_nodes_validate_before_starting(training):
     m = training.module
+    from rewardloop.rewards import SCORERS
+
+    reward = next(i for i in m.RewardLoopLaunchGRPO.GET_SCHEMA().inputs if i.id == "reward")
+    assert reward.options == ["composite", *SCORERS, "brightness", "target", "temporal_smoothness", "python"]
     assert "4k+1" in m.RewardLoopLaunchGRPO.validate_inputs(frames=32)
     assert m.RewardLoopLaunchDPO.validate_inputs(frames=33) is True
     assert "4k+1" in m.RewardLoopLaunchCurriculum.validate_inputs(stages="33, 48")
