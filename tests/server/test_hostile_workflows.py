@@ -213,14 +213,6 @@ CASES = [
     Case("run.lora_name ../ (extra_settings)",
          lambda w, t: grpo_graph(w, t, extra_settings=_extra(f"run: {{{{lora_name: '{w.up_to_canary(w.loras)}/escape'}}}}")(w)),
          "launch", ("run.lora_name", "not a plain file name")),
-    Case("lora_name ../ (widget)", lambda w, t: grpo_graph(w, t, lora_name="../escape"),
-         "launch", ("lora_name", "no folders")),
-    Case("lora_name URL-encoded", lambda w, t: grpo_graph(w, t, lora_name="%2e%2e%2fescape"),
-         "launch", ("lora_name", "no folders")),
-    Case("lora_name Windows separators", lambda w, t: grpo_graph(w, t, lora_name="..\\..\\escape"),
-         "launch", ("lora_name", "no folders")),
-    Case("lora_name NUL byte", lambda w, t: grpo_graph(w, t, lora_name="ok\x00.safetensors"),
-         "launch", ("lora_name", "no folders")),
     Case("run.lora_dir absolute", lambda w, t: grpo_graph(w, t, extra_settings=_extra("run: {{lora_dir: '{canary}'}}")(w)),
          "launch", ("run.lora_dir", "outside")),
     Case("run.lora_dir ../", lambda w, t: grpo_graph(w, t, extra_settings=_extra(f"run: {{{{lora_dir: '{w.up_to_canary(w.loras)}'}}}}")(w)),
@@ -235,11 +227,6 @@ CASES = [
     Case("pairs section", lambda w, t: grpo_graph(w, t, extra_settings=_extra("pairs: {{clips: '{canary}', out: '{canary}/o.jsonl'}}")(w)),
          "launch", ("pairs", "command line")),
     # ---- reads outside ComfyUI's folders (no content may be echoed)
-    Case("prompts absolute file", lambda w, t: grpo_graph(w, t, prompts=str(w.canary / "secret.txt")),
-         "launch", ("prompts", "looks like a file path")),
-    Case("prompts symlink out of input", lambda w, t: grpo_graph(w, t, prompts="rl_hostile_link/secret.txt"),
-         "launch", ("prompts", "symbolic link")),
-    Case("prompts ~", lambda w, t: grpo_graph(w, t, prompts="~/secret.txt"), "launch", ("prompts", "home")),
     Case("validation_prompts absolute", lambda w, t: curriculum_graph(w, t, validation_prompts=str(w.canary / "secret.txt")),
          "launch", ("validation_prompts", "looks like a file path")),
     Case("grpo.prompts (extra_settings)", lambda w, t: grpo_graph(w, t, extra_settings=_extra("grpo: {{prompts: '{canary}/secret.txt'}}")(w)),
@@ -257,29 +244,44 @@ CASES = [
          "launch", ("lora.init_from", "outside")),
     Case("reward option path", lambda w, t: grpo_graph(w, t, reward="clip_score", reward_settings=f"weights: '{w.canary}/evil.safetensors'"),
          "launch", ("grpo.reward.params.weights", "looks like a file path")),
-    Case("dataset absolute", lambda w, t: dpo_graph(w, t, dataset=str(w.canary / "pairs.jsonl")),
-         "launch", ("dataset", "outside", "move the file into")),
-    Case("dataset ../", lambda w, t: dpo_graph(w, t, dataset=f"{w.up_to_canary(w.base / 'input')}/pairs.jsonl"),
-         "launch", ("dataset", "'..'")),
-    Case("dataset URL-encoded", lambda w, t: dpo_graph(w, t, dataset="%2e%2e/%2e%2e/pairs.jsonl"),
-         "launch", ("dataset", "URL-encoded")),
-    Case("dataset Windows separators", lambda w, t: dpo_graph(w, t, dataset="..\\..\\pairs.jsonl"),
-         "launch", ("dataset", "Windows separators")),
-    Case("dataset drive letter", lambda w, t: dpo_graph(w, t, dataset="C:/Users/x/pairs.jsonl"),
-         "launch", ("dataset", "drive")),
-    Case("dataset NUL byte", lambda w, t: dpo_graph(w, t, dataset="rl_hostile_pairs.jsonl\x00.txt"),
-         "launch", ("dataset", "NUL")),
-    Case("dataset symlink out of input", lambda w, t: dpo_graph(w, t, dataset="rl_hostile_link/pairs.jsonl"),
-         "launch", ("dataset", "symbolic link")),
-    Case("cache prompts absolute file", lambda w, t: cache_graph(t, prompts=str(w.canary / "secret.txt")),
-         "emb", ("prompts", "looks like a file path")),
-    Case("cache prompts symlink", lambda w, t: cache_graph(t, prompts="rl_hostile_link/secret.txt"),
-         "emb", ("prompts", "symbolic link")),
     Case("cache_name ../", lambda w, t: cache_graph(t, cache_name=f"{w.up_to_canary(w.base / 'output')}/escape"),
          "emb", ("cache_name", "no folders")),
     Case("job id ../", lambda w, t: job_graph("../../../etc"), "job", ("job id",)),
     Case("job id absolute", lambda w, t: job_graph(str(w.canary)), "job", ("job id",)),
 ]
+
+# Every spelling of "somewhere else" (value template, the rule the error must state), for every input that names a
+# file: {leaf} is a file in the canary folder outside ComfyUI, rl_hostile_link a symlink from input/ to that folder.
+SPELLINGS = [
+    ("absolute", "{canary}/{leaf}", "outside"),
+    ("..", "../../{leaf}", "'..'"),
+    ("URL-encoded", "%2e%2e/%2e%2e/{leaf}", "URL-encoded"),
+    ("Windows separators", "..\\..\\{leaf}", "Windows separators"),
+    ("drive letter", "C:/Users/x/{leaf}", "drive"),
+    ("NUL byte", "{leaf}\x00.txt", "NUL"),
+    ("~", "~/{leaf}", "home"),
+    ("symlink out of input", "rl_hostile_link/{leaf}", "symbolic link"),
+]
+FILE_INPUTS = [  # (what, graph builder taking the value, refusing node, file in the canary, needles)
+    ("Launch GRPO prompts", lambda w, t, v: grpo_graph(w, t, prompts=v), "launch", "secret.txt",
+     ("prompts", "looks like a file path")),
+    ("Launch Curriculum validation_prompts", lambda w, t, v: curriculum_graph(w, t, validation_prompts=v), "launch",
+     "secret.txt", ("validation_prompts", "looks like a file path")),
+    ("Launch DPO dataset", lambda w, t, v: dpo_graph(w, t, dataset=v), "launch", "pairs.jsonl",
+     ("dataset", "move the file into")),
+    ("Text Embedding Cache prompts", lambda w, t, v: cache_graph(t, prompts=v), "emb", "secret.txt",
+     ("prompts", "looks like a file path")),
+    ("Launch GRPO lora_name", lambda w, t, v: grpo_graph(w, t, lora_name=v), "launch", "escape", ("lora_name", "no folders")),
+]
+
+
+def _spelled(build, leaf, template):
+    return lambda w, t: build(w, t, template.format(canary=w.canary, leaf=leaf))
+
+
+CASES += [Case(f"{what}: {spelling}", _spelled(build, leaf, template), node,
+               needles + (() if what.endswith("lora_name") else (rule,)))
+          for what, build, node, leaf, needles in FILE_INPUTS for spelling, template, rule in SPELLINGS]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
