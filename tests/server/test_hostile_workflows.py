@@ -171,7 +171,12 @@ class Case:
 
 
 def _extra(more: str):
-    return lambda w: f"{EXTRA}\n{more.format(marker=w.marker, canary=w.canary)}"
+    """A GRPO launch whose extra_settings add `more` ({marker}, {canary}, {base}, {loras}, {up} = ../.. from
+    models/loras to the canary folder)."""
+    def graph(w: World, t: str) -> dict:
+        values = dict(marker=w.marker, canary=w.canary, base=w.base, loras=w.loras, up=w.up_to_canary(w.loras))
+        return grpo_graph(w, t, extra_settings=f"{EXTRA}\n{more.format(**values)}")
+    return graph
 
 
 CASES = [
@@ -181,12 +186,6 @@ CASES = [
          "launch", ("grpo.reward", "Python code", "REWARDLOOP_ALLOW_CODE_REWARDS")),
     Case("gold_reward python (combo)", lambda w, t: grpo_graph(w, t, gold_reward="python"),
          "launch", ("grpo.gold_reward", "Python code")),
-    Case("gold_reward python (extra_settings)",
-         lambda w, t: grpo_graph(w, t, extra_settings=_extra("grpo: {{gold_reward: " + PY_SPEC + "}}")(w)),
-         "launch", ("grpo.gold_reward", "Python code")),
-    Case("validation metric python (extra_settings)",
-         lambda w, t: grpo_graph(w, t, extra_settings=_extra("validation: {{every: 1, metrics: [" + PY_SPEC + "]}}")(w)),
-         "launch", ("validation.metrics[0]", "Python code")),
     Case("curriculum gate python (gates)",
          lambda w, t: curriculum_graph(w, t, gates="- {metric: python, op: '>=', value: 0, params: {callable: "
                                                    f"'pydoc:pipepager', cmd: 'touch {w.marker}'}}}}"),
@@ -205,43 +204,30 @@ CASES = [
     Case("huge gates", lambda w, t: curriculum_graph(w, t, gates="brightness >= 0\n" * 20_000),
          "launch", ("gates", "at most")),
     # ---- writes outside ComfyUI's folders / over the user's files
-    Case("run.output_dir absolute", lambda w, t: grpo_graph(w, t, extra_settings=_extra("run: {{output_dir: '{canary}/victim'}}")(w)),
-         "launch", ("run.output_dir", "outside")),
-    Case("run.output_dir existing user folder",
-         lambda w, t: grpo_graph(w, t, extra_settings=_extra(f"run: {{{{output_dir: '{w.base}/output/rl_user_run'}}}}")(w)),
-         "launch", ("run.output_dir", "already holds files")),
-    Case("run.lora_name ../ (extra_settings)",
-         lambda w, t: grpo_graph(w, t, extra_settings=_extra(f"run: {{{{lora_name: '{w.up_to_canary(w.loras)}/escape'}}}}")(w)),
-         "launch", ("run.lora_name", "not a plain file name")),
-    Case("run.lora_dir absolute", lambda w, t: grpo_graph(w, t, extra_settings=_extra("run: {{lora_dir: '{canary}'}}")(w)),
-         "launch", ("run.lora_dir", "outside")),
-    Case("run.lora_dir ../", lambda w, t: grpo_graph(w, t, extra_settings=_extra(f"run: {{{{lora_dir: '{w.up_to_canary(w.loras)}'}}}}")(w)),
-         "launch", ("run.lora_dir", "'..'")),
-    Case("run.lora_dir symlink out of models/loras",
-         lambda w, t: grpo_graph(w, t, extra_settings=_extra(f"run: {{{{lora_dir: '{w.loras}/rl_hostile_link'}}}}")(w)),
-         "launch", ("run.lora_dir", "outside")),
-    Case("run.lora_dir drive letter", lambda w, t: grpo_graph(w, t, extra_settings=_extra("run: {{lora_dir: 'C:/loras'}}")(w)),
-         "launch", ("run.lora_dir", "drive")),
-    Case("run.data_roots", lambda w, t: grpo_graph(w, t, extra_settings=_extra("run: {{data_roots: ['{canary}']}}")(w)),
-         "launch", ("run.data_roots", "set by the pack")),
-    Case("pairs section", lambda w, t: grpo_graph(w, t, extra_settings=_extra("pairs: {{clips: '{canary}', out: '{canary}/o.jsonl'}}")(w)),
-         "launch", ("pairs", "command line")),
-    # ---- reads outside ComfyUI's folders (no content may be echoed)
-    Case("validation_prompts absolute", lambda w, t: curriculum_graph(w, t, validation_prompts=str(w.canary / "secret.txt")),
-         "launch", ("validation_prompts", "looks like a file path")),
-    Case("grpo.prompts (extra_settings)", lambda w, t: grpo_graph(w, t, extra_settings=_extra("grpo: {{prompts: '{canary}/secret.txt'}}")(w)),
-         "launch", ("grpo.prompts", "outside")),
-    Case("stage override path", lambda w, t: curriculum_graph(
-        w, t, extra_settings=_extra("curriculum: {{stages: [{{frames: 5, steps: 1, overrides: {{grpo: {{prompts: '{canary}/secret.txt'}}}}}}]}}")(w)),
+    *(Case(name, _extra(more), "launch", needles) for name, more, needles in [
+        ("gold_reward python (extra_settings)", "grpo: {{gold_reward: " + PY_SPEC + "}}", ("grpo.gold_reward", "Python code")),
+        ("validation metric python (extra_settings)", "validation: {{every: 1, metrics: [" + PY_SPEC + "]}}",
+         ("validation.metrics[0]", "Python code")),
+        ("run.output_dir absolute", "run: {{output_dir: '{canary}/victim'}}", ("run.output_dir", "outside")),
+        ("run.output_dir existing user folder", "run: {{output_dir: '{base}/output/rl_user_run'}}",
+         ("run.output_dir", "already holds files")),
+        ("run.lora_name ../ (extra_settings)", "run: {{lora_name: '{up}/escape'}}", ("run.lora_name", "not a plain file name")),
+        ("run.lora_dir absolute", "run: {{lora_dir: '{canary}'}}", ("run.lora_dir", "outside")),
+        ("run.lora_dir ../", "run: {{lora_dir: '{up}'}}", ("run.lora_dir", "'..'")),
+        ("run.lora_dir symlink out of models/loras", "run: {{lora_dir: '{loras}/rl_hostile_link'}}", ("run.lora_dir", "outside")),
+        ("run.lora_dir drive letter", "run: {{lora_dir: 'C:/loras'}}", ("run.lora_dir", "drive")),
+        ("run.data_roots", "run: {{data_roots: ['{canary}']}}", ("run.data_roots", "set by the pack")),
+        ("pairs section", "pairs: {{clips: '{canary}', out: '{canary}/o.jsonl'}}", ("pairs", "command line")),
+        ("grpo.prompts (extra_settings)", "grpo: {{prompts: '{canary}/secret.txt'}}", ("grpo.prompts", "outside")),
+        ("model.weights (extra_settings)", "model: {{weights: '{canary}/evil.safetensors'}}", ("model.weights", "outside")),
+        ("model.config file", "model: {{config: '{canary}/secret.txt'}}", ("model.config", "shipped config name")),
+        ("lora.init_from", "lora: {{init_from: '{canary}/evil.safetensors'}}", ("lora.init_from", "outside")),
+    ]),
+    Case("stage override path", lambda w, t: curriculum_graph(w, t, extra_settings=f"{EXTRA}\ncurriculum: {{stages: "
+                                   f"[{{frames: 5, steps: 1, overrides: {{grpo: {{prompts: '{w.canary}/secret.txt'}}}}}}]}}"),
          "launch", ("grpo.prompts", "outside")),
     Case("text_embeddings absolute", lambda w, t: grpo_graph(w, t, text_embeddings=str(w.canary / "evil.safetensors")),
          "launch", ("text_embeddings", "outside")),
-    Case("model.weights (extra_settings)", lambda w, t: grpo_graph(w, t, extra_settings=_extra("model: {{weights: '{canary}/evil.safetensors'}}")(w)),
-         "launch", ("model.weights", "outside")),
-    Case("model.config file", lambda w, t: grpo_graph(w, t, extra_settings=_extra("model: {{config: '{canary}/secret.txt'}}")(w)),
-         "launch", ("model.config", "shipped config name")),
-    Case("lora.init_from", lambda w, t: grpo_graph(w, t, extra_settings=_extra("lora: {{init_from: '{canary}/evil.safetensors'}}")(w)),
-         "launch", ("lora.init_from", "outside")),
     Case("reward option path", lambda w, t: grpo_graph(w, t, reward="clip_score", reward_settings=f"weights: '{w.canary}/evil.safetensors'"),
          "launch", ("grpo.reward.params.weights", "looks like a file path")),
     Case("cache_name ../", lambda w, t: cache_graph(t, cache_name=f"{w.up_to_canary(w.base / 'output')}/escape"),
