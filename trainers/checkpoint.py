@@ -52,11 +52,6 @@ def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = checkpoint_dirs(run_dir)
-    return found[-1][1] if found else None
-
-
 class TrainerState:
     """The state accelerate does not keep itself, as one object registered for checkpointing (once per Runtime;
     the trainer running at the time attaches itself). Per-process parts are gathered to the main process, which
