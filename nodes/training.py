@@ -3,6 +3,10 @@ show a job's status, cancel or resume it. Launch nodes return a job id at once; 
 `rewardloop.training` websocket events (status, step, metrics) to every open tab while jobs run. Job state
 lives under ComfyUI's user directory (user/rewardloop/jobs), so jobs outlive a closed tab and a server
 restart. The trained LoRA is written into models/loras in ComfyUI's Wan LoRA key format.
+
+Everything a workflow sends is data (trust/): the trainer config is loaded with the workflow policy, so every
+path must lie in ComfyUI's folders for its kind, datasets and prompt lists are picked by name from the input
+folder (or models/rewardloop/datasets), and no reward may name code unless the machine's owner allows it.
 """
 from __future__ import annotations
 
@@ -16,30 +20,57 @@ import threading
 from comfy_api.latest import io
 
 from .. import modelfiles
-from ..rewards import SCORERS
 from ..trainers import job_configs as jc
+from ..trainers.dpo_data import dataset_prompts
 from ..trainers.jobs import JobManager, JobWatcher
+from ..trainers.reward_fns import reward_names
+from ..trainers.text_embeddings import read_prompt_list, save_text_embeddings
+from ..trust import PathRefused, Policy, check_text_size, looks_like_path, plain_name, publish, resolve_inside
+from ..trust.policy import DATASETS, KINDS, LORAS, MODELS, PROMPTS, RUNS, TEXT_EMBEDDINGS
 
 log = logging.getLogger("rewardloop.training")
 
 CATEGORY = "RewardLoop/Training"
 EVENT = "rewardloop.training"
-# composite, any single scorer of the reward suite, or the trainers' toy rewards (trainers/reward_fns.py)
-REWARDS = ["composite", *SCORERS, "brightness", "target", "temporal_smoothness", "python"]
-
-_state: dict = {}
-_lock = threading.Lock()
+MAX_PROMPT_TEXT = 1024 * 1024  # prompts typed into a node (a longer list belongs in a file in input/)
 
 
-def _manager() -> JobManager:
-    import folder_paths
+class TrainingJobs:
+    """The pack's training jobs: one JobManager over user/rewardloop/jobs and the watcher thread that turns job
+    changes into `rewardloop.training` events, both created on first use."""
 
-    with _lock:
-        if "manager" not in _state:
-            jobs_dir = os.path.join(folder_paths.get_user_directory(), "rewardloop", "jobs")
-            _state["manager"] = JobManager(jobs_dir, python=sys.executable)
-            _state["watcher"] = JobWatcher(_state["manager"], _emit, interval=2.0).start()
-        return _state["manager"]
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._manager: JobManager | None = None
+        self._watcher: JobWatcher | None = None
+
+    def manager(self) -> JobManager:
+        import folder_paths
+
+        with self._lock:
+            if self._manager is None:
+                jobs_dir = os.path.join(folder_paths.get_user_directory(), "rewardloop", "jobs")
+                self._manager = JobManager(jobs_dir, python=sys.executable)
+                self._watcher = JobWatcher(self._manager, _emit, interval=2.0).start()
+            return self._manager
+
+    @property
+    def watcher(self) -> JobWatcher | None:
+        return self._watcher
+
+    def close(self) -> None:
+        """Stop the watcher and forget the manager (the next use starts them again, e.g. after a folder change)."""
+        with self._lock:
+            if self._watcher is not None:
+                self._watcher.stop()
+            self._manager = self._watcher = None
+
+
+_JOBS = TrainingJobs()
+
+
+def training_jobs() -> TrainingJobs:
+    return _JOBS
 
 
 def _emit(job: dict) -> None:
@@ -71,9 +102,72 @@ def _summary(job: dict) -> str:
         text += f"\n{job['error'][:600]}"
     elif job.get("lora_path") and job.get("status") == "finished":
         text += f"\nLoRA: {os.path.basename(job['lora_path'])}"
+    for note in (p.get("note"), job.get("lora_note")):
+        if note:
+            text += f"\n{note[:600]}"
     return text
 
 
+# ---------------------------------------------------------------------------------------- trust boundary
+def _folders() -> dict[str, list[str]]:
+    """The ComfyUI folders a workflow's paths may name, per kind (trust/policy.py)."""
+    import folder_paths
+
+    try:
+        ours = folder_paths.get_folder_paths(modelfiles.FOLDER_KEY)
+    except KeyError:  # the pack's folder is registered at start-up; tolerate a bare folder_paths
+        ours = []
+    datasets = [folder_paths.get_input_directory(), *(os.path.join(r, "datasets") for r in ours)]
+    user = folder_paths.get_user_directory()
+    models = [p for key, (paths, _) in folder_paths.folder_names_and_paths.items() if key != "custom_nodes"
+              for p in paths]
+    return {
+        DATASETS: datasets,
+        PROMPTS: [*datasets, os.path.join(user, "rewardloop", "prompts")],
+        TEXT_EMBEDDINGS: [os.path.join(folder_paths.get_output_directory(), "rewardloop", "text_embeddings"),
+                          *datasets],
+        MODELS: models,
+        LORAS: folder_paths.get_folder_paths("loras"),
+        RUNS: [folder_paths.get_output_directory(), user],
+    }
+
+
+def workflow_policy(picked=()) -> Policy:
+    """The policy for settings from the canvas; `picked`: files the user chose from ComfyUI's own lists."""
+    return Policy.workflow(_folders(), picked=picked)
+
+
+def _find(value: str, where: str, kind: str) -> str:
+    """A file or folder a workflow names: its name inside the folders of `kind` (or a path inside them)."""
+    text = (value or "").strip()
+    if not text:
+        raise ValueError(f"{where} is empty: give the name of a file in {KINDS[kind]}.")
+    try:
+        return str(resolve_inside(text, where, _folders()[kind], what=KINDS[kind], must_exist=True))
+    except PathRefused as exc:
+        raise PathRefused(f"{exc} Old workflows that named a path elsewhere: move the file into "
+                          f"{_folders()[kind][0]} and give just its name.") from None
+
+
+def _named_file(text: str, where: str, kind: str) -> str | None:
+    """The file a one-line value names in the folders of `kind`, None when the value is text (prompts); a value
+    that looks like a path but is not such a file is an error rather than a prompt."""
+    line = text.strip()
+    if not line or "\n" in line:
+        return None
+    folders = _folders()[kind]
+    try:
+        return str(resolve_inside(line, where, folders, what=KINDS[kind], must_exist=True))
+    except PathRefused as exc:
+        if looks_like_path(line):
+            raise PathRefused(f"{where}: {line[:120]!r} looks like a file path but does not exist in {KINDS[kind]} "
+                              f"({', '.join(folders)}); a workflow reads prompt lists and datasets only from there. "
+                              "Put the file there and give its name, or type the prompts, one per line. "
+                              f"({exc})") from None
+        return None
+
+
+# ---------------------------------------------------------------------------------------- launching
 def _paths(model_file: str, vae_file: str) -> tuple[str, str, str]:
     import folder_paths
 
@@ -83,28 +177,16 @@ def _paths(model_file: str, vae_file: str) -> tuple[str, str, str]:
     return model, vae, loras
 
 
-def _as_path(text: str) -> str | None:
-    """The path a one-line prompts value names, if it names one; a path-looking value that does not exist is
-    an error (else it would silently become a prompt)."""
-    text = text.strip()
-    if not text or "\n" in text:
-        return None
-    path = os.path.expanduser(text)
-    if os.path.exists(path):
-        return path
-    if text.startswith(("/", "~", "./", "../")) or text.lower().endswith((".txt", ".json", ".jsonl")):
-        raise ValueError(f"{text!r} looks like a file path but does not exist: give an existing prompt list / "
-                         "dataset path, or prompt text (one prompt per line).")
-    return None
-
-
-def _prompt_file(prompts: str) -> str:
-    """A path to an existing prompt list is used as is; prompt text (one a line) is stored once by content."""
+def _prompt_file(prompts: str, where: str = "prompts") -> str:
+    """A prompt list named by the value (a file in the input folder...), or the typed prompts (one a line)
+    stored once by content under user/rewardloop/prompts."""
     text = prompts.strip()
-    if _as_path(text):
-        return _as_path(text)
     if not text:
-        raise ValueError("prompts is empty: give one prompt per line or the path of a prompt list file.")
+        raise ValueError(f"{where} is empty: give one prompt per line or the name of a prompt list file.")
+    named = _named_file(text, where, PROMPTS)
+    if named:
+        return named
+    check_text_size(text, where, MAX_PROMPT_TEXT)
     import folder_paths
 
     folder = os.path.join(folder_paths.get_user_directory(), "rewardloop", "prompts")
@@ -134,28 +216,25 @@ def _same_job(manager: JobManager, config_hash: str) -> dict | None:
     return None
 
 
-def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str) -> io.NodeOutput:
+def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str, picked=()) -> io.NodeOutput:
     # On the canvas the Training Job node is queued together with its Launch node (status, cancel and resume
     # all re-run the graph), so queueing the same settings again must address the same job, not start a
     # second training run on the same GPU. A changed setting (seed, LoRA name, ...) starts a new job.
-    manager = _manager()
+    manager = training_jobs().manager()
     config_hash = _config_hash(method, cfg, gpus)
     job = _same_job(manager, config_hash)
     if job is not None:
         _emit(job)
         note = "\n(already launched with these settings: change a setting, e.g. seed or lora_name, for a new job)"
         return io.NodeOutput(job["id"], ui={"text": [_summary(job) + note]})
-    if free_vram:
-        _free_vram()
     import folder_paths
 
     # The job process has no folder_paths: hand it the reward model folders (extra_model_paths.yaml included).
-    try:
-        reward_dirs = folder_paths.get_folder_paths(modelfiles.FOLDER_KEY)
-    except KeyError:  # the pack's folder is registered at start-up; tolerate a bare folder_paths
-        reward_dirs = []
+    reward_dirs = folder_paths.get_folder_paths(modelfiles.FOLDER_KEY) \
+        if modelfiles.FOLDER_KEY in folder_paths.folder_names_and_paths else []
     env = {"REWARDLOOP_MODELS_DIR": os.pathsep.join(reward_dirs)} if reward_dirs else {}
-    job = manager.launch(method, cfg, nproc=gpus, meta={"node_id": unique_id, "config_hash": config_hash}, env=env)
+    job = manager.launch(method, cfg, nproc=gpus, meta={"node_id": unique_id, "config_hash": config_hash}, env=env,
+                         policy=workflow_policy(picked), before_start=_free_vram if free_vram else None)
     _emit(job)
     return io.NodeOutput(job["id"], ui={"text": [_summary(job)]})
 
@@ -184,6 +263,9 @@ def _common_inputs(default_lora: str, default_steps: int) -> list:
                          tooltip="Unload ComfyUI's models first so the training process gets the GPU memory."),
         io.String.Input("extra_settings", default="", multiline=True,
                         tooltip="YAML merged over the generated trainer config, e.g. 'optim: {warmup_steps: 50}'."),
+        io.Boolean.Input("overwrite", default=False, optional=True,
+                         tooltip="Replace a LoRA file of the same name in models/loras. Off: an existing file is "
+                                 "kept and the new LoRA gets a numbered name (name_00001.safetensors)."),
     ]
 
 
@@ -191,7 +273,8 @@ def _common_cfg(kw: dict) -> dict:
     model, vae, loras = _paths(kw["model_file"], kw["vae_file"])
     return jc.common(model_path=model, vae_path=vae, lora_dir=loras, lora_name=kw["lora_name"], steps=kw["steps"],
                      lr=kw["learning_rate"], rank=kw["lora_rank"], seed=kw["seed"],
-                     checkpoint_every=kw["checkpoint_every"], gradient_checkpointing=kw["gradient_checkpointing"])
+                     checkpoint_every=kw["checkpoint_every"], gradient_checkpointing=kw["gradient_checkpointing"],
+                     overwrite=bool(kw.get("overwrite", False)))
 
 
 def _check_frames(frames) -> bool | str:
@@ -224,9 +307,12 @@ class _LaunchNode(_RunsEveryQueue):
 
     @classmethod
     def start(cls, method: str, cfg: dict, kw: dict) -> io.NodeOutput:
-        """The user's extra settings over the generated config, then the job."""
+        """The user's extra settings over the generated config, then the job (the config is checked with the
+        workflow policy whichever key a value came through; the model files picked from ComfyUI's lists are the
+        user's own)."""
+        picked = [p for p in (cfg["model"]["weights"], cfg["model"].get("vae")) if p]
         cfg = jc.deep_merge(cfg, jc.parse_extra(kw["extra_settings"]))
-        return _launch(method, cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id)
+        return _launch(method, cfg, kw["gpus"], kw["free_vram"], cls.hidden.unique_id, picked)
 
 
 class RewardLoopLaunchDPO(_LaunchNode):
@@ -238,7 +324,9 @@ class RewardLoopLaunchDPO(_LaunchNode):
             "its id at once. Data: a JSONL of {prompt, chosen, rejected} or a VideoDPO folder (metadata.json + "
             "pair.json).",
             inputs=[
-                io.String.Input("dataset", default="", tooltip="Path of the pairs JSONL file or the VideoDPO folder."),
+                io.String.Input("dataset", default="",
+                                tooltip="Name of the pairs JSONL file or VideoDPO folder in ComfyUI's input folder "
+                                        "(or models/rewardloop/datasets), e.g. pairs.jsonl."),
                 io.String.Input("text_embeddings", default="",
                                 tooltip="Text-embedding cache holding every prompt (Text Embedding Cache node)."),
                 io.Int.Input("frames", default=33, min=1, max=1025, step=4, tooltip="Clip length, 4k+1."),
@@ -254,21 +342,21 @@ class RewardLoopLaunchDPO(_LaunchNode):
     @classmethod
     def execute(cls, dataset, text_embeddings, frames, height, width, beta, on_bad_sample, **kw) -> io.NodeOutput:
         cfg = _common_cfg(kw)
-        cfg["dpo"] = {"data": os.path.expanduser(dataset), "text_embeddings": os.path.expanduser(text_embeddings),
-                      "frames": frames, "height": height, "width": width, "beta": beta, "on_bad_sample": on_bad_sample}
+        cfg["dpo"] = {"data": _find(dataset, "dataset", DATASETS),
+                      "text_embeddings": _find(text_embeddings, "text_embeddings", TEXT_EMBEDDINGS), "frames": frames, "height": height, "width": width, "beta": beta, "on_bad_sample": on_bad_sample}
         return cls.start("dpo", cfg, kw)
 
 
 def _grpo_inputs() -> list:
     return [
         io.String.Input("prompts", default="", multiline=True,
-                        tooltip="One prompt per line, or the path of a prompt list file."),
+                        tooltip="One prompt per line, or the name of a prompt list file in ComfyUI's input folder."),
         io.String.Input("text_embeddings", default="", tooltip="Text-embedding cache holding every prompt."),
-        io.Combo.Input("reward", options=REWARDS, default="composite",
+        io.Combo.Input("reward", options=reward_names(), default="composite",
                        tooltip="Reward optimised by GRPO (composite = the pack's reward suite)."),
         io.String.Input("reward_settings", default="", multiline=True,
                         tooltip="YAML: weights for composite (e.g. 'clip_score: 1.0'), params for the others."),
-        io.Combo.Input("gold_reward", options=["none", *REWARDS], default="none",
+        io.Combo.Input("gold_reward", options=["none", *reward_names()], default="none",
                        tooltip="Held-out reward, logged but never optimised: a rising reward with a falling gold "
                                "reward means reward hacking."),
         io.Int.Input("group_size", default=4, min=2, max=64),
@@ -283,7 +371,8 @@ def _grpo_inputs() -> list:
 
 
 def _grpo_section(kw: dict) -> dict:
-    sec = {"prompts": _prompt_file(kw["prompts"]), "text_embeddings": os.path.expanduser(kw["text_embeddings"]),
+    sec = {"prompts": _prompt_file(kw["prompts"]),
+           "text_embeddings": _find(kw["text_embeddings"], "text_embeddings", TEXT_EMBEDDINGS),
            "reward": jc.reward_spec(kw["reward"], kw["reward_settings"]), "group_size": kw["group_size"],
            "sampling_steps": kw["sampling_steps"], "window_size": kw["train_window"], "kl_beta": kw["kl_beta"],
            "frames": kw["frames"], "height": kw["height"], "width": kw["width"]}
@@ -344,7 +433,7 @@ class RewardLoopLaunchCurriculum(_LaunchNode):
         cfg["curriculum"] = {"method": "grpo", "stages": jc.parse_stages(stages, steps_per_stage),
                              "gates": jc.parse_gates(gates)}
         if validation_prompts.strip():
-            cfg["curriculum"]["validation_prompts"] = _prompt_file(validation_prompts)
+            cfg["curriculum"]["validation_prompts"] = _prompt_file(validation_prompts, "validation_prompts")
         return cls.start("curriculum", cfg, kw)
 
 
@@ -368,7 +457,7 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
 
     @classmethod
     def execute(cls, job_id, action) -> io.NodeOutput:
-        manager = _manager()
+        manager = training_jobs().manager()
         job_id = job_id.strip()
         if not job_id:
             jobs = manager.list_jobs()
@@ -388,21 +477,15 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
 
 
 def _cache_prompts(prompts: str) -> list[str]:
-    """Prompt lines, or every prompt of a file (prompt list, pairs JSONL) or a VideoDPO folder given by path,
-    so the cache of a large DPO dataset is one node away."""
-    path = _as_path(prompts)
-    if path:
+    """Prompt lines, or every prompt of a file (prompt list, pairs JSONL) or a VideoDPO folder named from the input
+    folder (or models/rewardloop/datasets), so the cache of a large DPO dataset is one node away."""
+    named = _named_file(prompts, "prompts", PROMPTS)
+    if named:
         from pathlib import Path
 
-        from ..trainers.text_embeddings import read_prompt_list
-
-        if os.path.isdir(path):
-            from ..trainers.dpo_data import _videodpo_rows
-
-            found = [row.prompt for row in _videodpo_rows(Path(path))[0] if not isinstance(row, ValueError)]
-        else:
-            found = read_prompt_list(path)
+        found = dataset_prompts(Path(named)) if os.path.isdir(named) else read_prompt_list(named)
         return list(dict.fromkeys(p.strip() for p in found if p.strip()))
+    check_text_size(prompts, "prompts", MAX_PROMPT_TEXT)
     return list(dict.fromkeys(p.strip() for p in prompts.splitlines() if p.strip()))
 
 
@@ -428,25 +511,29 @@ class RewardLoopTextEmbeddingCache(io.ComfyNode):
                         "Conditioning (Combine).",
             inputs=[
                 io.String.Input("prompts", default="", multiline=True,
-                                tooltip="One prompt per line, or the path of a prompt list (.txt/.json/.jsonl), "
-                                        "a DPO pairs JSONL or a VideoDPO folder: every prompt in it is cached."),
+                                tooltip="One prompt per line, or the name of a prompt list (.txt/.json/.jsonl), a DPO "
+                                        "pairs JSONL or a VideoDPO folder in ComfyUI's input folder (or "
+                                        "models/rewardloop/datasets): every prompt in it is cached."),
                 io.String.Input("negative_prompt", default="", multiline=True,
                                 tooltip="Also cached (used by GRPO with guidance_scale > 1)."),
                 io.String.Input("cache_name", default="prompts", tooltip="File name under output/rewardloop/text_embeddings."),
                 io.Clip.Input("clip", optional=True, tooltip="Text encoder (CLIPLoader type wan for Wan 2.1)."),
                 io.Conditioning.Input("conditioning", optional=True,
                                       tooltip="Already encoded prompts instead of a clip: one entry per prompt line."),
+                io.Boolean.Input("overwrite", default=False, optional=True,
+                                 tooltip="Replace a different cache of the same name. Off: it is kept and the new cache "
+                                         "gets a numbered name (an identical cache is reused as it is)."),
             ],
             outputs=[io.String.Output("text_embeddings", tooltip="Path of the cache file.")],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, prompts, negative_prompt, cache_name, clip=None, conditioning=None) -> io.NodeOutput:
+    def execute(cls, prompts, negative_prompt, cache_name, clip=None, conditioning=None,
+                overwrite=False) -> io.NodeOutput:
         import folder_paths
 
-        from ..trainers.text_embeddings import save_text_embeddings
-
+        name = plain_name(cache_name, "cache_name", ".safetensors")
         lines = _cache_prompts(prompts)
         if not lines:
             raise ValueError("prompts is empty: give one prompt per line (or the path of a prompt list file).")
@@ -470,10 +557,12 @@ class RewardLoopTextEmbeddingCache(io.ComfyNode):
                                  f"(prompt lines{' + negative prompt' if len(texts) > len(lines) else ''}): give one "
                                  "entry per prompt, in order (Conditioning (Combine) joins encoded prompts).")
             embs = [_real_tokens(c[0]) for c in conditioning]
-        name = jc.lora_file_name(cache_name)  # same file-name rules
-        path = os.path.join(folder_paths.get_output_directory(), "rewardloop", "text_embeddings", name)
-        save_text_embeddings(path, texts, embs, encoder="comfyui-clip" if clip is not None else "comfyui-conditioning")
-        return io.NodeOutput(path, ui={"text": [f"{len(texts)} prompts -> {path}"]})
+        target = os.path.join(folder_paths.get_output_directory(), "rewardloop", "text_embeddings", name)
+        tmp = save_text_embeddings(os.path.join(os.path.dirname(target), f".{name}.{os.getpid()}.tmp"), texts, embs,
+                                   encoder="comfyui-clip" if clip is not None else "comfyui-conditioning")
+        path = str(publish(tmp, target, overwrite=bool(overwrite)))
+        note = "" if path == target else f" ({name} holds another cache, which was kept)"
+        return io.NodeOutput(path, ui={"text": [f"{len(texts)} prompts -> {path}{note}"]})
 
 
 NODES = [RewardLoopLaunchDPO, RewardLoopLaunchGRPO, RewardLoopLaunchCurriculum, RewardLoopTrainingJob,

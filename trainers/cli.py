@@ -38,7 +38,7 @@ def _parse(argv):
 
 
 def _apply_overrides(data: dict, sets: list[str]) -> dict:
-    import yaml
+    from ..trust import parse_settings
 
     for item in sets:
         if "=" not in item:
@@ -50,7 +50,7 @@ def _apply_overrides(data: dict, sets: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"--set {key}: {part} is not a section.")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_settings(raw, f"--set {key}")
     return data
 
 

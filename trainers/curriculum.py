@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import logging
 import operator
+import os
 import shutil
 from pathlib import Path
 
+from ..trust import publish
 from .config import GateSettings, RewardSpec, TrainerConfig, config_from_dict, resolve_path
+from .dpo import DPOTrainer
+from .grpo import GRPOTrainer
 from .reporting import read_json, write_json_atomic
+from .trainer import lora_note
 from .validation import sample_and_score
 
 log = logging.getLogger(__name__)
@@ -40,11 +45,8 @@ def stage_config(cfg: TrainerConfig, i: int, prev_lora: str, run_dir: Path) -> T
                        lora_name=f"rewardloop_curriculum_{tag}.safetensors")
     if prev_lora:
         data["lora"]["init_from"] = prev_lora
-    for section, values in stage.overrides.items():
-        if section not in data or not isinstance(values, dict) or not isinstance(data[section], dict):
-            raise ValueError(f"curriculum stage {i + 1} overrides: {section!r} must name a config section "
-                             "with a mapping of values, e.g. {grpo: {group_size: 8}, optim: {lr: 5e-5}}.")
-        data[section].update(values)
+    for section, values in stage.overrides.items():  # checked when the config was loaded
+        data[section] = {**(data.get(section) or {}), **values}
     return config_from_dict(data, source=cfg.source)
 
 
@@ -57,12 +59,12 @@ def check_gates(gates: list[GateSettings], values: dict[str, float]) -> list[dic
     return out
 
 
-def validation_values(loop, cfg: TrainerConfig, stage_cfg: TrainerConfig) -> dict[str, float]:
+def validation_values(trainer, cfg: TrainerConfig, stage_cfg: TrainerConfig) -> dict[str, float]:
     """Deterministic samples of the validation prompts at the stage's length, scored by every gate metric."""
     cur = cfg.curriculum
     section = getattr(stage_cfg, cur.method)
     return sample_and_score(
-        loop, stage_cfg, prompts_path=cur.validation_prompts or getattr(section, "prompts", ""),
+        trainer, stage_cfg, prompts_path=cur.validation_prompts or getattr(section, "prompts", ""),
         text_embeddings=section.text_embeddings, seeds=cur.validation_seeds,
         steps=cur.validation_steps or getattr(section, "sampling_steps", 20), frames=section.frames,
         height=section.height, width=section.width,
@@ -71,9 +73,6 @@ def validation_values(loop, cfg: TrainerConfig, stage_cfg: TrainerConfig) -> dic
 
 
 def run_curriculum(cfg: TrainerConfig, rt) -> dict:
-    from .dpo import DPOLoop
-    from .grpo import GRPOLoop
-
     cur = cfg.curriculum
     run_dir = resolve_path(cfg, cfg.run.output_dir)
     report_path = run_dir / REPORT_FILE
@@ -82,7 +81,7 @@ def run_curriculum(cfg: TrainerConfig, rt) -> dict:
         report = {"method": cur.method, "stages": []}
     done = {s["index"]: s for s in report["stages"] if s.get("status") == "passed"}
     prev_lora = cfg.lora.init_from and str(resolve_path(cfg, cfg.lora.init_from))
-    loop_cls = GRPOLoop if cur.method == "grpo" else DPOLoop
+    trainer_cls = GRPOTrainer if cur.method == "grpo" else DPOTrainer
     for i, stage in enumerate(cur.stages):
         tag = stage_tag(i, stage.frames)
         if i in done and Path(done[i]["lora"]).is_file():
@@ -90,13 +89,13 @@ def run_curriculum(cfg: TrainerConfig, rt) -> dict:
             log.info("Curriculum %s already passed; skipping.", tag)
             continue
         scfg = stage_config(cfg, i, prev_lora or "", run_dir)
-        loop = loop_cls(scfg, rt, run_dir=run_dir / tag, stage=tag)
-        loop.progress_dir = run_dir
-        result = loop.run()
+        trainer = trainer_cls(scfg, rt, run_dir=run_dir / tag, stage=tag)
+        trainer.progress_dir = run_dir
+        result = trainer.run()
         if result["status"] != "finished":
             rt.accelerator.free_memory()
             return {**result, "stage": tag, "report": str(report_path)}
-        values = validation_values(loop, cfg, scfg) if cur.gates else {}
+        values = validation_values(trainer, cfg, scfg) if cur.gates else {}
         verdicts = check_gates(cur.gates, values)
         passed = all(v["passed"] for v in verdicts)
         entry = {"index": i, "stage": tag, "frames": stage.frames, "steps": stage.steps, "lora": result["lora_path"],
@@ -105,9 +104,9 @@ def run_curriculum(cfg: TrainerConfig, rt) -> dict:
         report["stages"].sort(key=lambda s: s["index"])
         if rt.is_main:
             write_json_atomic(report_path, report)
-            if loop.logger is not None and values:
-                loop.logger.log(loop.global_step, {f"val_{k}": v for k, v in values.items()})
-        del loop
+            if trainer.logger is not None and values:
+                trainer.logger.log(trainer.global_step, {f"val_{k}": v for k, v in values.items()})
+        del trainer
         rt.accelerator.free_memory()
         if not passed:
             failed = [f"{v['metric']} {v['measured']:.4g} (needs {v['op']} {v['value']})" for v in verdicts if not v["passed"]]
@@ -118,12 +117,15 @@ def run_curriculum(cfg: TrainerConfig, rt) -> dict:
     name = cfg.run.lora_name or "rewardloop_curriculum.safetensors"
     if not name.endswith(".safetensors"):
         name += ".safetensors"
-    final = (resolve_path(cfg, cfg.run.lora_dir) if cfg.run.lora_dir else run_dir) / name
+    planned = final = (resolve_path(cfg, cfg.run.lora_dir) if cfg.run.lora_dir else run_dir) / name
     if rt.is_main:
         final.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(prev_lora, final)
-    rt.barrier()
-    if not final.is_file():
-        raise RuntimeError(f"Curriculum finished but the LoRA {final} was not written.")
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        shutil.copyfile(prev_lora, tmp)
+        final = publish(tmp, final, overwrite=cfg.run.overwrite)
+        if not final.is_file():
+            raise RuntimeError(f"Curriculum finished but the LoRA {final} was not written.")
+    final = Path(rt.from_main(str(final)))
+    note = {"lora_note": lora_note(planned, final)} if final != planned else {}
     return {"status": "finished", "step": sum(s.steps for s in cur.stages), "lora_path": str(final),
-            "report": str(report_path), "method": "curriculum"}
+            "report": str(report_path), "method": "curriculum", **note}

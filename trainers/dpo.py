@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from .config import DEFAULT_DPO_BETA, TrainerConfig, resolve_path
 from .dpo_data import BadSample, LatentSource, load_pair_rows
 from .flow import noisy_and_target, per_sample_mse, shift_sigma
-from .loop import TrainLoop
+from .trainer import Trainer
 from .text_embeddings import TextEmbeddings, pad_batch
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def dpo_terms(err: torch.Tensor, ref_err: torch.Tensor, beta: float) -> dict[str
     return {"loss": -F.logsigmoid(inside).mean(), "inside": inside, "mw": mw, "ml": ml, "rw": rw, "rl": rl}
 
 
-class DPOLoop(TrainLoop):
+class DPOTrainer(Trainer):
     method = "dpo"
 
     def setup(self) -> None:
@@ -175,4 +175,4 @@ class DPOLoop(TrainLoop):
 
 
 def run_dpo(cfg: TrainerConfig, rt, run_dir=None, stage: str = "") -> dict:
-    return DPOLoop(cfg, rt, run_dir, stage).run()
+    return DPOTrainer(cfg, rt, run_dir, stage).run()

@@ -16,8 +16,9 @@ Clip -> latent [16, T', H/8, W/8], first match wins:
 Latents longer than dpo.frames are cut in latent time (the Wan VAE is causal: the first k latent frames
 depend only on the first 4(k-1)+1 frames); shorter ones are bad samples.
 
-Bad rows and clips (unparseable line, missing file, undecodable video, too short, wrong size) raise a
-ValueError naming the row, or with dpo.on_bad_sample=skip are skipped and counted (`skipped_pairs`).
+Bad rows and clips (unparseable line, missing file, undecodable video, too short, wrong size, for jobs from
+the canvas a clip outside the dataset folders) raise a ValueError naming the row, or with
+dpo.on_bad_sample=skip are skipped and counted (`skipped_pairs`).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from ..trust.paths import is_inside
 from .config import TrainerConfig, latent_frames, resolve_path
 
 
@@ -51,14 +53,17 @@ def load_pair_rows(cfg: TrainerConfig) -> tuple[list[PairRow], list[str]]:
     """All rows, plus the messages of rows that were unusable (kept only with on_bad_sample=skip)."""
     d = cfg.dpo
     path = resolve_path(cfg, d.data)
-    fmt = d.format
-    if fmt == "auto":
-        fmt = "videodpo" if path.is_dir() else "jsonl"
-    rows, bad = (_videodpo_rows(path) if fmt == "videodpo" else _jsonl_rows(path))
+    rows, bad = list_rows(path, d.format)
+    roots = cfg.run.data_roots
     kept = []
     for row in rows:
         if isinstance(row, BadSample):
             bad.append(str(row))
+            continue
+        outside = [p for p in (row.chosen, row.rejected) if roots and not is_inside(p, roots)]
+        if outside:  # a dataset used by a job from the canvas only reaches clips in its folders
+            bad.append(str(_row_error(row.where, f"clip {outside[0]} lies outside the dataset folders "
+                                                 f"({', '.join(roots)}); keep clips beside the dataset")))
             continue
         missing = [p for p in (row.chosen, row.rejected) if not p.exists()]
         if missing:
@@ -71,6 +76,20 @@ def load_pair_rows(cfg: TrainerConfig) -> tuple[list[PairRow], list[str]]:
     if not kept:
         raise ValueError(f"No usable preference pairs in {path}" + (f" (first problem: {bad[0]})" if bad else "."))
     return kept, bad
+
+
+def list_rows(path: Path, fmt: str = "auto") -> tuple[list, list[str]]:
+    """The rows of a pairs JSONL file or a VideoDPO folder (`fmt` auto picks by path): PairRows, and BadSamples
+    for rows that cannot be read."""
+    if fmt == "auto":
+        fmt = "videodpo" if Path(path).is_dir() else "jsonl"
+    return _videodpo_rows(Path(path)) if fmt == "videodpo" else _jsonl_rows(Path(path))
+
+
+def dataset_prompts(path: Path) -> list[str]:
+    """Every prompt of a pairs JSONL file or VideoDPO folder, in order, once each (unreadable rows skipped)."""
+    rows, _ = list_rows(path)
+    return list(dict.fromkeys(r.prompt for r in rows if isinstance(r, PairRow)))
 
 
 def _jsonl_rows(path: Path):

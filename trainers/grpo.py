@@ -23,10 +23,10 @@ import torch
 
 from .config import TrainerConfig, latent_frames, resolve_path
 from .flow import gaussian_logprob, ode_step, sampling_sigmas, sde_step_mean
-from .loop import TrainLoop
-from .model import PreviewDecoder, load_vae
+from .model import make_decoder
 from .reward_fns import build_reward, score_batch
 from .text_embeddings import TextEmbeddings, pad_batch, read_prompt_list
+from .trainer import Trainer
 
 
 @dataclass
@@ -49,16 +49,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, clip: float) -> tup
     return adv.view(-1), std.view(-1)
 
 
-def make_decoder(cfg: TrainerConfig, device: torch.device, choice: str):
-    if choice == "preview" or (choice == "auto" and not cfg.model.vae and cfg.model.random_init):
-        return PreviewDecoder()
-    if not cfg.model.vae:
-        raise ValueError("GRPO scores decoded frames: set model.vae to the Wan 2.1 VAE file "
-                         "(grpo.decoder: preview is only for toy rewards and tests).")
-    return load_vae(cfg, device)
-
-
-class GRPOLoop(TrainLoop):
+class GRPOTrainer(Trainer):
     method = "grpo"
 
     def setup(self) -> None:
@@ -107,21 +98,19 @@ class GRPOLoop(TrainLoop):
         return self._cap
 
     @torch.no_grad()
-    def rollout(self, prompts: list[str], gen: torch.Generator, sde: bool = True, steps_override=None) -> Rollout:
+    def rollout(self, prompts: list[str], gen: torch.Generator) -> Rollout:
         """prompts: one entry per sample (a group repeats its prompt)."""
-        g = self.g
-        sigmas = self.sigmas if steps_override is None else steps_override
+        g, sigmas = self.g, self.sigmas
         n = len(prompts)
         ctx = self.contexts(prompts)
         x = torch.randn((n, *self.latent_shape), generator=gen, device=self.device)
-        window = self.window if sde else []
         xs, xs_next, logps = [], [], []
         chunks = self._chunks(n)
         for k in range(len(sigmas) - 1):
             self.rt.check_cancel()
             sig, sig_next = sigmas[k], sigmas[k + 1]
             v = torch.cat([self.velocity(x[c], sig, ctx[c]) for c in chunks])
-            if k in window:
+            if k in self.window:
                 mu, _, std = sde_step_mean(x, v, sig.expand(n), sig_next.expand(n), self._sigma_cap(), g.noise_level)
                 x_next = mu + std * torch.randn(x.shape, generator=gen, device=self.device)
                 xs.append(x)
@@ -130,8 +119,7 @@ class GRPOLoop(TrainLoop):
             else:
                 x_next = ode_step(x, v, sig.expand(n), sig_next.expand(n))
             x = x_next
-        stack = (lambda t: torch.stack(t)) if window else (lambda t: torch.empty(0))
-        return Rollout(prompts, ctx, window, stack(xs), stack(xs_next), stack(logps), x)
+        return Rollout(prompts, ctx, self.window, torch.stack(xs), torch.stack(xs_next), torch.stack(logps), x)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.decoder.decode(latents[c]).cpu() for c in self._chunks(latents.shape[0])])
@@ -211,19 +199,6 @@ class GRPOLoop(TrainLoop):
             metrics.update(stats if epoch == 0 else {f"{k}_epoch{epoch}": v for k, v in stats.items()})
         return metrics
 
-    # ------------------------------------------------------------------ validation (curriculum gates)
-    @torch.no_grad()
-    def sample_frames(self, prompts: list[str], seeds: list[int], steps: int) -> torch.Tensor:
-        """Deterministic (ODE) samples for validation: fixed seeds, no SDE noise."""
-        sigmas = sampling_sigmas(steps, self.cfg.model.flow_shift).to(self.device)
-        outs = []
-        for p in prompts:
-            for sd in seeds:
-                gen = torch.Generator(device=self.device).manual_seed(int(sd))
-                ro = self.rollout([p], gen, sde=False, steps_override=sigmas)
-                outs.append(self.decode(ro.final))
-        return torch.cat(outs)
-
 
 def run_grpo(cfg: TrainerConfig, rt, run_dir=None, stage: str = "") -> dict:
-    return GRPOLoop(cfg, rt, run_dir, stage).run()
+    return GRPOTrainer(cfg, rt, run_dir, stage).run()

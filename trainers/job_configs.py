@@ -1,38 +1,31 @@
 """Trainer configs from the few settings a launch node exposes (no ComfyUI import: the node resolves file
 names to paths and hands them over). Anything else is set through `extra` (YAML or JSON text), deep-merged
-over the generated config, so every trainer option stays reachable from the canvas.
+over the generated config, so every trainer option stays reachable from the canvas; the merged config is then
+loaded with the workflow policy (trainers/config.py), whatever key a value arrived through.
+Every settings text goes through the pack's one bounded parser (trust/settings.py).
 """
 from __future__ import annotations
 
 import json
 import re
 
+from ..trust import check_text_size, parse_settings, plain_name
 from .config import check_frames
 
-_NAME_RE = re.compile(r"^[\w.\- ]+$")
+MAX_STAGES = 32
 
 
-def lora_file_name(name: str) -> str:
-    name = name.strip()
-    if not name.endswith(".safetensors"):
-        name += ".safetensors"
-    if not _NAME_RE.match(name) or name.startswith("."):
-        raise ValueError(f"LoRA name {name!r}: use letters, digits, spaces, '.', '-' or '_' (no folders).")
-    return name
+def lora_file_name(name: str, where: str = "lora_name") -> str:
+    return plain_name(name, where, ".safetensors")
 
 
-def parse_extra(text: str) -> dict:
-    text = (text or "").strip()
-    if not text:
+def parse_extra(text: str, where: str = "extra_settings") -> dict:
+    """A settings widget's YAML/JSON mapping ({} when empty)."""
+    if not (text or "").strip():
         return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
-    except yaml.YAMLError as exc:
-        raise ValueError(f"extra settings are not valid YAML/JSON: {exc}") from exc
+    data = parse_settings(text, where)
     if not isinstance(data, dict):
-        raise ValueError("extra settings must be a mapping, e.g. `optim: {warmup_steps: 50}`.")
+        raise ValueError(f"{where} must be a mapping, e.g. `optim: {{warmup_steps: 50}}`.")
     return data
 
 
@@ -45,9 +38,12 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 def parse_stages(text: str, steps: int) -> list[dict]:
     """'33,49,65,97' -> stages (4k+1 checked)."""
+    check_text_size(text or "", "stages")
     parts = [p.strip() for p in re.split(r"[,\s>-]+", text or "") if p.strip()]
     if not parts:
         raise ValueError("stages is empty: give frame counts such as '33, 49, 65, 97'.")
+    if len(parts) > MAX_STAGES:
+        raise ValueError(f"stages: {len(parts)} stages; at most {MAX_STAGES} are accepted.")
     try:
         frames = [int(p) for p in parts]
     except ValueError as exc:
@@ -60,6 +56,7 @@ def parse_gates(text: str) -> list[dict]:
     text = (text or "").strip()
     if not text:
         return []
+    check_text_size(text, "gates")
     gates = []
     line_re = re.compile(r"^\s*([\w.]+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
@@ -68,9 +65,7 @@ def parse_gates(text: str) -> list[dict]:
             metric, op, value = line_re.match(ln).groups()
             gates.append({"metric": metric, "op": op, "value": float(value)})
         return gates
-    import yaml
-
-    data = yaml.safe_load(text)
+    data = parse_settings(text, "gates")
     if not isinstance(data, list):
         raise ValueError("gates: give lines like 'temporal_smoothness >= -0.05' or a YAML list of "
                          "{metric, op, value}.")
@@ -78,10 +73,11 @@ def parse_gates(text: str) -> list[dict]:
 
 
 def common(*, model_path: str, vae_path: str, lora_dir: str, lora_name: str, steps: int, lr: float, rank: int,
-           seed: int, checkpoint_every: int, gradient_checkpointing: bool, output_dir: str = "") -> dict:
+           seed: int, checkpoint_every: int, gradient_checkpointing: bool, output_dir: str = "",
+           overwrite: bool = False) -> dict:
     cfg = {
         "run": {"max_steps": steps, "seed": seed, "checkpoint_every": checkpoint_every, "lora_dir": lora_dir,
-                "lora_name": lora_file_name(lora_name)},
+                "lora_name": lora_file_name(lora_name), "overwrite": overwrite},
         "model": {"weights": model_path, "gradient_checkpointing": gradient_checkpointing},
         "lora": {"rank": rank},
         "optim": {"lr": lr},
@@ -96,7 +92,7 @@ def common(*, model_path: str, vae_path: str, lora_dir: str, lora_name: str, ste
 def reward_spec(name: str, weights_text: str = "") -> dict:
     spec = {"name": name}
     if weights_text and weights_text.strip():
-        w = parse_extra(weights_text)
+        w = parse_extra(weights_text, "reward_settings")
         spec["weights" if name == "composite" else "params"] = w
     return spec
 

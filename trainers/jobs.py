@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -28,12 +29,17 @@ import threading
 import time
 from pathlib import Path
 
-from .config import config_from_dict
+from ..trust import Policy
+from .config import METHODS, config_from_dict
 from .reporting import CANCEL_FILE, PROGRESS_FILE, RESULT_FILE, read_json, write_json_atomic
 
 LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 TERMINAL = ("finished", "failed", "cancelled", "gate_failed")
 JOB_FILE = "job.json"
+CONFIG_FILE = "config.json"
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# The only environment a job record may add to the trainer's (the reward model folders of the server).
+JOB_ENV = ("REWARDLOOP_MODELS_DIR",)
 
 try:
     import psutil
@@ -94,8 +100,9 @@ class JobManager:
 
     # ------------------------------------------------------------------ files
     def job_dir(self, job_id: str) -> Path:
-        if not job_id or "/" in job_id or "\\" in job_id or job_id.startswith("."):
-            raise ValueError(f"Invalid job id {job_id!r}.")
+        if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+            raise ValueError(f"Invalid job id {str(job_id)[:80]!r}: job ids are letters, digits, '.', '-' and '_' "
+                             "(as a Launch node returns them).")
         return self.jobs_dir / job_id
 
     def _read(self, job_id: str) -> dict:
@@ -109,33 +116,47 @@ class JobManager:
 
     # ------------------------------------------------------------------ launch
     def launch(self, method: str, config: dict, *, nproc: int = 1, label: str = "", env: dict | None = None,
-               meta: dict | None = None) -> dict:
-        """Validate the config, write it, start the trainer and return the job state at once."""
+               meta: dict | None = None, policy: Policy | None = None, before_start=None) -> dict:
+        """Validate the config (with `policy`: Policy.workflow(...) for settings from the canvas), write the
+        checked config, start the trainer and return the job state at once. `before_start` runs once the config
+        is accepted, just before the trainer starts (the nodes free GPU memory there)."""
+        if method not in METHODS:
+            raise ValueError(f"method {method!r} is not one of {list(METHODS)}.")
         job_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         jdir = self.job_dir(job_id)
         config = json.loads(json.dumps(config))  # a deep copy we may fill in
         run = config.setdefault("run", {})
+        if not isinstance(run, dict):
+            raise ValueError("run: expected a mapping of settings.")
         if not run.get("output_dir"):
             run["output_dir"] = str(jdir / "run")
-        cfg = config_from_dict(config, method=method)  # raises ValueError before anything starts
+        cfg = config_from_dict(config, method=method, policy=policy)  # raises ValueError before anything starts
         if nproc < 1:
             raise ValueError("nproc must be >= 1.")
+        env = {k: v for k, v in (env or {}).items() if k in JOB_ENV}
         jdir.mkdir(parents=True)
-        cfg_path = jdir / "config.json"
-        cfg_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        cfg_path = jdir / CONFIG_FILE
+        checked = cfg.to_dict()
+        checked.pop("source", None)
+        cfg_path.write_text(json.dumps(checked, indent=2), encoding="utf-8")  # paths as the policy resolved them
+        if before_start is not None:
+            before_start()
         job = {"id": job_id, "method": method, "label": label, "status": "starting", "config_path": str(cfg_path),
-               "run_dir": str(Path(run["output_dir"]).resolve()), "nproc": nproc, "created": time.time(),
+               "run_dir": str(Path(cfg.run.output_dir).resolve()), "nproc": nproc, "created": time.time(),
                "lora_path": None, "error": None, "progress": {}, "last_metrics": {}, "launches": 0,
-               "env": env or {}, "max_steps": cfg.run.max_steps, "meta": meta or {}}
+               "env": env, "max_steps": cfg.run.max_steps, "meta": meta or {}}
         with self._lock:
             self._spawn(job)
         return job
 
     def command(self, job: dict) -> list[str]:
-        args = [str(LAUNCHER), job["method"], "--config", job["config_path"]]
-        if job.get("nproc", 1) > 1:
+        """The trainer command of a job, built from the job's own folder (a job record names no program)."""
+        if job.get("method") not in METHODS:
+            raise ValueError(f"Job {job.get('id')!r} has an unknown method {job.get('method')!r}.")
+        args = [str(LAUNCHER), job["method"], "--config", str(self.job_dir(job["id"]) / CONFIG_FILE)]
+        if int(job.get("nproc", 1)) > 1:
             return [self.python, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={job['nproc']}", *args]
+                    f"--nproc_per_node={int(job['nproc'])}", *args]
         return [self.python, *args]
 
     def _spawn(self, job: dict) -> None:
@@ -144,7 +165,8 @@ class JobManager:
         for stale in (CANCEL_FILE, RESULT_FILE):
             (run_dir / stale).unlink(missing_ok=True)
         cmd = self.command(job)
-        env = {**os.environ, **job.get("env", {}), "PYTHONUNBUFFERED": "1"}
+        extra = {k: str(v) for k, v in (job.get("env") or {}).items() if k in JOB_ENV}
+        env = {**os.environ, **extra, "PYTHONUNBUFFERED": "1"}
         jdir = self.job_dir(job["id"])
         kwargs = {"start_new_session": True} if os.name != "nt" else \
             {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)}
@@ -179,7 +201,7 @@ class JobManager:
         run_dir = Path(job["run_dir"])
         progress = read_json(run_dir / PROGRESS_FILE) or {}
         if progress.get("updated", 0) >= job.get("started", 0):
-            job["progress"] = {k: progress.get(k) for k in ("step", "max_steps", "stage")}
+            job["progress"] = {k: progress.get(k) for k in ("step", "max_steps", "stage", "note")}
             job["last_metrics"] = progress.get("metrics", {})
         alive = self._alive(job)
         result = read_json(run_dir / RESULT_FILE)
@@ -187,7 +209,8 @@ class JobManager:
         if fresh and not alive:
             status = result.get("status", "failed")
             job.update(status=status, error=result.get("error"), ended=result.get("time"),
-                       lora_path=result.get("lora_path") or result.get("out"), result=result)
+                       lora_path=result.get("lora_path") or result.get("out"), lora_note=result.get("lora_note"),
+                       result=result)
             if status == "finished":
                 lora = result.get("lora_path") or result.get("out")
                 if not lora or not Path(lora).is_file():

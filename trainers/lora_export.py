@@ -11,6 +11,7 @@ key against ComfyUI's own key map for the same architecture.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -74,10 +75,14 @@ def peft_to_comfy_state(peft_sd: dict[str, torch.Tensor], alpha: float, dtype: t
 
 
 def save_comfy_lora(peft_sd: dict[str, torch.Tensor], path: str | Path, *, rank: int, alpha: float,
-                    dtype: torch.dtype = torch.bfloat16, metadata: dict | None = None) -> Path:
-    """Write atomically, then re-open and count keys: a trainer never reports success without a readable file."""
+                    dtype: torch.dtype = torch.bfloat16, metadata: dict | None = None, overwrite: bool = False) -> Path:
+    """Write to a temporary file, check it (re-open, count keys: a trainer never reports success without a
+    readable file), then publish it under `path`, or under a numbered name when another file already has that
+    name (unless `overwrite`). Returns the path written."""
     from safetensors import safe_open
     from safetensors.torch import save_file
+
+    from ..trust import publish
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,14 +90,14 @@ def save_comfy_lora(peft_sd: dict[str, torch.Tensor], path: str | Path, *, rank:
     meta = {"format": "pt", "rewardloop.lora_format": "comfyui-wan", "ss_network_dim": str(rank),
             "ss_network_alpha": str(alpha)}
     meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
-    with safe_open(str(path), framework="pt") as f:
+    with safe_open(str(tmp), framework="pt") as f:
         n = len(list(f.keys()))
     if n != len(state):
-        raise RuntimeError(f"LoRA file {path} holds {n} tensors, expected {len(state)}.")
-    return path
+        tmp.unlink()
+        raise RuntimeError(f"LoRA file {path} would hold {n} tensors, expected {len(state)}.")
+    return publish(tmp, path, overwrite=overwrite)
 
 
 def comfy_to_peft_state(sd: dict[str, torch.Tensor], rank: int, alpha: float) -> dict[str, torch.Tensor]:

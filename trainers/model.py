@@ -245,6 +245,16 @@ class PreviewDecoder:
         return torch.sigmoid(latents[:, :3].float()).permute(0, 2, 3, 4, 1).contiguous()
 
 
+def make_decoder(cfg: TrainerConfig, device: torch.device, choice: str):
+    """What turns sampled latents into frames for rewards: the Wan VAE, or the preview decoder for toys."""
+    if choice == "preview" or (choice == "auto" and not cfg.model.vae and cfg.model.random_init):
+        return PreviewDecoder()
+    if not cfg.model.vae:
+        raise ValueError("GRPO scores decoded frames: set model.vae to the Wan 2.1 VAE file "
+                         "(grpo.decoder: preview is only for toy rewards and tests).")
+    return load_vae(cfg, device)
+
+
 def load_vae(cfg: TrainerConfig, device: torch.device) -> WanVaeCodec:
     from diffusers import AutoencoderKLWan
     from safetensors.torch import load_file

@@ -98,9 +98,10 @@ class MetricsLogger:
             self._tb.close()
 
 
-def write_progress(run_dir: Path, *, method: str, step: int, max_steps: int, metrics: dict, stage: str = "") -> None:
+def write_progress(run_dir: Path, *, method: str, step: int, max_steps: int, metrics: dict, stage: str = "",
+                   note: str = "") -> None:
     write_json_atomic(Path(run_dir) / PROGRESS_FILE, {
-        "status": "running", "method": method, "step": step, "max_steps": max_steps, "stage": stage,
+        "status": "running", "method": method, "step": step, "max_steps": max_steps, "stage": stage, "note": note,
         "metrics": {k: _clean(v) for k, v in metrics.items()}, "pid": os.getpid(), "updated": time.time()})
 
 

@@ -9,8 +9,10 @@ curriculum's validation gates and the preference-pair builder. Built-ins:
   composite    the pack's reward suite (rewardloop.rewards.composite), weights from RewardSpec.weights
   <scorer>     any single scorer of the suite by name (temporal_lpips, flow_smoothness, seam_consistency,
                identity_lock, clip_score, loop_break, ...), params passed to it
-  python       any importable callable: params {"callable": "package.module:function"}
+  python       any importable callable: params {"callable": "package.module:function"}; from a config file
+               on disk only (a workflow cannot name code unless the machine's owner allows it: trust/policy.py)
 Scorers that do not apply to a clip return NaN; the trainers stop with an error rather than train on it.
+`reward_names()` lists every name, in the order the launch nodes offer them.
 """
 from __future__ import annotations
 
@@ -126,21 +128,25 @@ _BUILTIN: dict[str, Callable[[dict], RewardFn]] = {
 }
 
 
+def reward_names() -> list[str]:
+    """composite, every scorer of the reward registry, then the trainers' own rewards."""
+    return ["composite", *_rewards_package().SCORERS, *_BUILTIN]
+
+
 def build_reward(spec: RewardSpec | dict | str | None) -> RewardFn | None:
     if spec is None:
         return None
     if isinstance(spec, str):
         spec = RewardSpec(name=spec)
     elif isinstance(spec, dict):
-        spec = RewardSpec(**spec)
+        spec = RewardSpec.model_validate(spec)
     if spec.name == "composite":
         return _composite(spec)
     if spec.name in _BUILTIN:
         return _BUILTIN[spec.name](dict(spec.params))
-    scorers = list(getattr(_rewards_package(), "SCORERS", {}))
-    if spec.name in scorers:
+    if spec.name in _rewards_package().SCORERS:
         return _scorer(spec.name, spec.params)
-    raise ValueError(f"Unknown reward {spec.name!r}; choose one of {sorted([*_BUILTIN, 'composite', *scorers])}.")
+    raise ValueError(f"Unknown reward {spec.name!r}; choose one of {sorted(reward_names())}.")
 
 
 def score_batch(fn: RewardFn, frames: torch.Tensor, prompts: list[str]) -> torch.Tensor:

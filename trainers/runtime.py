@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import install_hooks
 from .config import RunSettings
 from .reporting import CANCEL_FILE
 
@@ -37,7 +38,7 @@ def pick_device(name: str) -> torch.device:
 class Runtime:
     def __init__(self, run: RunSettings, run_dir: Path):
         from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs
+        from accelerate.utils import DistributedDataParallelKwargs, DistributedType
 
         if run.num_threads:
             torch.set_num_threads(run.num_threads)
@@ -62,11 +63,13 @@ class Runtime:
         self.rank = self.accelerator.process_index
         self.world = self.accelerator.num_processes
         self.is_main = self.accelerator.is_main_process
-        self.fsdp = world > 1 and run.distributed == "fsdp"
+        # What accelerate really runs: on CPUs it has no FSDP and runs run.distributed=fsdp as plain DDP (gloo).
+        self.fsdp = self.accelerator.distributed_type == DistributedType.FSDP
         mp = run.mixed_precision
         self.autocast_dtype = torch.bfloat16 if (mp == "bf16" or (mp == "auto" and self.device.type == "cuda")) else None
         if mp == "bf16" and self.device.type == "cpu":
             self.autocast_dtype = torch.bfloat16  # allowed (slow) so CPU runs can mirror a GPU config
+        self.trainer_state = install_hooks(self.accelerator)  # checkpoint format: trainers/checkpoint.py
         self.run_dir = Path(run_dir)
         self._stop = threading.Event()
         self._install_signal_handlers()
@@ -102,12 +105,7 @@ class Runtime:
 
     def should_stop(self) -> bool:
         """Every rank must agree, or one rank would wait forever in a collective the others skipped."""
-        local = self.stop_requested_local()
-        if self.world > 1:
-            flag = torch.tensor([1.0 if local else 0.0], device=self.device)
-            flag = self.accelerator.reduce(flag, reduction="sum")
-            return bool(flag.item() > 0)
-        return local
+        return self.any_across(self.stop_requested_local())
 
     def check_cancel(self) -> None:
         if self.should_stop():
@@ -121,6 +119,21 @@ class Runtime:
         t = torch.tensor([float(values[k]) for k in keys], device=self.device, dtype=torch.float64)
         t = self.accelerator.reduce(t, reduction="mean")
         return {k: float(v) for k, v in zip(keys, t.tolist())}
+
+    def any_across(self, flag: bool) -> bool:
+        """True on every process when `flag` is true on any (so all of them take the same branch)."""
+        if self.world == 1:
+            return bool(flag)
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        return bool(self.accelerator.reduce(t, reduction="sum").item() > 0)
+
+    def from_main(self, value):
+        """The main process's `value` on every process."""
+        if self.world == 1:
+            return value
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([value if self.is_main else None], from_process=0)[0]
 
     def barrier(self) -> None:
         if self.world > 1:
@@ -136,28 +149,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
-
-
-def capture_global_rng() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": (np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_global_rng(state: dict) -> None:
-    random.setstate(_as_tuple(state["python"]))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_tuple(x):
-    return tuple(_as_tuple(i) for i in x) if isinstance(x, (list, tuple)) else x

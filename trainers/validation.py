@@ -10,25 +10,21 @@ import torch
 
 from .config import RewardSpec, TrainerConfig, latent_frames, resolve_path
 from .flow import ode_step, sampling_sigmas
+from .model import make_decoder
 from .reward_fns import build_reward, score_batch
 from .text_embeddings import TextEmbeddings, pad_batch, read_prompt_list
 
 
 def metric_specs(items) -> dict[str, RewardSpec]:
-    specs = {}
-    for item in items:
-        spec = RewardSpec(name=item) if isinstance(item, str) else (
-            item if isinstance(item, RewardSpec) else RewardSpec(**{k: v for k, v in item.items() if k in ("name", "params", "weights")}))
-        specs[spec.name] = spec
-    return specs
+    """validation.metrics (names or RewardSpecs, as the config loader leaves them) by name."""
+    specs = [RewardSpec(name=item) if isinstance(item, str) else item for item in items]
+    return {spec.name: spec for spec in specs}
 
 
 @torch.no_grad()
-def sample_and_score(loop, cfg: TrainerConfig, *, prompts_path: str, text_embeddings: str, seeds, steps: int,
+def sample_and_score(trainer, cfg: TrainerConfig, *, prompts_path: str, text_embeddings: str, seeds, steps: int,
                      frames: int, height: int, width: int, metrics: dict[str, RewardSpec],
                      decoder_choice: str = "auto") -> dict[str, float]:
-    from .grpo import make_decoder
-
     if not prompts_path:
         raise ValueError("validation needs a prompt list (validation.prompts / curriculum.validation_prompts).")
     if not height or not width:
@@ -36,20 +32,20 @@ def sample_and_score(loop, cfg: TrainerConfig, *, prompts_path: str, text_embedd
     prompts = read_prompt_list(resolve_path(cfg, prompts_path))
     emb = TextEmbeddings.load(resolve_path(cfg, text_embeddings))
     emb.require(prompts, "validation prompts")
-    sigmas = sampling_sigmas(steps, cfg.model.flow_shift).to(loop.device)
-    tcfg = loop.transformer.config
+    sigmas = sampling_sigmas(steps, cfg.model.flow_shift).to(trainer.device)
+    tcfg = trainer.transformer.config
     shape = (tcfg.in_channels, latent_frames(frames), height // 8, width // 8)
-    decoder = getattr(loop, "decoder", None) or make_decoder(cfg, loop.device, decoder_choice)
+    decoder = getattr(trainer, "decoder", None) or make_decoder(cfg, trainer.device, decoder_choice)
     fns = {name: build_reward(spec) for name, spec in metrics.items()}
     scores = {name: [] for name in fns}
     for prompt in prompts:
-        ctx = pad_batch([emb.get(prompt)], cfg.model.text_len, tcfg.text_dim).to(loop.device)
+        ctx = pad_batch([emb.get(prompt)], cfg.model.text_len, tcfg.text_dim).to(trainer.device)
         for seed in seeds:
-            loop.rt.check_cancel()
-            gen = torch.Generator(device=loop.device).manual_seed(int(seed))
-            x = torch.randn((1, *shape), generator=gen, device=loop.device)
+            trainer.rt.check_cancel()
+            gen = torch.Generator(device=trainer.device).manual_seed(int(seed))
+            x = torch.randn((1, *shape), generator=gen, device=trainer.device)
             for k in range(steps):
-                v = loop.forward(x, sigmas[k].expand(1), ctx)
+                v = trainer.forward(x, sigmas[k].expand(1), ctx)
                 x = ode_step(x, v, sigmas[k].expand(1), sigmas[k + 1].expand(1))
             clip = decoder.decode(x).cpu()
             for name, fn in fns.items():
@@ -61,12 +57,12 @@ def method_section(cfg: TrainerConfig):
     return cfg.grpo if cfg.method == "grpo" else cfg.dpo
 
 
-def periodic_validation(loop) -> dict[str, float]:
+def periodic_validation(trainer) -> dict[str, float]:
     """The run's `validation:` block, with the method section's prompts/size/steps as defaults."""
-    cfg, val = loop.cfg, loop.cfg.validation
+    cfg, val = trainer.cfg, trainer.cfg.validation
     sec = method_section(cfg)
     values = sample_and_score(
-        loop, cfg, prompts_path=val.prompts or getattr(sec, "prompts", ""), text_embeddings=sec.text_embeddings,
+        trainer, cfg, prompts_path=val.prompts or getattr(sec, "prompts", ""), text_embeddings=sec.text_embeddings,
         seeds=val.seeds, steps=val.sampling_steps or getattr(sec, "sampling_steps", 20), frames=sec.frames,
         height=sec.height, width=sec.width, metrics=metric_specs(val.metrics),
         decoder_choice=getattr(sec, "decoder", "auto"))

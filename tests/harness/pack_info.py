@@ -10,17 +10,14 @@ PACK_ROOT = Path(__file__).resolve().parents[2]
 
 
 _LIST_NODES = r"""
-import importlib.util, json, os, sys
+import json, os, runpy, sys
 root, comfy = sys.argv[1], sys.argv[2]
 sys.path.append(comfy)
 sys.argv = ["main.py", "--cpu"]
 import comfy.options
 comfy.options.enable_args_parsing()
 import utils.extra_config  # ComfyUI imports it before its nodes
-spec = importlib.util.spec_from_file_location("rewardloop", os.path.join(root, "__init__.py"), submodule_search_locations=[root])
-pack = importlib.util.module_from_spec(spec)
-sys.modules["rewardloop"] = pack
-spec.loader.exec_module(pack)
+runpy.run_path(os.path.join(root, "pack_import.py"))["import_pack"]()
 from rewardloop.nodes import all_node_classes
 print(json.dumps(sorted(cls.GET_SCHEMA().node_id for cls in all_node_classes())))
 """

@@ -58,8 +58,8 @@ def train_dpo() -> list[Node]:
     """Offline Flow-DPO on preference pairs: the dataset path feeds the text-embedding cache (every prompt of the
     pairs) and the launch node; the Training Job node follows the background job."""
     return [
-        Node("data", "PrimitiveString", {"value": "~/datasets/rewardloop/pairs.jsonl"},
-             title="Dataset: pairs JSONL {prompt, chosen, rejected} or VideoDPO folder"),
+        Node("data", "PrimitiveString", {"value": "pairs.jsonl"},
+             title="Dataset in ComfyUI/input: pairs JSONL {prompt, chosen, rejected} or VideoDPO folder"),
         _text_encoder(),
         Node("emb", "RewardLoopTextEmbeddingCache", {"negative_prompt": "", "cache_name": "dpo_prompts"},
              {"prompts": ("data", 0), "clip": ("te", 0)}),

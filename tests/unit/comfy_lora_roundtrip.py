@@ -9,10 +9,10 @@ must not leak into the pytest process): argv = <ComfyUI dir> <pack dir> <work di
    model's output with ours (proves the key mapping and alpha/rank scaling).
 Prints one JSON line of results.
 """
-import importlib.util
 import json
 import logging
 import os
+import runpy
 import sys
 from pathlib import Path
 
@@ -33,11 +33,7 @@ import comfy.utils  # noqa: E402
 from comfy.ldm.wan.model import WanModel  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-spec = importlib.util.spec_from_file_location("rewardloop", pack_dir / "__init__.py",
-                                              submodule_search_locations=[str(pack_dir)])
-pack = importlib.util.module_from_spec(spec)
-sys.modules["rewardloop"] = pack
-spec.loader.exec_module(pack)
+runpy.run_path(str(pack_dir / "pack_import.py"))["import_pack"]()
 from peft import get_peft_model_state_dict  # noqa: E402
 
 from rewardloop.trainers.config import LoraSettings, ModelSettings, TrainerConfig  # noqa: E402

@@ -118,10 +118,8 @@ def test_all_scorers_registered_with_documented_ranges():
 
 
 LONG_SCRIPT = textwrap.dedent("""
-    import importlib.util, json, resource, sys, torch
-    spec = importlib.util.spec_from_file_location("rewardloop", sys.argv[1] + "/__init__.py",
-                                                  submodule_search_locations=[sys.argv[1]])
-    mod = importlib.util.module_from_spec(spec); sys.modules["rewardloop"] = mod; spec.loader.exec_module(mod)
+    import json, resource, runpy, sys, torch
+    runpy.run_path(sys.argv[1] + "/pack_import.py")["import_pack"]()
     from rewardloop.rewards import Clip, score
     T, H, W = 2000, 180, 320
     base = torch.rand(H + T, W, 3, generator=torch.Generator().manual_seed(0))

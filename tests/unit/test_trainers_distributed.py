@@ -1,8 +1,11 @@
-"""The multi-process path on CPU (torchrun, gloo): 2 GRPO processes under DDP and under FSDP2 (checkpointing
-through accelerate's sharded state every step) end with the same LoRA and the same metrics."""
+"""The multi-process path on CPU (torchrun, gloo): 2 GRPO processes under DDP and with `distributed: fsdp`
+(checkpointing through accelerate's save_state every step) end with the same LoRA and the same metrics, and in
+a DDP run resumed from its step-2 checkpoint reproduces step 3 exactly. (On CPUs accelerate has no FSDP and runs
+`distributed: fsdp` as DDP; the sharded FSDP2 path needs GPUs.)"""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -40,3 +43,17 @@ def test_ddp_and_fsdp_agree(tmp_path):
     for k in lora["ddp"]:
         assert (lora["ddp"][k].float() - lora["fsdp"][k].float()).abs().max() <= 1e-2 * max(
             1.0, float(lora["ddp"][k].float().abs().max())), k
+
+    # Resume: drop the step-3 checkpoint, run again: it resumes from step 2 and redoes step 3 with the restored
+    # LoRA, optimizer, RNG and generators of both processes, logging the same numbers and exporting the same LoRA
+    # (identical content, so the existing file is kept rather than a numbered copy written beside it).
+    for mode in ("ddp",):
+        run = tmp_path / mode
+        shutil.rmtree(run / "checkpoints" / "step_0000003")
+        before = read_metrics(run / "metrics.jsonl")
+        proc = _torchrun(outs[mode])
+        assert proc.returncode == 0 and "Resumed from" in proc.stderr, proc.stderr[-3000:]
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "step_time_s"} for r in rows]  # noqa: E731
+        assert strip(read_metrics(run / "metrics.jsonl")) == strip(before), mode
+        again = json.loads((run / "result.json").read_text())
+        assert again["lora_path"] == results[mode]["lora_path"], (mode, again)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rewardloop.trainers.flow import gaussian_logprob, sampling_sigmas, sde_std, sde_step_mean
-from rewardloop.trainers.grpo import GRPOLoop, group_advantages
+from rewardloop.trainers.grpo import GRPOTrainer, group_advantages
 from rewardloop.trainers.reporting import read_metrics
 from rewardloop.trainers.runtime import Runtime
 from trainer_toys import build, grpo_config, run_inprocess
@@ -48,12 +48,12 @@ def test_group_advantages_normalise_within_groups_and_clip():
     assert float(adv.max()) == 1.0 and float(adv.min()) >= -1.0
 
 
-def _loop(tmp_path: Path, **grpo) -> GRPOLoop:
+def _loop(tmp_path: Path, **grpo) -> GRPOTrainer:
     cfg = grpo_config(tmp_path / "data", tmp_path / "run")
     cfg["grpo"].update(grpo)
     cfg = build(cfg, "grpo")
     rt = Runtime(cfg.run, Path(cfg.run.output_dir))
-    loop = GRPOLoop(cfg, rt)
+    loop = GRPOTrainer(cfg, rt)
     loop.prepare()
     return loop
 

@@ -35,17 +35,22 @@ def training(comfy_inprocess, tmp_path, monkeypatch):
     (tmp_path / "loras").mkdir()
     for kind, folder in added.items():
         fp.add_model_folder_path(kind, str(folder), is_default=True)
-    old_user = fp.get_user_directory()
+    old = fp.get_user_directory(), fp.get_input_directory(), fp.get_output_directory()
+    for name in ("user", "input", "output"):
+        (tmp_path / name).mkdir()
     fp.set_user_directory(str(tmp_path / "user"))
+    fp.set_input_directory(str(tmp_path / "input"))  # workflows name datasets and caches inside ComfyUI's folders
+    fp.set_output_directory(str(tmp_path / "output"))
     server = FakeServer()
     monkeypatch.setitem(sys.modules, "server", SimpleNamespace(PromptServer=SimpleNamespace(instance=server)))
     module = importlib.import_module("rewardloop.nodes.training")
-    module._state.clear()
-    yield SimpleNamespace(module=module, server=server, tmp=tmp_path, dit=paths["dit"].name, vae=paths["vae"].name)
-    if "watcher" in module._state:
-        module._state["watcher"].stop()
-    module._state.clear()
-    fp.set_user_directory(old_user)
+    module.training_jobs().close()
+    yield SimpleNamespace(module=module, server=server, tmp=tmp_path, input=tmp_path / "input", dit=paths["dit"].name,
+                          vae=paths["vae"].name)
+    module.training_jobs().close()
+    fp.set_user_directory(old[0])
+    fp.set_input_directory(old[1])
+    fp.set_output_directory(old[2])
     for kind, folder in added.items():
         fp.folder_names_and_paths[kind][0].remove(str(folder))
 
@@ -61,7 +66,7 @@ def test_launch_grpo_node_runs_a_job_to_a_comfyui_lora(training):
     from rewardloop.trainers.text_embeddings import save_text_embeddings
 
     g = torch.Generator().manual_seed(0)  # the tiny files use text_dim 4096 (UMT5's width)
-    emb = save_text_embeddings(training.tmp / "emb.safetensors", ["a red fox", "a blue lake", ""],
+    emb = save_text_embeddings(training.input / "emb.safetensors", ["a red fox", "a blue lake", ""],
                                [torch.randn(4, 4096, generator=g) for _ in range(3)])
     out = _clone(m.RewardLoopLaunchGRPO).execute(
         prompts="a red fox\na blue lake", text_embeddings=str(emb), reward="brightness", reward_settings="",
@@ -89,7 +94,7 @@ def test_launch_grpo_node_runs_a_job_to_a_comfyui_lora(training):
     assert keys and all(k.startswith("diffusion_model.blocks.") for k in keys)
     assert '"reward_mean"' in metrics
 
-    m._state["watcher"].poll_once()
+    m.training_jobs().watcher.poll_once()
     events = [d for e, d, sid in training.server.events if e == "rewardloop.training"]
     assert events and all(d["job_id"] == job_id and d["node_id"] == "7" for d in events)
     assert events[-1]["status"] == "finished" and events[-1]["lora_path"].endswith(lora_name)
@@ -101,6 +106,10 @@ def test_launch_grpo_node_runs_a_job_to_a_comfyui_lora(training):
 
 def test_launch_nodes_validate_before_starting(training):
     m = training.module
+    from rewardloop.rewards import SCORERS
+
+    reward = next(i for i in m.RewardLoopLaunchGRPO.GET_SCHEMA().inputs if i.id == "reward")
+    assert reward.options == ["composite", *SCORERS, "brightness", "target", "temporal_smoothness", "python"]
     assert "4k+1" in m.RewardLoopLaunchGRPO.validate_inputs(frames=32)
     assert m.RewardLoopLaunchDPO.validate_inputs(frames=33) is True
     assert "4k+1" in m.RewardLoopLaunchCurriculum.validate_inputs(stages="33, 48")
@@ -157,11 +166,11 @@ def test_text_embedding_cache_reads_prompts_from_a_dataset_path(training):
     import json
 
     m = training.module
-    pairs = training.tmp / "pairs.jsonl"
+    pairs = training.input / "pairs.jsonl"
     pairs.write_text("\n".join(json.dumps({"prompt": p, "chosen": "a.mp4", "rejected": "b.mp4"})
                                for p in ["a red fox", "a blue lake", "a red fox"]) + "\n")
     assert m._cache_prompts(str(pairs)) == ["a red fox", "a blue lake"]
-    folder = training.tmp / "videodpo"
+    folder = training.input / "videodpo"
     folder.mkdir()
     meta = [{"basic": {"clip_path": f"{i}.mp4"}, "misc": {"frame_caption": c}} for i, c in enumerate(["x", "y"])]
     (folder / "metadata.json").write_text(json.dumps(meta))

@@ -3,8 +3,9 @@ final LoRA export. A method subclass provides `setup()` (model + data), `train_s
 step, returns metrics) and its data position.
 
 Cancellation is cooperative: SIGTERM / the CANCEL file set a flag that steps poll between model calls.
-A step interrupted before its optimizer update is abandoned: the checkpoint then holds the parameters,
-optimizer and RNG states from the start of that step, so a resumed run redoes it exactly.
+A step interrupted before its optimizer update is abandoned: its generators and data position are rolled
+back to the start of the step before the checkpoint is written (the trainers draw every random number from
+those generators), so a resumed run redoes it exactly. Checkpoints: trainers/checkpoint.py.
 """
 from __future__ import annotations
 
@@ -20,13 +21,18 @@ from . import checkpoint as ckpt
 from .config import TrainerConfig, resolve_path, save_config
 from .model import DTYPES, build_policy, transformer_of
 from .reporting import MetricsLogger, write_progress
-from .runtime import Cancelled, Runtime, capture_global_rng, restore_global_rng, seed_everything
+from .runtime import Cancelled, Runtime, seed_everything
 from .speed import attention_backends, sdpa_context
+from .validation import periodic_validation
 
 log = logging.getLogger(__name__)
 
 
-class TrainLoop:
+def lora_note(planned: Path, written: Path) -> str:
+    return f"{planned} already holds another file, which was kept: the LoRA was written as {written.name}."
+
+
+class Trainer:
     method = ""
 
     def __init__(self, cfg: TrainerConfig, rt: Runtime, run_dir: Path | None = None, stage: str = ""):
@@ -40,6 +46,8 @@ class TrainLoop:
         self.generators: dict[str, torch.Generator] = {}
         self.logger: MetricsLogger | None = None
         self.global_step = 0
+        self.resume_note = ""   # set when resuming had to skip corrupt checkpoints
+        self.lora_note = ""     # set when the LoRA's name was taken by another file
 
     # ------------------------------------------------------------------ subclass API
     def setup(self) -> None:
@@ -111,13 +119,11 @@ class TrainLoop:
         return out.float()
 
     # ------------------------------------------------------------------ state
-    def rank_state(self) -> dict:
-        return {"rng": capture_global_rng(),
-                "generators": {k: g.get_state() for k, g in self.generators.items()},
-                "data": self.data_state()}
+    def local_state(self) -> dict:
+        """This process's generators and data position (checkpointed per process by checkpoint.TrainerState)."""
+        return {"generators": {k: g.get_state() for k, g in self.generators.items()}, "data": self.data_state()}
 
-    def restore_rank_state(self, state: dict) -> None:
-        restore_global_rng(state["rng"])
+    def load_local_state(self, state: dict) -> None:
         for k, s in state.get("generators", {}).items():
             if k in self.generators:
                 self.generators[k].set_state(s)
@@ -152,9 +158,8 @@ class TrainLoop:
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
 
-    def save(self, step: int, rank_state: dict) -> Path:
-        return ckpt.save_checkpoint(self.rt, self.run_dir, step, self.model, self.optimizer, self.scheduler,
-                                    rank_state, {"method": self.method, "stage": self.stage}, self.cfg.run.keep_checkpoints)
+    def save(self, step: int) -> Path:
+        return ckpt.save_checkpoint(self, step)
 
     def lora_path(self) -> Path:
         name = self.cfg.run.lora_name or f"rewardloop_{self.method}.safetensors"
@@ -174,13 +179,15 @@ class TrainLoop:
             sd = {k.replace(".default.", "."): v for k, v in sd.items()}
         else:
             sd = get_peft_model_state_dict(self.peft) if self.rt.is_main else {}
-        path = self.lora_path()
+        planned = path = self.lora_path()
         if self.rt.is_main:
             lc = self.cfg.lora
-            save_comfy_lora(sd, path, rank=lc.rank, alpha=lc.alpha or lc.rank, dtype=DTYPES[lc.save_dtype],
-                            metadata={"rewardloop.method": self.method, "rewardloop.steps": str(self.global_step),
-                                      "rewardloop.stage": self.stage})
-        self.rt.barrier()
+            path = save_comfy_lora(sd, path, rank=lc.rank, alpha=lc.alpha or lc.rank, dtype=DTYPES[lc.save_dtype],
+                                   metadata={"rewardloop.method": self.method, "rewardloop.steps": str(self.global_step),
+                                             "rewardloop.stage": self.stage}, overwrite=self.cfg.run.overwrite)
+        path = Path(self.rt.from_main(str(path)))
+        if path != planned:
+            self.lora_note = lora_note(planned, path)
         return path
 
     def prepare(self) -> None:
@@ -197,18 +204,9 @@ class TrainLoop:
             save_config(cfg, self.run_dir / "config.json")
         self.prepare()
         self.logger = MetricsLogger(self.run_dir, rt.is_main, cfg.run.tensorboard)
-        start = 0
-        latest = ckpt.latest_checkpoint(self.run_dir) if cfg.run.resume else None
-        if latest is not None:
-            shared, rank_state = ckpt.load_checkpoint(rt, latest, self.model, self.optimizer, self.scheduler)
-            start = int(shared["step"])
-            if rank_state is not None:
-                self.restore_rank_state(rank_state)
-            else:
-                log.warning("Checkpoint %s came from another world size: data order and noise are reseeded.", latest)
-                self.reseed(start)
-            log.info("Resumed from %s (step %d).", latest, start)
-        else:
+        start = ckpt.restore(self) if cfg.run.resume else None
+        if start is None:
+            start = 0
             self.reseed(0)
         self.global_step = start
         if rt.is_main:
@@ -217,13 +215,16 @@ class TrainLoop:
         try:
             if start == 0 and self.eval_due(0):
                 self._log(0, self.evaluate(0), max_steps)
+            if self.resume_note:
+                self._log(start, {}, max_steps)
             for step in range(start, max_steps):
-                snapshot = self.rank_state()
+                snapshot = self.local_state()
                 t0 = time.perf_counter()
                 try:
                     metrics = self.step(step)
                 except Cancelled:
-                    self.save(step, snapshot)
+                    self.load_local_state(snapshot)
+                    self.save(step)
                     return self._finish("cancelled", step)
                 self.global_step = step + 1
                 metrics = rt.mean_across(metrics)
@@ -238,25 +239,23 @@ class TrainLoop:
                         metrics.update(self.evaluate(self.global_step))
                     val = cfg.validation
                     if val is not None and val.every and self.global_step % val.every == 0:
-                        from .validation import periodic_validation
-
                         metrics.update(periodic_validation(self))
                 except Cancelled:  # the update is done: keep it, its metrics and a checkpoint
                     self._log(self.global_step, metrics, max_steps)
-                    self.save(self.global_step, self.rank_state())
+                    self.save(self.global_step)
                     return self._finish("cancelled", self.global_step)
                 if self.global_step % cfg.run.log_every == 0 or self.global_step == max_steps:
                     self._log(self.global_step, metrics, max_steps)
                 saved = False
                 if cfg.run.checkpoint_every and self.global_step % cfg.run.checkpoint_every == 0:
-                    self.save(self.global_step, self.rank_state())
+                    self.save(self.global_step)
                     saved = True
                 if self.global_step < max_steps and rt.should_stop():
                     if not saved:
-                        self.save(self.global_step, self.rank_state())
+                        self.save(self.global_step)
                     return self._finish("cancelled", self.global_step)
             if cfg.run.checkpoint_every and self.global_step % cfg.run.checkpoint_every and max_steps:
-                self.save(self.global_step, self.rank_state())
+                self.save(self.global_step)
             path = self.export_lora()
             return self._finish("finished", self.global_step, lora_path=str(path))
         finally:
@@ -265,11 +264,16 @@ class TrainLoop:
     def _log(self, step: int, metrics: dict, max_steps: int) -> None:
         if not self.rt.is_main:
             return
-        self.logger.log(step, metrics)
-        write_progress(self.progress_dir, method=self.method, step=step, max_steps=max_steps, metrics=metrics, stage=self.stage)
+        if metrics:
+            self.logger.log(step, metrics)
+        write_progress(self.progress_dir, method=self.method, step=step, max_steps=max_steps, metrics=metrics,
+                       stage=self.stage, note=self.resume_note)
 
     def _finish(self, status: str, step: int, **fields) -> dict:
         result = {"status": status, "step": step, "method": self.method, "run_dir": str(self.run_dir), **fields}
+        for key in ("resume_note", "lora_note"):
+            if getattr(self, key):
+                result[key] = getattr(self, key)
         if status == "finished":
             path = Path(fields["lora_path"])
             if not path.is_file() or path.stat().st_size == 0:
