@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError
 from typing import Any
 
 import torch
@@ -145,10 +146,13 @@ class Clip:
 
     def anchor_positions(self) -> list[int]:
         """Frame index of each keyframe: `keyframe_positions` when given (checked against the clip), else one
-        keyframe on frame 0, two on the first and last frame, more spread evenly (KeyframePositions.spread)."""
+        keyframe on frame 0, two on the first and last frame (the same frame in a one-frame clip, e.g. one
+        segment's frame scored against both of its anchors), more spread evenly (KeyframePositions.spread)."""
         count = self.keyframes.shape[0]
         if self.keyframe_positions is not None:
             return self.keyframe_positions.check(self.num_frames, count).to_list()
+        if count == 2:
+            return [0, self.num_frames - 1]
         return KeyframePositions.spread(count, self.num_frames).to_list()
 
     # --------------------------------------------------------------------------------- frames
@@ -226,7 +230,11 @@ class Clip:
         if self.num_frames < 2:
             raise ValueError("optical flow needs at least 2 frames; this clip has 1.")
         pending = self._shared.pop(("pending",) + key, None)
-        self._shared[key] = pending.result() if pending is not None else self._compute_flow("optical flow")
+        try:
+            computed = pending.result() if pending is not None else None
+        except CancelledError:  # the runtime was cleared before the background flow started: compute it here
+            computed = None
+        self._shared[key] = computed if computed is not None else self._compute_flow("optical flow")
         return self._shared[key]
 
     def prefetch_flow(self) -> bool:

@@ -129,6 +129,23 @@ def test_nodes_fed_one_tensor_share_its_analysis_and_others_do_not(scene_frames)
     assert shared(Clip(rgba, runtime=rt, share_analysis=True))  # keyed on the IMAGE given, not its RGB view
 
 
+def test_clear_cancels_queued_background_flow_and_the_clip_computes_it_itself(scene_frames):
+    import threading
+
+    rt = RewardRuntime()
+    release = threading.Event()
+    busy = rt.background().submit(release.wait)  # the one flow thread is busy: the prefetch below waits in line
+    clip = Clip(scene_frames[:5], flow_method="dis_fast", runtime=rt)
+    assert clip.prefetch_flow()
+    clearing = threading.Thread(target=rt.clear)
+    clearing.start()  # cancels the queued prefetch, then waits for the running task
+    release.set()
+    clearing.join(timeout=60)
+    assert not clearing.is_alive() and busy.done() and not rt.held()["background_worker"]
+    expected = optical_flow.bidirectional_flow(clip.analysis_frames(), "dis_fast").forward
+    assert torch.equal(clip.flow().forward, expected)
+
+
 def test_fvd_lite_reference_cache_works_in_inference_mode(reward_models, scene_frames, monkeypatch):
     """ComfyUI runs every node under torch.inference_mode(), whose tensors have no version counter: the reference
     features are keyed on the reference's values instead, so they still follow an edit made in place."""
