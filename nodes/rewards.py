@@ -77,8 +77,8 @@ def _outputs(results: list[rewards.RewardResult], num_frames: int, aggregate: re
 
 
 def _weight_options(kind: str, default: str) -> list[str]:
-    """Files present in the model folders (as last synced from ComfyUI) plus the documented default name, so a
-    shared workflow naming the default still validates and then reports the missing file clearly."""
+    """Files present in ComfyUI's rewardloop model folders plus the documented default name, so a shared workflow
+    naming the default still validates and then reports the missing file clearly."""
     return sorted(set(runtime.get().rewards.roots.list_weights(kind)) | {default})
 
 
