@@ -1,7 +1,7 @@
 """The import graph the README's Architecture section describes, read from the source with `ast`:
 - the core packages never import ComfyUI or the pack's nodes/ (not even inside a function);
-- packages only import packages of their own layer or below: common < modelfiles < motion < rewards < gating <
-  trainers < nodes;
+- packages only import packages of their own layer or below: common < trust < modelfiles < motion < rewards <
+  gating < trainers < nodes (trust/, the workflow trust boundary, is checked where the checkout has it);
 - no import cycles between modules (top-level imports anywhere; every import, function-local ones included, in the
   layers below trainers)."""
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ["common", "modelfiles", "motion", "rewards", "gating", "trainers", "nodes"]
+LAYERS = [layer for layer in ("common", "trust", "modelfiles", "motion", "rewards", "gating", "trainers", "nodes")
+          if (PACK_ROOT / layer / "__init__.py").is_file()]
 CORE = LAYERS[:-1]
 COMFYUI_MODULES = {"comfy", "comfy_api", "comfy_execution", "comfy_extras", "comfy_api_nodes", "folder_paths", "server",
                    "latent_preview", "execution", "node_helpers", "nodes", "app", "utils"}
