@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 
 async def comfy_entrypoint():
-    from .nodes import RewardLoopExtension, register_model_folders
+    from .nodes import RewardLoopExtension, register_model_folders, runtime
 
     register_model_folders()
+    runtime.get()  # the one object that holds the pack's models, caches and workers
     return RewardLoopExtension()

@@ -82,14 +82,13 @@ def load(clip: str, every: int, bbb_scale: float) -> torch.Tensor:
 
 
 def scores(out: torch.Tensor, truth: torch.Tensor, chunk: int = 16) -> tuple[float, float]:
-    from pytorch_msssim import ssim
+    from rewardloop.common.image import ssim
 
     psnr, s = [], []
     for i in range(0, out.shape[0], chunk):
         o, g = out[i:i + chunk].float(), truth[i:i + chunk].float()
         psnr.append(10 * torch.log10(1 / ((o - g) ** 2).mean(dim=(1, 2, 3))))
-        s.append(ssim(o.permute(0, 3, 1, 2), g.permute(0, 3, 1, 2), data_range=1.0, win_size=11,
-                      size_average=False))
+        s.append(ssim(o, g))
     return torch.cat(psnr).mean().item(), torch.cat(s).mean().item()
 
 
@@ -115,7 +114,7 @@ def main():
     ap.add_argument("--device", default=None)
     args = ap.parse_args()
     import_pack()
-    from rewardloop.motion import flow, inbetween
+    from rewardloop.motion import inbetween, optical_flow as flow
 
     if args.temporal_mix is None:
         args.temporal_mix = inbetween.DEFAULT_TEMPORAL_MIX

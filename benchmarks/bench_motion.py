@@ -6,9 +6,12 @@ procedural scene's exact frames. Runs on CUDA when available (or --device), else
                                       [--raft-random]   # time RAFT with random weights (speed only)
                                       [--skip-flow-methods]  # only the inbetween rows
                                       [--temporal-mix 0.2]   # also a whole call with this temporal_mix
+    python benchmarks/bench_motion.py --window-merge [--merge-frames 600 --merge-size 1280x720]
 
 The inbetween rows time the real default path: `inbetween.keyframe_flows` (temporally initialised flows, what
 inbetween() computes when given none) plus synthesis, and one whole inbetween() call with every default.
+--window-merge measures Window Split -> Window Merge alone (CPU): the merge's peak memory (resident set size, reset
+before the merge, so torch allocations count) against the size of its output.
 
 Prints markdown table rows for benchmarks/RESULTS.md.
 """
@@ -54,11 +57,19 @@ def main():
     ap.add_argument("--raft-random", action="store_true")
     ap.add_argument("--skip-flow-methods", action="store_true")
     ap.add_argument("--temporal-mix", type=float, default=0.0, help="also time a whole inbetween() call with it")
+    ap.add_argument("--window-merge", action="store_true", help="only the Window Split -> Merge memory row")
+    ap.add_argument("--merge-frames", type=int, default=600)
+    ap.add_argument("--merge-size", default="1280x720", help="WxH of the merge benchmark's frames")
+    ap.add_argument("--merge-view-input", action="store_true",
+                    help="the clip to split is one frame repeated as a view (no memory of its own): the merge's peak "
+                         "alone, on a machine without room for a second full-size clip")
     args = ap.parse_args()
     import_pack()
-    from pytorch_msssim import ssim
-
-    from rewardloop.motion import flow, inbetween, scene
+    if args.window_merge:
+        return window_merge(args)
+    from rewardloop.common.image import ssim
+    from rewardloop.common.keyframes import KeyframePositions
+    from rewardloop.motion import inbetween, optical_flow as flow, scene
 
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     machine = describe_device(dev)
@@ -84,19 +95,18 @@ def main():
     src, dst = frames[a_idx], frames[a_idx + args.every]
     gt = scene.ground_truth_flow(times[a_idx], times[a_idx + args.every], S, S, 0, args.motion, device=dev)
     methods = [] if args.skip_flow_methods else [m for m in flow.METHODS if m != "raft"]
+    raft = None
     if args.raft_random:
         methods.append("raft")
-        _random_raft(flow)
+        raft = _random_raft(flow)
     for method in methods:
-        sec, f = _timed(lambda: flow.compute_flow(src, dst, method, device=dev), dev)
+        sec, f = _timed(lambda: flow.compute_flow(src, dst, method, device=dev, raft=raft), dev)
         epe = (f.to(dev) - gt.flow).norm(dim=-1)[gt.valid].mean().item()
         note = " (random weights: speed only)" if method == "raft" else ""
         row(f"bench_motion flow {method}{note}, {S}x{S}, {len(a_idx)} pairs, {args.every}-frame gap",
             f"{sec / len(a_idx) * 1000:.1f} ms/pair; EPE {epe:.3f} px (mean GT magnitude {gt.flow.norm(dim=-1)[gt.valid].mean():.2f})")
 
-    pos = list(range(0, T, args.every))
-    if pos[-1] != T - 1:
-        pos.append(T - 1)
+    pos = KeyframePositions.every(T, args.every).to_list()
     keys = frames[pos]
     mask = torch.ones(T, dtype=torch.bool)
     mask[pos] = False
@@ -112,7 +122,7 @@ def main():
     def quality(out):
         o, g = out[mask].float(), frames[mask].float()
         psnr = (10 * torch.log10(1 / ((o - g) ** 2).mean(dim=(1, 2, 3)))).mean().item()
-        s = ssim(o.permute(0, 3, 1, 2), g.permute(0, 3, 1, 2), data_range=1.0, win_size=11).item()
+        s = ssim(o, g).mean().item()
         return f"PSNR {psnr:.2f} dB, SSIM {s:.4f}"
 
     for method in inbetween.METHODS:
@@ -142,7 +152,47 @@ def _random_raft(flow):
     root = Path(tempfile.mkdtemp())
     (root / "raft").mkdir()
     torch.save(raft_large(weights=None).state_dict(), root / "raft" / flow.RAFT_WEIGHTS[0][0])
-    modelfiles.set_model_roots([root])
+    return flow.RaftModels(modelfiles.ModelRoots([root]))
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def window_merge(args):
+    """Window Split -> Window Merge on a long clip, as the nodes run them (the split's own windows: views of the
+    input); the merge's peak is the resident set's high-water mark (reset just before it, Linux /proc) above the
+    resident set before it, so every torch allocation counts."""
+    from rewardloop.motion import windows
+
+    width, height = (int(v) for v in args.merge_size.lower().split("x"))
+    n = args.merge_frames
+    if args.merge_view_input:  # one frame, expanded: the windows are views that cost nothing
+        frames = torch.rand(1, height, width, 3).expand(n, height, width, 3)
+    else:
+        frames = torch.empty(n, height, width, 3)
+        for t in range(0, n, 16):  # distinct values, written in place (no second copy)
+            frames[t:t + 16] = torch.rand(1, height, width, 3) * 0.5 + torch.arange(t, min(t + 16, n)).view(
+                -1, 1, 1, 1) / (2 * n)
+    split = windows.split_windows(frames, 64, 16)
+    output_bytes = frames.numel() * frames.element_size()
+    warm = windows.split_windows(torch.rand(70, 16, 16, 3), 64, 16)  # pages in the code paths first
+    windows.merge_windows(warm.clips, warm.ranges, warm.length)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the high-water mark (VmHWM) to the current resident set
+    before = _rss_kib("VmRSS")
+    t0 = time.perf_counter()
+    merged = windows.merge_windows(split.clips, split.ranges, split.length)
+    sec = time.perf_counter() - t0
+    peak = (_rss_kib("VmHWM") - before) * 1024
+    worst = max(float((merged[t:t + 16] - frames[t:t + 16]).abs().max()) for t in range(0, len(frames), 16))
+    assert worst < 1e-6, f"a split-merge round trip must give the clip back (largest difference {worst})"
+    today = datetime.date.today().isoformat()
+    print(f"| {today} | {describe_device(torch.device('cpu'))} | `bench_motion.py --window-merge` Window Split -> "
+          f"Merge, {args.merge_frames} frames {width}x{height} float32, window 64 overlap 16 ({len(split.ranges)} "
+          f"windows){', input one frame expanded (a view)' if args.merge_view_input else ''} | merge peak {peak / 2**30:.2f} GiB above its input for an output of {output_bytes / 2**30:.2f} "
+          f"GiB = **{peak / output_bytes:.2f}x** the output (goal <= 1.2x); {sec:.1f} s |", flush=True)
 
 
 if __name__ == "__main__":

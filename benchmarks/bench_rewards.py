@@ -10,13 +10,14 @@ pasted into its top-left corner so identity_lock embeds faces, keyframes = its f
 reference clip from later in the same shot (fvd_lite), windows 32/8 (so seams exist in 64 frames), a prompt.
 Weights: real LPIPS/I3D when installed (REWARDLOOP_WEIGHTS_CACHE or ~/.cache/comfyui-rewardloop/weights, else
 the installer is tried); otherwise, and for CLIP ViT-B/32 + ViT-L/14, BLIP-base, InceptionResnetV1, randomly
-initialised full-size networks of the real architectures (compute cost does not depend on weight values;
-DESIGN.md section 4). LAION heads: the real files from tests/data; MiniLM: the bundled real one, else (the GPU
+initialised full-size networks of the real architectures (compute cost does not depend on weight values).
+LAION heads: the real files from tests/data; MiniLM: the bundled real one, else (the GPU
 machine has no registry) a random network of MiniLM-L6's shape as a local text-model folder.
 Optimised: `composite` over all 13 scorers on one Clip (flow, masks, edges, features computed once, models
 cached, frames batched). "cold" includes model loading; "warm" is the steady per-clip cost (new Clip, models
 already loaded), the number a retry loop or a trainer pays per sample.
-Naive: for each scorer, the model cache is cleared and a new Clip is made per frame / pair / sampled frame
+Everything runs in the library's default runtime (rewards.default_runtime(), models from this script's folder).
+Naive: for each scorer, the runtime is cleared and a new Clip is made per frame / pair / sampled frame
 (flow recomputed per pair and per scorer, every model reloaded per call); clip-level scorers (fvd_lite,
 seam, loop_break, novelty) get one fresh Clip each.
 """
@@ -228,22 +229,22 @@ def optimised(data, dev, times: dict | None = None, staged: bool = False):
 
 def naive(data, dev) -> dict[str, float]:
     """Per-scorer seconds of the per-frame, model-per-call implementation."""
-    from rewardloop.rewards import Clip, SCORERS, models, score
-    from rewardloop.rewards.context import evenly_spaced
+    from rewardloop.common.keyframes import evenly_spaced
+    from rewardloop.rewards import Clip, SCORERS, default_runtime, score
 
     frames, keyframes = data["frames"], data["keyframes"]
     T = frames.shape[0]
     out = {}
 
     def fresh(x, **kw):
-        models.clear_cache()
+        default_runtime().clear()
         return Clip(x, device=dev, flow_method=FLOW_METHOD, **_analysis_kw(), **kw)
 
     for name in SCORERS:
         _sync(dev)
         t = time.perf_counter()
         try:
-            _naive_one(name, data, dev, fresh, frames, keyframes, T, score, evenly_spaced, models)
+            _naive_one(name, data, dev, fresh, frames, keyframes, T, score, evenly_spaced, default_runtime().clear)
         except (ImportError, OSError) as err:  # a model the machine lacks: excluded here as in the composite
             print(f"[bench] naive: {name} skipped ({err})")
             continue
@@ -252,7 +253,7 @@ def naive(data, dev) -> dict[str, float]:
     return out
 
 
-def _naive_one(name, data, dev, fresh, frames, keyframes, T, score, evenly_spaced, models):
+def _naive_one(name, data, dev, fresh, frames, keyframes, T, score, evenly_spaced, clear):
     if True:
         if name in ("temporal_lpips", "flow_smoothness", "structure_constancy"):
             for i in range(T - 1):
@@ -268,7 +269,7 @@ def _naive_one(name, data, dev, fresh, frames, keyframes, T, score, evenly_space
                 score(name, fresh(frames[i:i + 1], prompt=PROMPT), **opts)
         else:  # clip-level: one fresh clip (flow recomputed, models reloaded) per scorer
             score(name, make_clip(data, dev) if name != "fvd_lite" else fresh(frames, reference=data["reference"]))
-            models.clear_cache()
+            clear()
 
 
 def profile_warm(data, dev) -> None:
@@ -329,14 +330,12 @@ def main():
     global FLOW_METHOD, ANALYSIS_SIZE
     FLOW_METHOD, ANALYSIS_SIZE = args.flow_method, args.analysis_size
     import_pack()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.spare_cores is not None:
         from rewardloop.rewards import context
 
         context.BACKGROUND_FLOW_SPARE_CORES = args.spare_cores
-    from rewardloop import modelfiles
     from rewardloop.motion.scene import render_scene
-    from rewardloop.rewards import models
+    from rewardloop.rewards import default_runtime
 
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     notes = prepare_models(BENCH_MODELS)
@@ -347,7 +346,7 @@ def main():
         (BENCH_MODELS / "raft").mkdir(parents=True, exist_ok=True)
         torch.save(raft_large(weights=None).state_dict(), BENCH_MODELS / "raft" / "raft_large_C_T_SKHT_V2-ff5fadd5.pth")
         notes["raft"] = "random init (speed only)"
-    modelfiles.set_model_roots([BENCH_MODELS])
+    default_runtime().roots.set([BENCH_MODELS])
     if args.long_only:
         _report(args, dev, None, None, None, None, None, long_run(dev))
         return
@@ -357,7 +356,7 @@ def main():
             "reference": render_scene(torch.linspace(0.5, 1.0, 33), S, S, seed=0, motion="pan_dolly")}
     print(f"[bench] device {dev}, {T} frames {S}x{S}, weights: {json.dumps(notes)}")
 
-    models.clear_cache()
+    default_runtime().clear()
     _sync(dev)
     t = time.perf_counter()
     agg = optimised(data, dev)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-
 import torch
 
 import bench_rewards as bench
@@ -26,13 +24,11 @@ def main():
     ap.add_argument("--devices", default="cpu,cuda", help="the two devices compared (cpu,cpu: a dry run here)")
     args = ap.parse_args()
     import_pack()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from rewardloop import modelfiles
     from rewardloop.motion.scene import render_scene
-    from rewardloop.rewards import SCORERS, score
+    from rewardloop.rewards import SCORERS, default_runtime, score
 
     notes = bench.prepare_models(bench.BENCH_MODELS)
-    modelfiles.set_model_roots([bench.BENCH_MODELS])
+    default_runtime().roots.set([bench.BENCH_MODELS])
     T, S = args.frames, args.size
     frames = bench.with_face(render_scene(torch.linspace(0, 0.5, T), S, S, seed=0, motion="pan_dolly"))
     data = {"frames": frames, "keyframes": frames[[0, -1]].clone(),

@@ -70,26 +70,22 @@ def profile_blip(dev):
             s = timed(lambda: model.generate(pixel_values=px, max_new_tokens=tokens, min_new_tokens=tokens, num_beams=1,
                                              do_sample=False), dev)
             print(f"[profile] blip generate 4 frames, {tokens} tokens, bf16: {s * 1000:.1f} ms", flush=True)
+        decoders = {}  # what a RewardRuntime keeps in blip_decoders
         for tokens in (10, 20):
             ref = model.generate(pixel_values=px, max_new_tokens=tokens, num_beams=1, do_sample=False)
-            ours = greedy_caption_ids(model, px, tokens)
+            ours = greedy_caption_ids(model, px, tokens, decoders)
             same = ref.shape == ours.shape and bool((ref == ours).all())
-            s = timed(lambda: greedy_caption_ids(model, px, tokens), dev)
+            s = timed(lambda: greedy_caption_ids(model, px, tokens, decoders), dev)
             print(f"[profile] blip static greedy decoder 4 frames, {tokens} tokens, bf16 (incl. vision): "
                   f"{s * 1000:.1f} ms; tokens equal to generate(): {same} (shape {tuple(ours.shape)}; "
                   f"positions that differ {int((ref != ours).sum()) if ref.shape == ours.shape else 'n/a'}); "
-                  f"CUDA graph in use: {_graph_in_use(model)}", flush=True)
+                  f"CUDA graph in use: {any(d.graph is not None for d in decoders.values())}", flush=True)
     import gc
 
-    model.__dict__.pop("_rewardloop_static_decoders", None)  # what models.clear_cache() leads to
+    decoders.clear()  # what RewardRuntime.clear() does
     gc.collect()
     torch.cuda.synchronize()
     print("[profile] decoders freed (an allocator warning above this line would come from freeing them)", flush=True)
-
-
-def _graph_in_use(model) -> bool:
-    decoders = model.__dict__.get("_rewardloop_static_decoders", {})
-    return any(d.graph is not None for d in decoders.values())
 
 
 if __name__ == "__main__":

@@ -3,11 +3,11 @@ per-segment helpers, and the known-pass-probability perturbation used to test an
 from .retry import (LOG_VERSION, MAX_RETRIES, MODES, REWARD_RANGES, AttemptRecord, LoopSettings, RetryState,
                     check_threshold, json_safe, make_settings, parse_breakdown, run_retry_loop)
 from .seeds import SEED_MAX, SEED_POLICIES, attempt_seed, hash_seed, validate_seed
-from .segments import join_segments, keyframe_indices, segment_ranges, summarize_logs
+from .segments import join_segments, segment_ranges, summarize_logs
 
 __all__ = [
     "LOG_VERSION", "MAX_RETRIES", "MODES", "REWARD_RANGES", "AttemptRecord", "LoopSettings", "RetryState",
     "check_threshold", "json_safe", "make_settings", "parse_breakdown", "run_retry_loop",
     "SEED_MAX", "SEED_POLICIES", "attempt_seed", "hash_seed", "validate_seed",
-    "join_segments", "keyframe_indices", "segment_ranges", "summarize_logs",
+    "join_segments", "segment_ranges", "summarize_logs",
 ]

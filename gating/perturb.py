@@ -5,10 +5,11 @@ absent. The clip is split into segments between keyframes; each segment independ
 index) alone, whether it is "good" (probability `pass_probability`) and a warp amplitude:
 - good: a smooth random warp of at most GOOD_MAX_PX pixels (keyframe SSIM >= 0.97 on the scene at 64..512 px);
 - bad: a warp of BAD_PX pixels (scaled up with the frame height beyond 128 px), keyframe SSIM <= 0.66.
-So, for any threshold between those bands (seed 000's 0.85 included), P(a segment passes) = pass_probability
-exactly and a clip of S segments passes with pass_probability ** S. The warp field changes every frame (texture
-"swimming", the drift artists complain about). Frame f always gets the same warp for the same seed, whether the
-whole clip or only its segment is rendered, so whole-clip and per-segment runs are comparable draw for draw.
+So, for any threshold between those bands (the retry loop's default 0.85 included), P(a segment passes) =
+pass_probability exactly and a clip of S segments passes with pass_probability ** S. The warp field changes every
+frame (texture "swimming", the drift artists complain about). Frame f always gets the same warp for the same seed,
+whether the whole clip or only its segment is rendered, so whole-clip and per-segment runs are comparable draw for
+draw.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..common.keyframes import KeyframePositions
 from ..motion import scene
-from .segments import keyframe_indices, segment_ranges
+from .segments import segment_ranges
 
 GOOD_MAX_PX = 0.15
 BAD_PX = (2.0, 4.0)
@@ -75,7 +77,7 @@ def perturbed_scene(frames: int, width: int, height: int, scene_seed: int, motio
     last_frame = frames - 1 if last_frame is None or last_frame < 0 else last_frame
     if not 0 <= first_frame <= last_frame <= frames - 1:
         raise ValueError(f"frame range {first_frame}..{last_frame} is not inside the clip's 0..{frames - 1}")
-    ranges = segment_ranges(frames, every=keyframe_every) if keyframe_every > 0 else [(0, frames)]
+    ranges = segment_ranges(frames, keyframes=KeyframePositions.every(frames, keyframe_every))
     draws = [segment_draw(seed, i, pass_probability, height) for i in range(len(ranges))]
     ids = list(range(first_frame, last_frame + 1))
     amp = torch.zeros(len(ids))
@@ -97,4 +99,5 @@ def perturbed_scene(frames: int, width: int, height: int, scene_seed: int, motio
 
 
 def keyframes_of(frames: int, keyframe_every: int) -> list[int]:
-    return keyframe_indices(frames, keyframe_every) if keyframe_every > 0 else [0, frames - 1]
+    """The keyframes of a perturbed clip (a keyframe every `keyframe_every` frames; 0 = first and last only)."""
+    return KeyframePositions.every(frames, keyframe_every).to_list()

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ..common.jsonsafe import json_safe
 from .seeds import SEED_POLICIES, attempt_seed, validate_seed
 
 # Each retry re-creates the loop body by graph expansion; ComfyUI's node ids and cache hierarchy grow with
@@ -86,31 +87,6 @@ def make_settings(threshold, max_retries, mode: str = "first_pass", seed_policy:
     validate_seed(base_seed)
     return LoopSettings(threshold=value, max_retries=min(max_retries, MAX_RETRIES), requested_retries=max_retries,
                         mode=mode, seed_policy=seed_policy, base_seed=base_seed, reward_range=reward_range)
-
-
-def _finite_or_none(x):
-    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
-
-
-def json_safe(value):
-    """JSON-safe copy: NaN/inf become null (browsers reject the NaN token), tensors/numpy scalars become floats."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return _finite_or_none(value)
-    item = getattr(value, "item", None)  # torch / numpy scalars
-    if callable(item):
-        try:
-            return json_safe(item())
-        except (TypeError, ValueError, RuntimeError):
-            pass
-    return str(value)
 
 
 def parse_breakdown(value) -> tuple[dict, str | None]:

@@ -10,40 +10,32 @@ from typing import Sequence
 
 import torch
 
-
-def keyframe_indices(num_frames: int, every: int) -> list[int]:
-    """Frame indices of the keyframes: every `every` frames from 0, plus the last frame (an anchor too)."""
-    if num_frames < 2:
-        raise ValueError(f"a clip with segments needs at least 2 frames, got {num_frames}")
-    if every < 1:
-        raise ValueError(f"keyframe spacing must be >= 1 frame, got {every}")
-    keys = list(range(0, num_frames, every))
-    if keys[-1] != num_frames - 1:
-        keys.append(num_frames - 1)
-    return keys
+from ..common.keyframes import KeyframePositions
 
 
 def segment_ranges(num_frames: int, every: int | None = None, keyframes: Sequence[int] | None = None,
                    segments: int | None = None) -> list[tuple[int, int]]:
     """Half-open frame ranges (start, stop), one per segment, sharing boundary frames: with 33 frames and a
-    keyframe every 8: (0, 9), (8, 17), (16, 25), (24, 33). Give exactly one of `every`, `keyframes` (sorted
-    indices from 0 to num_frames - 1) or `segments` (split as evenly as possible)."""
+    keyframe every 8: (0, 9), (8, 17), (16, 25), (24, 33). Give exactly one of `every` (a segment length of at
+    least 1 frame: KeyframePositions.every), `keyframes` (positions from 0 to num_frames - 1) or `segments` (split
+    as evenly as possible)."""
     if sum(x is not None for x in (every, keyframes, segments)) != 1:
         raise ValueError("give exactly one of every, keyframes or segments")
+    if num_frames < 2:
+        raise ValueError(f"a clip with segments needs at least 2 frames, got {num_frames}")
     if segments is not None:
-        if num_frames < 2:
-            raise ValueError(f"a clip with segments needs at least 2 frames, got {num_frames}")
         if not 1 <= segments <= num_frames - 1:
             raise ValueError(f"{num_frames} frames can be split into 1..{num_frames - 1} segments, got {segments}")
-        keys = [round(i * (num_frames - 1) / segments) for i in range(segments + 1)]
+        keys = KeyframePositions.spread(segments + 1, num_frames)
     elif every is not None:
-        keys = keyframe_indices(num_frames, every)
+        if every < 1:  # 0 means "first and last only" for keyframes; as a segment length it is a mistake
+            raise ValueError(f"segment length `every` must be >= 1 frame (for one segment use segments=1), got {every}")
+        keys = KeyframePositions.every(num_frames, every)
     else:
-        keys = [int(k) for k in keyframes]
-        if len(keys) < 2 or keys[0] != 0 or keys[-1] != num_frames - 1:
-            raise ValueError(f"keyframes must start at 0 and end at the last frame ({num_frames - 1}), got {keys}")
-        if any(b <= a for a, b in zip(keys, keys[1:])):
-            raise ValueError(f"keyframes must be strictly increasing, got {keys}")
+        keys = KeyframePositions.parse(list(keyframes), "keyframes")
+        if len(keys) < 2:
+            raise ValueError(f"keyframes must hold at least the first and the last frame, got {keys.to_list()}")
+        keys.check(num_frames, whole_clip=True, name="keyframes")
     return [(a, b + 1) for a, b in zip(keys, keys[1:])]
 
 

@@ -1,19 +1,21 @@
 """Where model weights live, with no ComfyUI import.
 
-Every weight the pack uses sits under a `rewardloop/` models folder, one sub-folder per kind
-(`lpips/`, `i3d/`, `clip/`, ...). Inside ComfyUI the node layer hands the folders registered with
-`folder_paths` (which honour extra_model_paths.yaml) to `set_model_roots`; standalone tools (trainers,
-the weight installer, tests) pass `--models-dir` or set REWARDLOOP_MODELS_DIR. Nothing is downloaded here:
-a missing file raises WeightNotFound, which says which file, where it was looked for and how to get it.
+Every weight the pack uses sits under a `rewardloop/` models folder, one sub-folder per kind (`lpips/`, `i3d/`,
+`clip/`, ...). A `ModelRoots` lists those folders: inside ComfyUI it reads the folders registered with
+`folder_paths` (which honour extra_model_paths.yaml) each time it is asked; standalone tools (trainers, the
+weight installer, tests) give folders explicitly (`--models-dir`) or set REWARDLOOP_MODELS_DIR. Nothing is
+downloaded here: a missing file raises WeightNotFound, which says which file, where it was looked for and how to
+get it.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 FOLDER_KEY = "rewardloop"
-
-_roots: list[Path] = []
+ENV_VAR = "REWARDLOOP_MODELS_DIR"
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
 class WeightNotFound(FileNotFoundError):
@@ -28,41 +30,66 @@ class WeightNotFound(FileNotFoundError):
         super().__init__(f"Model file '{filename}' not found. Looked in: {where}. {how_to_get}")
 
 
-def set_model_roots(roots: list[str | os.PathLike]) -> None:
-    """Folders that hold our model sub-folders (e.g. ComfyUI/models/rewardloop), in priority order."""
-    _roots[:] = [Path(r) for r in roots]
+# ComfyUI shows an error's type as `<module>.<class>`, and it imports the pack under its folder path: without this
+# users would read ".../custom_nodes/ComfyUI-RewardLoop.modelfiles.WeightNotFound".
+WeightNotFound.__module__ = "RewardLoop"
 
 
-def model_roots() -> list[Path]:
-    if _roots:
-        return list(_roots)
-    env = os.environ.get("REWARDLOOP_MODELS_DIR")
-    return [Path(p) for p in env.split(os.pathsep) if p] if env else []
+class ModelRoots:
+    """The folders that hold the pack's model sub-folders, in priority order.
 
+    `roots`: a list of folders, or a function returning one (ComfyUI's folder list, which can change while the
+    server runs). When it gives none, REWARDLOOP_MODELS_DIR (os.pathsep-separated) is used."""
 
-def default_install_root() -> Path:
-    """Where installers write: the first registered root."""
-    roots = model_roots()
-    if not roots:
-        raise WeightNotFound("(install target)", [], "Set REWARDLOOP_MODELS_DIR or pass --models-dir "
-                             "pointing at ComfyUI/models/rewardloop.")
-    return roots[0]
+    def __init__(self, roots: Sequence[str | os.PathLike] | Callable[[], Sequence[str | os.PathLike]] | None = None):
+        self._roots = roots
 
+    def set(self, roots: Sequence[str | os.PathLike] | Callable[[], Sequence[str | os.PathLike]] | None) -> None:
+        self._roots = roots
 
-def find_weight(kind: str, filename: str, how_to_get: str) -> Path:
-    """Path of `<root>/<kind>/<filename>` in the first root that has it."""
-    searched = [root / kind for root in model_roots()]
-    for folder in searched:
-        candidate = folder / filename
-        if candidate.is_file():
-            return candidate
-    raise WeightNotFound(filename, searched, how_to_get)
+    def paths(self) -> list[Path]:
+        roots = self._roots() if callable(self._roots) else self._roots
+        if roots:
+            return [Path(r) for r in roots]
+        env = os.environ.get(ENV_VAR)
+        return [Path(p) for p in env.split(os.pathsep) if p] if env else []
 
+    def install_root(self) -> Path:
+        """Where installers write: the first root."""
+        roots = self.paths()
+        if not roots:
+            raise WeightNotFound("(install target)", [], f"Set {ENV_VAR} or pass --models-dir pointing at "
+                                 "ComfyUI/models/rewardloop.")
+        return roots[0]
 
-def list_weights(kind: str, suffixes: tuple[str, ...] = (".safetensors", ".pt", ".pth", ".bin")) -> list[str]:
-    names: set[str] = set()
-    for root in model_roots():
-        folder = root / kind
-        if folder.is_dir():
-            names.update(p.name for p in folder.iterdir() if p.is_file() and p.suffix in suffixes)
-    return sorted(names)
+    def find_weight(self, kind: str, filename: str, how_to_get: str) -> Path:
+        """Path of `<root>/<kind>/<filename>` in the first root that has it."""
+        searched = [root / kind for root in self.paths()]
+        for folder in searched:
+            if (folder / filename).is_file():
+                return folder / filename
+        raise WeightNotFound(filename, searched, how_to_get)
+
+    def find_folder(self, kind: str, name: str, how_to_get: str) -> Path:
+        """A model *folder* (Hugging Face save_pretrained layout, with config.json) in the first root that has it."""
+        searched = [root / kind for root in self.paths()]
+        for folder in searched:
+            if (folder / name / "config.json").is_file():
+                return folder / name
+        raise WeightNotFound(f"{name}/ (a folder with config.json)", searched, how_to_get)
+
+    def list_weights(self, kind: str, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> list[str]:
+        names: set[str] = set()
+        for root in self.paths():
+            folder = root / kind
+            if folder.is_dir():
+                names.update(p.name for p in folder.iterdir() if p.is_file() and p.suffix in suffixes)
+        return sorted(names)
+
+    def list_folders(self, kind: str) -> list[str]:
+        names: set[str] = set()
+        for root in self.paths():
+            folder = root / kind
+            if folder.is_dir():
+                names.update(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+        return sorted(names)

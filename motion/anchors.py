@@ -1,45 +1,18 @@
-"""Keyframe anchors: which frames are fixed, where they land in a model's latent, and putting them back.
+"""Keyframe anchors: which frames are fixed, where they land in a model's latent, putting them back, and the three
+ways the Keyframe Generator makes keyframes.
 
 Pure torch; used by the keyframe generator and the flow-guided refiner (nodes/generate.py), which sample with
-the user's model through ComfyUI. Anchors are the artist's "non-negotiable" frames: they are held fixed in
-latent space while sampling and then pasted back pixel-exact after decoding, because a VAE round trip alone
-would shift them.
+the user's model through ComfyUI (given here as callables). Anchors are the artist's "non-negotiable" frames:
+they are held fixed in latent space while sampling and then pasted back pixel-exact after decoding, because a VAE
+round trip alone would shift them. Keyframe positions follow common.keyframes.KeyframePositions.
 """
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 
 import torch
 
-
-def parse_positions(positions, num_frames: int) -> list[int]:
-    """Keyframe indices from a JSON string or a sequence; validated against the clip length."""
-    if isinstance(positions, str):
-        text = positions.strip()
-        if not text:
-            return []
-        try:
-            positions = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"keyframe positions must be a JSON list of frame indices such as [0, 8, 16]; "
-                             f"got {text[:80]!r} ({err.msg})") from None
-    try:
-        indices = sorted({int(p) for p in positions})
-    except (TypeError, ValueError):
-        raise ValueError(f"keyframe positions must be integers; got {positions!r}") from None
-    bad = [p for p in indices if p < 0 or p >= num_frames]
-    if bad:
-        raise ValueError(f"keyframe positions {bad} are outside the clip (frames 0..{num_frames - 1})")
-    return indices
-
-
-def evenly_spaced_positions(length: int, every: int) -> list[int]:
-    """Frame indices of keyframes every `every` frames; first and last always included."""
-    if length < 1:
-        raise ValueError("length must be at least 1 frame")
-    if every <= 0:
-        return sorted({0, length - 1})
-    return sorted(set(range(0, length, every)) | {length - 1})
+CONSISTENCY_MODES = ("img2img_chain", "seed_per_keyframe", "anchor_blend")
 
 
 def latent_frame_of(frame: int, temporal_stride: int) -> int:
@@ -82,18 +55,50 @@ def paste_anchors(frames: torch.Tensor, anchors: torch.Tensor, positions: list[i
     return out
 
 
-def check_frames(frames: torch.Tensor, name: str = "frames") -> torch.Tensor:
-    """IMAGE batch sanity: 4-D, non-empty, finite, RGB (alpha dropped, grey expanded)."""
-    if frames.ndim != 4 or frames.shape[0] == 0:
-        raise ValueError(f"{name}: expected an IMAGE batch [frames, height, width, channels], got shape "
-                         f"{tuple(frames.shape)}")
-    if not torch.isfinite(frames).all():
-        raise ValueError(f"{name} contain NaN or infinite values: check the node that produced them")
-    channels = frames.shape[-1]
-    if channels == 4:
-        frames = frames[..., :3]
-    elif channels == 1:
-        frames = frames.expand(*frames.shape[:-1], 3)
-    elif channels != 3:
-        raise ValueError(f"{name}: expected 1, 3 or 4 channels, got {channels}")
-    return frames.float().clamp(0.0, 1.0)
+# sample(latent, seed, denoise, shared_noise) -> latent: the user's model (ComfyUI's sampler) on a latent batch;
+# shared_noise gives every batch item the same noise.
+SampleFn = Callable[[torch.Tensor, int, float, bool], torch.Tensor]
+
+
+def keyframe_latents(consistency: str, count: int, seed: int, chain_denoise: float, *, sample: SampleFn,
+                     encode: Callable[[torch.Tensor], torch.Tensor], empty: Callable[[int], torch.Tensor],
+                     start: torch.Tensor | None = None, end: torch.Tensor | None = None,
+                     progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Latents of `count` keyframes ([count, ...], in clip order) by one consistency strategy:
+
+    img2img_chain      keyframe i is keyframe i-1 re-sampled at `chain_denoise` with seed + i (sequential); the
+                       first is `start` encoded, else sampled from scratch with `seed`
+    seed_per_keyframe  all keyframes in one batch from one seed: from `start` encoded at `chain_denoise`, else
+                       from empty latents at full denoise
+    anchor_blend       every keyframe starts from a linear blend of `start` and `end` (encoded), shared noise,
+                       at `chain_denoise`
+
+    `encode(images)` gives one latent per image, `empty(n)` n empty latents; `progress(n)` is called after n more
+    keyframes are done (the node's progress bar; it may raise to cancel). Anchors are not pasted here: decode,
+    then `paste_anchors`."""
+    if consistency not in CONSISTENCY_MODES:
+        raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY_MODES)}, got {consistency!r}")
+    if consistency == "anchor_blend" and (start is None or end is None):
+        raise ValueError("anchor_blend needs both start_image and end_image")
+    done = progress or (lambda n: None)
+    if consistency == "img2img_chain":
+        latents = []
+        current = encode(start) if start is not None else None
+        for i in range(count):
+            if current is None:
+                current = sample(empty(1), seed, 1.0, False)
+            elif i > 0:
+                current = sample(current, seed + i, chain_denoise, False)
+            latents.append(current)
+            done(1)
+        return torch.cat(latents, dim=0)
+    if consistency == "anchor_blend":
+        ends = encode(torch.cat([start, end]))
+        weights = torch.linspace(0, 1, count).view(-1, *([1] * (ends.ndim - 1)))
+        out = sample(ends[:1] * (1 - weights) + ends[1:] * weights, seed, chain_denoise, True)
+    elif start is not None:
+        out = sample(encode(start).repeat_interleave(count, dim=0), seed, chain_denoise, False)
+    else:
+        out = sample(empty(count), seed, 1.0, False)
+    done(count)
+    return out

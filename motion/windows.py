@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+_CHUNK_PIXELS = 8 * 512 * 512  # shared frames blended per step: bounds the float32 temporaries
+
 
 @dataclass
 class Windows:
@@ -58,7 +60,8 @@ def split_windows(frames: torch.Tensor, window: int = 64, overlap: int = 16) -> 
 def merge_windows(clips: list[torch.Tensor], ranges: list[tuple[int, int]], length: int | None = None) -> torch.Tensor:
     """Inverse of split_windows for processed windows: frames covered by one window are copied, frames in
     an overlap are a linear crossfade from the earlier window to the later one (weights (n-j)/(n+1) and
-    (j+1)/(n+1) over an n-frame overlap, so both windows contribute at every shared frame)."""
+    (j+1)/(n+1) over an n-frame overlap, so both windows contribute at every shared frame). Memory: the output
+    plus a few frames."""
     if len(clips) != len(ranges) or not clips:
         raise ValueError(f"Got {len(clips)} windows for {len(ranges)} ranges: they must match and be non-empty.")
     shape = clips[0].shape[1:]
@@ -76,16 +79,40 @@ def merge_windows(clips: list[torch.Tensor], ranges: list[tuple[int, int]], leng
     if ranges[-1][1] != length:
         raise ValueError(f"The windows end at frame {ranges[-1][1]}, but the clip has {length} frames.")
 
-    out = torch.zeros(length, *shape, dtype=torch.float32, device=clips[0].device)
-    total = torch.zeros(length, dtype=torch.float32, device=clips[0].device)
-    for i, (c, (s, e)) in enumerate(zip(clips, ranges)):
-        w = torch.ones(e - s, device=c.device)
+    weights = []
+    for i, (s, e) in enumerate(ranges):
+        w = torch.ones(e - s)
         if i > 0 and ranges[i - 1][1] > s:  # ramp up over the overlap with the previous window
             n = ranges[i - 1][1] - s
-            w[:n] = torch.arange(1, n + 1, device=c.device) / (n + 1)
+            w[:n] = torch.arange(1, n + 1) / (n + 1)
         if i + 1 < len(ranges) and ranges[i + 1][0] < e:  # ramp down over the overlap with the next one
             n = e - ranges[i + 1][0]
-            w[e - s - n:] = torch.minimum(w[e - s - n:], torch.arange(n, 0, -1, device=c.device) / (n + 1))
-        out[s:e] += c.float() * w[:, None, None, None]
-        total[s:e] += w
-    return (out / total[:, None, None, None]).to(clips[0].dtype)
+            w[e - s - n:] = torch.minimum(w[e - s - n:], torch.arange(n, 0, -1) / (n + 1))
+        weights.append(w)
+
+    # The output is the only full-size allocation: frames one window covers are copied straight in, shared
+    # frames are blended a few at a time (a float32 sum of the whole clip plus its normalised copy needed about 3x
+    # the clip's memory; bench_motion.py --window-merge measures the merge).
+    out = torch.empty(length, *shape, dtype=clips[0].dtype, device=clips[0].device)
+    covering = [[i for i, (s, e) in enumerate(ranges) if s <= t < e] for t in range(length)]
+    chunk = max(1, _CHUNK_PIXELS // max(1, shape[0] * shape[1]))
+    t = 0
+    while t < length:
+        owners = covering[t]
+        stop = t + 1
+        while stop < length and covering[stop] == owners and (len(owners) == 1 or stop - t < chunk):
+            stop += 1
+        if len(owners) == 1:
+            i = owners[0]
+            out[t:stop] = clips[i][t - ranges[i][0]:stop - ranges[i][0]]
+        else:
+            acc = torch.zeros(stop - t, *shape, dtype=torch.float32, device=out.device)
+            total = torch.zeros(stop - t)
+            for i in owners:
+                s = ranges[i][0]
+                w = weights[i][t - s:stop - s]
+                acc += clips[i][t - s:stop - s].float() * w.to(acc.device)[:, None, None, None]
+                total += w
+            out[t:stop] = (acc / total.to(acc.device)[:, None, None, None]).to(out.dtype)
+        t = stop
+    return out

@@ -18,26 +18,11 @@ FAMILIES = (
     "scene",
     "generate",
     "loop",
+    "best_of_n",
     "motion",
     "training",
     "rewards",
 )
-
-
-def parse_keyframe_positions(text: str | None) -> list[int] | None:
-    """A `keyframe_positions` widget (JSON list of frame indices) -> list, or None when empty; the core checks
-    the indices against the clip."""
-    import json
-
-    if text is None or not str(text).strip():
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"keyframe_positions must be a JSON list of frame indices such as [0, 8, 16], got {text!r}")
-    return value
 
 
 def all_node_classes() -> list[type[io.ComfyNode]]:
@@ -49,18 +34,11 @@ def all_node_classes() -> list[type[io.ComfyNode]]:
 
 
 def register_model_folders() -> None:
-    """models/rewardloop (plus any extra_model_paths.yaml entry named `rewardloop`) holds our weights."""
+    """models/rewardloop (plus any extra_model_paths.yaml entry named `rewardloop`) holds our weights; the pack's
+    runtime reads ComfyUI's folder list whenever it looks for a file (nodes/runtime.py)."""
     import folder_paths
 
     folder_paths.add_model_folder_path(modelfiles.FOLDER_KEY, os.path.join(folder_paths.models_dir, modelfiles.FOLDER_KEY))
-    sync_model_roots()
-
-
-def sync_model_roots() -> None:
-    """Hand ComfyUI's current folder list to the core (the list can change at run time)."""
-    import folder_paths
-
-    modelfiles.set_model_roots(folder_paths.get_folder_paths(modelfiles.FOLDER_KEY))
 
 
 class RewardLoopExtension(ComfyExtension):

@@ -1,11 +1,9 @@
 """Keyframe generation and flow-guided refinement with the user's own MODEL / VAE through ComfyUI's sampler.
 
-The core of each node is ComfyUI's `comfy.sample.sample` (the same call KSampler makes); what is ours is how
-latents, noise and masks are laid out so that anchors stay fixed (motion/anchors.py).
+The sampling is ComfyUI's `comfy.sample.sample` (the same call KSampler makes), handed to the core as callables;
+what is ours is how latents, noise and masks are laid out so that anchors stay fixed (motion/anchors.py).
 """
 from __future__ import annotations
-
-import json
 
 import comfy.model_management
 import comfy.sample
@@ -15,6 +13,8 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
+from ..common.frames import check_frames
+from ..common.keyframes import KeyframePositions
 from ..motion import anchors
 
 CATEGORY = "RewardLoop/Keyframes"
@@ -80,7 +80,7 @@ def _sampler_inputs(cfg_default: float, denoise_name: str, denoise_default: floa
 
 # ---- nodes ------------------------------------------------------------------------------------------
 class RewardLoopKeyframeGenerator(io.ComfyNode):
-    MODES = ("img2img_chain", "seed_per_keyframe", "anchor_blend")
+    MODES = anchors.CONSISTENCY_MODES
 
     @classmethod
     def define_schema(cls):
@@ -125,60 +125,33 @@ class RewardLoopKeyframeGenerator(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, vae, width, height, length, keyframe_every, consistency, seed, steps,
                 cfg, sampler_name, scheduler, chain_denoise, start_image=None, end_image=None) -> io.NodeOutput:
-        start = anchors.check_frames(start_image[:1], "start_image") if start_image is not None else None
-        end = anchors.check_frames(end_image[-1:], "end_image") if end_image is not None else None
+        start = check_frames(start_image[:1], "start_image") if start_image is not None else None
+        end = check_frames(end_image[-1:], "end_image") if end_image is not None else None
         for name, img in (("start_image", start), ("end_image", end)):
             if img is not None and tuple(img.shape[1:3]) != (height, width):
                 raise ValueError(f"{name} is {img.shape[2]}x{img.shape[1]} but width x height is {width}x{height}: "
                                  "set them to the anchor's size or resize the anchor (ImageScale) first")
-        if consistency == "anchor_blend" and (start is None or end is None):
-            raise ValueError("anchor_blend needs both start_image and end_image")
-        positions = anchors.evenly_spaced_positions(length, keyframe_every)
+        positions = KeyframePositions.every(length, keyframe_every)
         count = len(positions)
         pbar = comfy.utils.ProgressBar(count)
 
-        if consistency == "img2img_chain":
-            # Inherently sequential: keyframe i starts from keyframe i-1.
-            latents = []
-            current = _encode_images(vae, start) if start is not None else None
-            for i in range(count):
-                comfy.model_management.throw_exception_if_processing_interrupted()
-                if i == 0 and current is not None:
-                    latents.append(current)
-                elif current is None:
-                    current = _sample(model, _empty_latent(model, vae, 1, width, height), positive, negative, seed,
-                                      steps, cfg, sampler_name, scheduler, 1.0)
-                    latents.append(current)
-                else:
-                    current = _sample(model, current, positive, negative, seed + i, steps, cfg, sampler_name,
-                                      scheduler, chain_denoise)
-                    latents.append(current)
-                pbar.update(1)
-            keyframes = _decode(vae, torch.cat(latents, dim=0))
-        else:
-            if consistency == "anchor_blend":
-                ends = _encode_images(vae, torch.cat([start, end]))
-                weights = torch.linspace(0, 1, count).view(-1, *([1] * (ends.ndim - 1)))
-                init = ends[:1] * (1 - weights) + ends[1:] * weights
-                denoise, shared = chain_denoise, True
-            elif start is not None:
-                init = _encode_images(vae, start).repeat_interleave(count, dim=0)
-                denoise, shared = chain_denoise, False
-            else:
-                init = _empty_latent(model, vae, count, width, height)
-                denoise, shared = 1.0, False
-            keyframes = _decode(vae, _sample(model, init, positive, negative, seed, steps, cfg, sampler_name,
-                                             scheduler, denoise, shared_noise=shared))
-            pbar.update(count)
+        def sample(latent, seed_, denoise, shared_noise):
+            return _sample(model, latent, positive, negative, seed_, steps, cfg, sampler_name, scheduler, denoise,
+                           shared_noise=shared_noise)
 
-        fixed, fixed_at = [], []
-        if start is not None:
-            fixed.append(start), fixed_at.append(0)
-        if end is not None:
-            fixed.append(end), fixed_at.append(count - 1)
+        def progress(n):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            pbar.update(n)
+
+        latents = anchors.keyframe_latents(consistency, count, seed, chain_denoise, sample=sample,
+                                           encode=lambda images: _encode_images(vae, images),
+                                           empty=lambda n: _empty_latent(model, vae, n, width, height),
+                                           start=start, end=end, progress=progress)
+        keyframes = _decode(vae, latents)
+        fixed = [(img, at) for img, at in ((start, 0), (end, count - 1)) if img is not None]
         if fixed:
-            keyframes = anchors.paste_anchors(keyframes, torch.cat(fixed), fixed_at)
-        return io.NodeOutput(keyframes, json.dumps(positions), length)
+            keyframes = anchors.paste_anchors(keyframes, torch.cat([img for img, _ in fixed]), [at for _, at in fixed])
+        return io.NodeOutput(keyframes, positions.to_json(), length)
 
 
 class RewardLoopFlowRefine(io.ComfyNode):
@@ -209,9 +182,10 @@ class RewardLoopFlowRefine(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, vae, frames, keyframe_positions, seed, steps, cfg, sampler_name,
                 scheduler, strength) -> io.NodeOutput:
-        frames = anchors.check_frames(frames)
+        frames = check_frames(frames)
         count = frames.shape[0]
-        positions = anchors.parse_positions(keyframe_positions, count)
+        positions = KeyframePositions.parse(keyframe_positions) or KeyframePositions()
+        positions = positions.check(count).to_list()
         if strength <= 0.0:
             return io.NodeOutput(frames)
         if _is_video_vae(vae):

@@ -27,7 +27,6 @@ from ..gating.body import find_body, is_link, remap_inputs
 from ..gating import perturb
 from ..gating.carry import LoopCarry, LoopControl, LoopRun
 from ..motion import scene
-from . import parse_keyframe_positions
 
 log = logging.getLogger("rewardloop.loop")
 
@@ -396,165 +395,6 @@ class RewardLoopPerturbedScene(io.ComfyNode):
         return io.NodeOutput(frames, expected, json.dumps({"expected_pass": expected, "segments": draws}))
 
 
-def _decode(vae, samples):
-    images = vae.decode(samples)
-    if images.ndim == 5:  # video VAEs: [B, T, H, W, C] -> frames, as core VAEDecode does
-        images = images.reshape(-1, *images.shape[-3:])
-    return images
-
-
-class RewardLoopBestOfN(io.ComfyNode):
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        import comfy.samplers
-
-        from .. import rewards
-
-        return io.Schema(
-            node_id="RewardLoopBestOfN",
-            display_name="Best-of-N Sampler (reward-gated)",
-            category=CATEGORY,
-            description=(
-                "KSampler that samples up to N candidates (batch_size at a time), decodes each with the VAE, scores "
-                "it with a RewardLoop reward (keyframe SSIM against the given keyframes by default) and stops at "
-                "the first candidate reaching the threshold (first_pass) or keeps the best of all (best_of). "
-                "Candidate k uses the k-th seed of seed_policy (candidate 0 = 'seed'); at batch_size 1 it is "
-                "exactly what a plain KSampler gives with that seed. Only the best candidate is kept in memory."),
-            inputs=[
-                io.Model.Input("model"),
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
-                io.Latent.Input("latent_image"),
-                io.Vae.Input("vae"),
-                io.Int.Input("seed", default=0, min=0, max=gating.SEED_MAX, control_after_generate=True),
-                io.Int.Input("steps", default=20, min=1, max=10000),
-                io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01),
-                io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES),
-                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01),
-                io.Int.Input("candidates", default=4, min=1, max=10000,
-                             tooltip=f"At most this many candidates (capped at {gating.MAX_RETRIES + 1})."),
-                io.Int.Input("batch_size", default=1, min=1, max=64,
-                             tooltip="Candidates sampled together in one batch (faster where memory allows; "
-                                     "a passing candidate still ends the loop after its batch)."),
-                io.Combo.Input("reward", options=[*rewards.SCORERS, "composite"], default="keyframe_ssim",
-                               tooltip="Which RewardLoop reward scores each decoded candidate."),
-                io.Float.Input("threshold", default=0.85, min=-1e6, max=1e6, step=0.01),
-                io.Combo.Input("mode", options=list(gating.MODES), default="first_pass"),
-                io.Combo.Input("seed_policy", options=list(gating.SEED_POLICIES), default="hash"),
-                io.Combo.Input("reward_range", options=list(gating.REWARD_RANGES), default="0..1"),
-                io.Image.Input("keyframes", optional=True, tooltip="Anchor frames for keyframe rewards."),
-                io.String.Input("keyframe_positions", optional=True, default="",
-                                tooltip="JSON list of the keyframes' frame indices; empty = first/last (2 "
-                                        "keyframes) or evenly spaced."),
-                io.String.Input("prompt", optional=True, default="", multiline=True,
-                                tooltip="Prompt text for prompt-aware rewards (CLIPScore, captions, loop-break)."),
-            ],
-            outputs=[
-                io.Image.Output("chosen_frames"),
-                io.Latent.Output("chosen_latent"),
-                io.Float.Output("chosen_reward"),
-                io.Int.Output("chosen_candidate", tooltip="0-based index of the chosen candidate."),
-                io.Boolean.Output("passed"),
-                io.String.Output("attempt_log", tooltip="JSON: settings, one entry per candidate, decision."),
-            ],
-            hidden=[io.Hidden.unique_id],
-        )
-
-    @classmethod
-    def validate_inputs(cls, threshold=None, reward_range=None, mode=None, seed_policy=None, candidates=None):
-        if candidates is not None and candidates < 1:
-            return f"candidates must be >= 1, got {candidates}"
-        return _validate_settings(threshold, reward_range, None, mode, seed_policy)
-
-    @classmethod
-    def execute(cls, model, positive, negative, latent_image, vae, seed, steps, cfg, sampler_name, scheduler, denoise,
-                candidates, batch_size, reward, threshold, mode, seed_policy, reward_range, keyframes=None,
-                keyframe_positions="", prompt="") -> io.NodeOutput:
-        import comfy.model_management
-        import comfy.sample
-        import comfy.utils
-        import latent_preview
-        import torch
-
-        from .. import rewards
-
-        if candidates < 1:
-            raise ValueError(f"candidates must be >= 1, got {candidates}")
-        settings = gating.make_settings(threshold, candidates - 1, mode, seed_policy, seed, reward_range)
-        positions = parse_keyframe_positions(keyframe_positions)
-        display = cls.hidden.unique_id
-        base = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
-        batch_inds = latent_image.get("batch_index")
-        noise_mask = latent_image.get("noise_mask")
-        per = base.shape[0]
-
-        def score(frames):
-            clip = rewards.Clip(frames, keyframes=keyframes, keyframe_positions=positions, prompt=prompt)
-            if reward == "composite":
-                result, _ = rewards.composite(clip)
-            else:
-                result = rewards.run(reward, clip)
-            breakdown = {reward: result.value, "per_item": result.per_item.tolist()}
-            if result.note:
-                breakdown["note"] = result.note
-            return result.value, breakdown
-
-        def sample(todo):
-            k = len(todo)
-            # Noise per candidate from its own seed (not one draw for the whole batch), so every logged seed
-            # reproduces its candidate in a plain KSampler.
-            noise = torch.cat([comfy.sample.prepare_noise(base, s, batch_inds) for _, s in todo])
-            batch = base.repeat((k,) + (1,) * (base.ndim - 1))
-            mask = noise_mask
-            if mask is not None and mask.shape[0] == per and k > 1:
-                mask = mask.repeat((k,) + (1,) * (mask.ndim - 1))
-            callback = latent_preview.prepare_callback(model, steps)
-            try:
-                return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative,
-                                           batch, denoise=denoise, noise_mask=mask, callback=callback,
-                                           disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=todo[0][1])
-            except comfy.model_management.OOM_EXCEPTION:
-                if k == 1:
-                    raise
-            # "Batched where memory allows": out of memory at this batch size, so halve it (same candidates).
-            del noise, batch, mask
-            comfy.model_management.soft_empty_cache()
-            log.warning("RewardLoopBestOfN: out of memory sampling %d candidates at once; retrying %d + %d", k,
-                        k // 2, k - k // 2)
-            return torch.cat([sample(todo[:k // 2]), sample(todo[k // 2:])])
-
-        def generate(todo):
-            k = len(todo)
-            samples = sample(todo)
-            out = []
-            for i in range(k):  # decode and score one candidate at a time: a decoded video batch is the peak
-                chunk = samples[i * per:(i + 1) * per]
-                frames = _decode(vae, chunk)
-                value, breakdown = score(frames)
-                latent = dict(latent_image, samples=chunk)
-                out.append(((frames, latent), value, breakdown))
-            return out
-
-        def on_record(state, record):
-            _notify(display, state.progress_text(),
-                    gating.json_safe({"node_id": display, "attempt": record.attempt, "attempts": settings.attempts,
-                                      "seed": record.seed, "reward": record.reward, "passed": record.passed,
-                                      "seconds": record.seconds, "best_reward": state.best_reward,
-                                      "best_attempt": state.best, "threshold": settings.threshold,
-                                      "done": state.done, "failed_reason": record.failed_reason}))
-
-        (frames, latent), state = gating.run_retry_loop(
-            settings, generate, batch_size=batch_size, should_stop=comfy.model_management.throw_exception_if_processing_interrupted,
-            on_record=on_record)
-        reward_value = state.best_reward if state.best_reward is not None else math.nan
-        chart = {"title": "reward per candidate", "x_label": "candidate",
-                 "series": [{"name": reward, "values": [r.reward for r in state.records]}],
-                 "threshold": settings.threshold}
-        ui = gating.json_safe({"rewardloop_chart": [chart], "rewardloop_log": [state.as_dict()]})
-        return io.NodeOutput(frames, latent, reward_value, state.chosen, state.passed, state.to_json(), ui=ui)
-
-
 MAX_SEGMENTS = 8
 
 
@@ -610,5 +450,5 @@ class RewardLoopJoinSegments(io.ComfyNode):
         return io.NodeOutput(frames, summary["all_passed"], json.dumps(summary), ui=ui)
 
 
-NODES = [RewardLoopRetryOpen, RewardLoopRetryClose, RewardLoopRetryCollect, RewardLoopBestOfN,
+NODES = [RewardLoopRetryOpen, RewardLoopRetryClose, RewardLoopRetryCollect,
          RewardLoopJoinSegments, RewardLoopPerturbedScene]

@@ -7,8 +7,9 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..motion import flow, inbetween, windows as windowing
-from . import parse_keyframe_positions
+from ..common.keyframes import KeyframePositions
+from ..motion import inbetween, optical_flow, windows as windowing
+from . import runtime
 
 CATEGORY = "RewardLoop/Motion"
 WindowsType = io.Custom("REWARDLOOP_WINDOWS")
@@ -34,7 +35,7 @@ class RewardLoopInbetween(io.ComfyNode):
                 io.Int.Input("frames_per_gap", default=7, min=1, max=1024,
                              tooltip="New frames between two keyframes (7 = a keyframe every 8 frames)."),
                 io.Combo.Input("method", options=list(inbetween.METHODS), default="flow"),
-                io.Combo.Input("flow_method", options=list(flow.METHODS), default=inbetween.DEFAULT_FLOW_METHOD,
+                io.Combo.Input("flow_method", options=list(optical_flow.METHODS), default=inbetween.DEFAULT_FLOW_METHOD,
                                tooltip="dis_*: OpenCV DIS on CPU (dis_fine most accurate); raft needs torchvision "
                                        "RAFT weights in models/rewardloop/raft/."),
                 io.Combo.Input("scene_cuts", options=list(inbetween.SCENE_CUT_MODES), default="extrapolate",
@@ -68,12 +69,13 @@ class RewardLoopInbetween(io.ComfyNode):
     def execute(cls, keyframes, frames_per_gap, method, flow_method, keyframe_positions=None,
                 scene_cuts="extrapolate", motion="quadratic", flow_init="temporal",
                 temporal_mix=inbetween.DEFAULT_TEMPORAL_MIX) -> io.NodeOutput:
-        pos = parse_keyframe_positions(keyframe_positions)
+        pos = KeyframePositions.parse(keyframe_positions)
         n = keyframes.shape[0]
-        total = (pos[-1] + 1 - len(pos)) if pos else (n - 1) * frames_per_gap
+        total = (pos.clip_length - len(pos)) if pos else (n - 1) * frames_per_gap
         out = inbetween.inbetween(keyframes, None if pos else frames_per_gap, method, flow_method, positions=pos,
                                   progress=_progress(max(total, 1)), scene_cuts=scene_cuts,
-                                  motion=motion, flow_init=flow_init, temporal_mix=float(temporal_mix))
+                                  motion=motion, flow_init=flow_init, temporal_mix=float(temporal_mix),
+                                  raft=runtime.get().rewards.raft)
         return io.NodeOutput(out)
 
 
@@ -88,7 +90,7 @@ class RewardLoopFlowVisualize(io.ComfyNode):
                         "speed; white = still), plus where the flow is unreliable (occluded or leaving the frame).",
             inputs=[
                 io.Image.Input("frames", tooltip="A clip of at least 2 frames."),
-                io.Combo.Input("flow_method", options=list(flow.METHODS), default=flow.DEFAULT_METHOD),
+                io.Combo.Input("flow_method", options=list(optical_flow.METHODS), default=optical_flow.DEFAULT_METHOD),
                 io.Float.Input("max_magnitude", default=0.0, min=0.0, max=4096.0, step=0.5,
                                tooltip="Pixels of motion shown at full saturation; 0 = the clip's largest motion."),
             ],
@@ -102,8 +104,8 @@ class RewardLoopFlowVisualize(io.ComfyNode):
 
     @classmethod
     def execute(cls, frames, flow_method, max_magnitude) -> io.NodeOutput:
-        pair = flow.bidirectional_flow(frames, flow_method)
-        color = flow.flow_to_color(pair.forward, max_magnitude if max_magnitude > 0 else None)
+        pair = optical_flow.bidirectional_flow(frames, flow_method, raft=runtime.get().rewards.raft)
+        color = optical_flow.flow_to_color(pair.forward, max_magnitude if max_magnitude > 0 else None)
         return io.NodeOutput(color, 1.0 - pair.valid_forward)
 
 
@@ -201,8 +203,7 @@ class RewardLoopAnchorFrames(io.ComfyNode):
     @classmethod
     def execute(cls, start_frame, end_frame, length, middle_keyframes=None) -> io.NodeOutput:
         keys = anchor_keyframes(start_frame, end_frame, middle_keyframes)
-        pos = inbetween.positions_for_length(keys.shape[0], length)
-        return io.NodeOutput(keys, json.dumps(pos))
+        return io.NodeOutput(keys, KeyframePositions.spread(keys.shape[0], length).to_json())
 
 
 def anchor_keyframes(start: torch.Tensor, end: torch.Tensor, middle: torch.Tensor | None = None) -> torch.Tensor:

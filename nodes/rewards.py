@@ -11,47 +11,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-import weakref
-from collections import OrderedDict
 
 import torch
 from comfy_api.latest import io
 
-from .. import modelfiles, rewards
+from .. import rewards
 from ..modelfiles import install_weights
-from ..motion import flow as motion_flow
+from ..motion import optical_flow
 from ..rewards import models
-from . import parse_keyframe_positions
 from ..rewards.chart import chart_specs, render_chart
-from ..rewards.context import SharedCache
-
+from . import runtime
 
 CATEGORY = "RewardLoop/Rewards"
 ScoresType = io.Custom("REWARDLOOP_SCORES")
 WindowsType = io.Custom("REWARDLOOP_WINDOWS")
 DEFAULT_FLOW = "dis_medium"
-
-# ------------------------------------------------------------------------------------------ shared state
-_SHARED: OrderedDict[tuple, tuple[weakref.ref, SharedCache]] = OrderedDict()
-_SHARED_MAX = 2  # analysis caches kept (flow of a long 1080p clip is hundreds of MB)
-
-
-def _shared_cache(frames: torch.Tensor, device: torch.device) -> SharedCache:
-    """One analysis cache per IMAGE tensor object (ComfyUI hands the same tensor to every consumer)."""
-    key = (id(frames), frames.data_ptr(), tuple(frames.shape), str(device))
-    hit = _SHARED.get(key)
-    if hit is not None and hit[0]() is frames:
-        _SHARED.move_to_end(key)
-        return hit[1]
-    cache = SharedCache()
-    _SHARED[key] = (weakref.ref(frames), cache)
-    while len(_SHARED) > _SHARED_MAX:
-        _SHARED.popitem(last=False)
-    return cache
-
-
-def clear_shared() -> None:
-    _SHARED.clear()
 
 
 def _device(choice: str) -> torch.device:
@@ -88,14 +62,12 @@ def _progress(node_id: str | None):
 def _make_clip(cls, frames, *, keyframes=None, keyframe_positions=None, prompt="", windows=None, reference=None,
                flow_method=DEFAULT_FLOW, analysis_size=rewards.DEFAULT_ANALYSIS_SIZE,
                device="auto") -> rewards.Clip:
-    from . import sync_model_roots
-
-    sync_model_roots()
-    dev = _device(device)
+    """A Clip in the pack's runtime that shares its analysis with every reward node fed the same IMAGE."""
     node_id = getattr(getattr(cls, "hidden", None), "unique_id", None)
-    return rewards.Clip(frames, keyframes=keyframes, keyframe_positions=parse_keyframe_positions(keyframe_positions), prompt=prompt or "",
+    return rewards.Clip(frames, keyframes=keyframes, keyframe_positions=keyframe_positions, prompt=prompt or "",
                         windows=windows, reference=reference, flow_method=flow_method, analysis_size=analysis_size,
-                        device=dev, progress=_progress(node_id), _shared=_shared_cache(frames, dev))
+                        device=_device(device), progress=_progress(node_id), runtime=runtime.get().rewards,
+                        share_analysis=True)
 
 
 def _outputs(results: list[rewards.RewardResult], num_frames: int, aggregate: rewards.RewardResult) -> io.NodeOutput:
@@ -105,13 +77,13 @@ def _outputs(results: list[rewards.RewardResult], num_frames: int, aggregate: re
 
 
 def _weight_options(kind: str, default: str) -> list[str]:
-    """Files present in the model folders (as last synced from ComfyUI) plus the documented default name, so a
-    shared workflow naming the default still validates and then reports the missing file clearly."""
-    return sorted(set(modelfiles.list_weights(kind)) | {default})
+    """Files present in ComfyUI's rewardloop model folders plus the documented default name, so a shared workflow
+    naming the default still validates and then reports the missing file clearly."""
+    return sorted(set(runtime.get().rewards.roots.list_weights(kind)) | {default})
 
 
 def _folder_options(kind: str, default: str) -> list[str]:
-    return sorted(set(models.list_folders(kind)) | {default})
+    return sorted(set(runtime.get().rewards.roots.list_folders(kind)) | {default})
 
 
 # ------------------------------------------------------------------------------------------ common inputs
@@ -121,7 +93,7 @@ def _frames_input():
 
 def _flow_inputs():
     return [
-        io.Combo.Input("flow_method", options=list(motion_flow.METHODS), default=DEFAULT_FLOW,
+        io.Combo.Input("flow_method", options=list(optical_flow.METHODS), default=DEFAULT_FLOW,
                        tooltip="Optical flow shared by all flow-based rewards: dis_* run on CPU; raft needs "
                                "torchvision RAFT weights in models/rewardloop/raft/."),
         io.Int.Input("analysis_size", default=rewards.DEFAULT_ANALYSIS_SIZE, min=0, max=4096, step=16,
@@ -276,7 +248,8 @@ class CaptionConsistency(_ScorerNode):
             io.Int.Input("num_samples", default=4, min=1, max=64),
             io.Combo.Input("blip", options=_folder_options("blip", models.BLIP_FOLDER), default=models.BLIP_FOLDER,
                            tooltip="BLIP captioning folder in models/rewardloop/blip/."),
-            io.Combo.Input("text_model", options=[models.BUNDLED_TEXT_MODEL, *models.list_folders("text")],
+            io.Combo.Input("text_model",
+                           options=[models.BUNDLED_TEXT_MODEL, *runtime.get().rewards.roots.list_folders("text")],
                            default=models.BUNDLED_TEXT_MODEL,
                            tooltip="Bundled MiniLM, or a sentence-transformers / cross-encoder folder in "
                                    "models/rewardloop/text/.")])
@@ -366,17 +339,30 @@ class Composite(io.ComfyNode):
                 options_json="", flow_method=DEFAULT_FLOW, analysis_size=rewards.DEFAULT_ANALYSIS_SIZE, device="auto",
                 **weights):
         w = {k.removeprefix("w_"): float(v) for k, v in weights.items() if k.startswith("w_")}
-        try:
-            options = json.loads(options_json) if (options_json or "").strip() else {}
-        except json.JSONDecodeError as e:
-            raise ValueError(f"options_json is not valid JSON: {e.msg}") from e
-        if not isinstance(options, dict):
-            raise ValueError('options_json must be an object such as {"temporal_lpips": {"net": "vgg"}}')
+        options = _composite_options(options_json)
         clip = _make_clip(cls, frames, keyframes=keyframes, keyframe_positions=keyframe_positions, prompt=prompt,
                           windows=windows, reference=reference, flow_method=flow_method, analysis_size=analysis_size,
                           device=device)
         agg, parts = rewards.composite(clip, w, options)
         return _outputs(parts, clip.num_frames, agg)
+
+
+def _composite_options(text: str) -> dict:
+    """The Composite node's options_json, checked before any scorer runs: scorer names and option names."""
+    example = '{"temporal_lpips": {"net": "vgg"}}'
+    try:
+        options = json.loads(text) if (text or "").strip() else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"options_json is not valid JSON: {e.msg}") from e
+    if not isinstance(options, dict):
+        raise ValueError(f"options_json must be an object such as {example}")
+    for name, opts in options.items():
+        try:
+            rewards.get(name)
+            rewards.check_options(name, opts)
+        except ValueError as e:
+            raise ValueError(f"options_json: {e} (e.g. {example})") from None
+    return options
 
 
 def _composite_doc() -> str:
@@ -438,12 +424,11 @@ class InstallWeights(io.ComfyNode):
 
     @classmethod
     def execute(cls, which, force):
-        from . import sync_model_roots
-
-        sync_model_roots()
+        pack = runtime.get()
         lines: list[str] = []
-        paths = install_weights.install(only=None if which == "all" else [which], force=force, log=lines.append)
-        models.clear_cache()
+        paths = install_weights.install(pack.rewards.roots.install_root(), only=None if which == "all" else [which],
+                                        force=force, log=lines.append)
+        pack.clear()  # the next scorer loads the new files
         text = "\n".join(lines + [str(p) for p in paths])
         return io.NodeOutput(text, ui={"text": [text]})
 
@@ -453,8 +438,9 @@ class ClearRewardCache(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="RewardLoopClearRewardCache", display_name="Free Reward Models", category=CATEGORY,
-            description="Frees every reward model (LPIPS, I3D, CLIP, BLIP, facenet, ...) and the shared flow caches. "
-                        "Pass-through: connect it after the last reward node.",
+            description="Frees every model and cache the pack holds: the reward models (LPIPS, I3D, CLIP, BLIP, "
+                        "facenet, text), RAFT flow models, reference-video features, the shared flow caches and the "
+                        "background flow worker. Pass-through: connect it after the last reward node.",
             inputs=[io.AnyType.Input("passthrough", optional=True,
                                      tooltip="Anything: only orders this node after the reward nodes.")],
             outputs=[io.Int.Output("freed", tooltip="How many models were dropped.")],
@@ -462,8 +448,7 @@ class ClearRewardCache(io.ComfyNode):
 
     @classmethod
     def execute(cls, passthrough=None):
-        clear_shared()
-        return io.NodeOutput(models.clear_cache())
+        return io.NodeOutput(runtime.get().clear())
 
 
 NODES = [KeyframeSSIM, TemporalLPIPS, FlowSmoothness, FVDLite, IdentityLock, StructureConstancy, CLIPScore,

@@ -1,10 +1,9 @@
 """Procedural ground-truth scene: frames and keyframes of a parallax landscape with camera motion."""
 from __future__ import annotations
 
-import json
-
 from comfy_api.latest import io
 
+from ..common.keyframes import KeyframePositions
 from ..motion import scene
 
 
@@ -41,8 +40,8 @@ class RewardLoopProceduralScene(io.ComfyNode):
     @classmethod
     def execute(cls, width, height, length, seed, motion, keyframe_every) -> io.NodeOutput:
         video = scene.render_scene(scene.frame_times(length), width, height, seed, motion)
-        idx = scene.keyframe_indices(length, keyframe_every)
-        return io.NodeOutput(video, video[idx].clone(), json.dumps(idx))
+        positions = KeyframePositions.every(length, keyframe_every)
+        return io.NodeOutput(video, video[positions.to_list()].clone(), positions.to_json())
 
 
 NODES = [RewardLoopProceduralScene]

@@ -16,6 +16,7 @@ from . import models
 from .clip_embed import image_embeddings
 from .context import Clip
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "aesthetic"
 RANGE = (1.0, 10.0)
@@ -23,9 +24,10 @@ NUM_SAMPLES = 8
 REDUCES = ("mean", "min", "mean_min")
 
 
-def head_scores(embeddings: torch.Tensor, head_file: str = models.AESTHETIC_HEADS["mlp"], device="cpu") -> torch.Tensor:
+def head_scores(embeddings: torch.Tensor, head_file: str = models.AESTHETIC_HEADS["mlp"], device="cpu", *,
+                runtime=None) -> torch.Tensor:
     """Scores of already L2-normalised CLIP embeddings [n, d]."""
-    head = models.aesthetic_head(head_file, device)
+    head = models.aesthetic_head(head_file, device, runtime=runtime)
     if embeddings.shape[-1] != head.in_features:
         raise ValueError(f"aesthetic head {head_file} expects {head.in_features}-d CLIP embeddings, got "
                          f"{embeddings.shape[-1]}-d: use CLIP ViT-L/14 for the L/14 heads.")
@@ -33,14 +35,16 @@ def head_scores(embeddings: torch.Tensor, head_file: str = models.AESTHETIC_HEAD
         return head(embeddings.to(device).float()).cpu()
 
 
+@scorer(NAME, RANGE, model_folders=("clip", "aesthetic"),
+        summary="LAION aesthetic head on CLIP ViT-L/14 embeddings of sampled frames")
 def score(clip: Clip, num_samples: int = NUM_SAMPLES, head: str = models.AESTHETIC_HEADS["mlp"],
           clip_weights: str = models.AESTHETIC_CLIP_FILE, arch: str | None = None, reduce: str = "mean") -> RewardResult:
     if reduce not in REDUCES:
         raise ValueError(f"reduce must be one of {REDUCES}, got {reduce!r}")
     idx = clip.sample_indices(num_samples)
-    values = head_scores(image_embeddings(clip, idx, clip_weights, arch), head, clip.device)
+    values = head_scores(image_embeddings(clip, idx, clip_weights, arch), head, clip.device, runtime=clip.runtime)
     mean, low = float(values.mean()), float(values.min())
     value = {"mean": mean, "min": low, "mean_min": (mean + low) / 2}[reduce]
-    rng = RANGE if models.aesthetic_head(head, clip.device).kind == "mlp" else (-3.0, 12.0)
+    rng = RANGE if models.aesthetic_head(head, clip.device, runtime=clip.runtime).kind == "mlp" else (-3.0, 12.0)
     return RewardResult(NAME, value, values, torch.tensor(idx, dtype=torch.float32), "sample", rng,
                         {"mean": mean, "min": low, "reduce": reduce, "head": head, "sampled_frames": idx})

@@ -1,12 +1,13 @@
 """Greedy BLIP captioning with fixed tensor shapes, replayed as a CUDA graph on GPUs.
 
-Why by hand: transformers' `generate()` spends ~10 ms of Python and kernel launches per token on a GPU
-(BLIP-base, 4 frames, 20 tokens: 230 ms on an H100, of which the vision encoder is 7 ms), and BLIP's text
-decoder has no static-cache / compile path in transformers. Here every step runs the decoder over the whole
-token buffer (1 + max_new_tokens positions, no KV cache): with a causal mask, position s sees only tokens
-<= s, so padding after it changes nothing and the greedy tokens are generate()'s. Fixed shapes let one step be
-captured once per (model, batch) and replayed (H100: 45 ms for 4 frames x 20 tokens, vision included).
-Recomputing ~20 positions is free on a GPU; on CPUs it is not, so `greedy_caption_ids` uses generate() there.
+Why by hand: on a GPU, transformers' `generate()` is bound by Python and kernel launches per token (the vision
+encoder is a small part of its time), and BLIP's text decoder has no static-cache / compile path in
+transformers. Here every step runs the decoder over the whole token buffer (1 + max_new_tokens positions, no KV
+cache): with a causal mask, position s sees only tokens <= s, so padding after it changes nothing and the greedy
+tokens are generate()'s. Fixed shapes let one step be captured once per (model, batch) and replayed, several
+times faster (profile_rewards_gpu.py, RESULTS.md). Recomputing the positions is free on a GPU; on CPUs it is
+not, so `greedy_caption_ids` uses generate() there. The decoders live in a runtime's `blip_decoders`, which
+`RewardRuntime.clear()` empties with the models.
 """
 from __future__ import annotations
 
@@ -97,21 +98,19 @@ class StaticGreedyDecoder:
         return self.ids[:, :1 + steps].clone()
 
 
-def _decoder_for(model, batch: int, num_image_tokens: int, max_new_tokens: int, device) -> StaticGreedyDecoder:
-    # Kept on the model object, so models.clear_cache() frees the graphs with the model.
-    cache = model.__dict__.setdefault("_rewardloop_static_decoders", {})
-    key = (batch, num_image_tokens, max_new_tokens)
-    if key not in cache:
-        cache[key] = StaticGreedyDecoder(model, batch, num_image_tokens, max_new_tokens, device, use_graph=True)
-    return cache[key]
-
-
 @torch.no_grad()
-def greedy_caption_ids(model, pixel_values: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-    """Greedy caption token ids for a batch of preprocessed images (BlipForConditionalGeneration)."""
+def greedy_caption_ids(model, pixel_values: torch.Tensor, max_new_tokens: int,
+                       decoders: dict | None = None) -> torch.Tensor:
+    """Greedy caption token ids for a batch of preprocessed images (BlipForConditionalGeneration). `decoders`:
+    where captured decoders are kept for reuse, keyed by model and shapes (a runtime's `blip_decoders`; the
+    model is in that runtime's cache as long as they are); None captures one for this call only."""
     if pixel_values.device.type != "cuda":
         return model.generate(pixel_values=pixel_values, max_new_tokens=max_new_tokens, num_beams=1,
                               do_sample=False)
     image_embeds = model.vision_model(pixel_values=pixel_values)[0]
-    decoder = _decoder_for(model, image_embeds.shape[0], image_embeds.shape[1], max_new_tokens, pixel_values.device)
-    return decoder.decode(image_embeds)
+    decoders = {} if decoders is None else decoders
+    key = (id(model), image_embeds.shape[0], image_embeds.shape[1], max_new_tokens)
+    if key not in decoders:
+        decoders[key] = StaticGreedyDecoder(model, image_embeds.shape[0], image_embeds.shape[1], max_new_tokens,
+                                            pixel_values.device, use_graph=True)
+    return decoders[key].decode(image_embeds)

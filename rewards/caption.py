@@ -19,6 +19,7 @@ from . import models
 from .blip_decode import greedy_caption_ids
 from .context import Clip, to_nchw
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "caption_consistency"
 RANGE = (-1.0, 1.0)
@@ -27,13 +28,15 @@ MAX_NEW_TOKENS = 20
 
 
 def caption_frames(clip: Clip, indices: list[int], folder: str = models.BLIP_FOLDER) -> list[str]:
-    processor, model = models.blip_captioner(folder, clip.device, models.reduced_dtype(clip.device, clip.precision))
+    processor, model = models.blip_captioner(folder, clip.device, models.reduced_dtype(clip.device, clip.precision),
+                                             runtime=clip.runtime)
 
     def compute():
         out: list[str] = []
         for s, e in clip.chunks(len(indices), "captions", 4):
             inputs = _preprocess(processor, to_nchw(clip.frames_at(indices[s:e])))
-            ids = greedy_caption_ids(model, inputs["pixel_values"].to(clip.device, model.dtype), MAX_NEW_TOKENS)
+            ids = greedy_caption_ids(model, inputs["pixel_values"].to(clip.device, model.dtype), MAX_NEW_TOKENS,
+                                     clip.runtime.blip_decoders)
             out += [c.strip() for c in processor.batch_decode(ids, skip_special_tokens=True)]
         return out
 
@@ -52,8 +55,8 @@ def _preprocess(processor, frames: torch.Tensor):
 
 
 def text_similarity(prompt: str, texts: list[str], text_model: str = models.BUNDLED_TEXT_MODEL,
-                    device="cpu") -> tuple[torch.Tensor, str]:
-    kind, model = models.text_model(text_model, device)
+                    device="cpu", *, runtime=None) -> tuple[torch.Tensor, str]:
+    kind, model = models.text_model(text_model, device, runtime=runtime)
     if kind == "cross":
         scores = model.predict([(prompt, t) for t in texts], convert_to_tensor=True, show_progress_bar=False)
         return torch.as_tensor(scores, dtype=torch.float32).reshape(-1).cpu(), "cross-encoder"
@@ -62,6 +65,8 @@ def text_similarity(prompt: str, texts: list[str], text_model: str = models.BUND
     return emb[1:] @ emb[0], "bi-encoder cosine"
 
 
+@scorer(NAME, RANGE, uses=("prompt",), model_folders=("blip", "text"),
+        summary="similarity of BLIP captions of sampled frames to the prompt")
 def score(clip: Clip, num_samples: int = NUM_SAMPLES, blip: str = models.BLIP_FOLDER,
           text_model: str = models.BUNDLED_TEXT_MODEL, captions: list[str] | None = None) -> RewardResult:
     """`captions`: use these (one per sampled frame) instead of running BLIP (other captioners, tests)."""
@@ -73,7 +78,7 @@ def score(clip: Clip, num_samples: int = NUM_SAMPLES, blip: str = models.BLIP_FO
         captions = caption_frames(clip, idx, blip)
     elif len(captions) != len(idx):
         raise ValueError(f"{len(captions)} captions given for {len(idx)} sampled frames")
-    values, how = text_similarity(prompt, captions, text_model, clip.device)
+    values, how = text_similarity(prompt, captions, text_model, clip.device, runtime=clip.runtime)
     details = {"captions": list(captions), "sampled_frames": idx, "similarity": how, "text_model": text_model}
     return RewardResult(NAME, float(values.mean()), values, torch.tensor(idx, dtype=torch.float32), "sample",
                         RANGE, details)

@@ -31,7 +31,7 @@ def preprocess(frames: torch.Tensor, net: models.OpenClip) -> torch.Tensor:
 def image_embeddings(clip: Clip, indices: list[int], filename: str, arch: str | None = None) -> torch.Tensor:
     """[n, d] L2-normalised image embeddings of the frames at `indices` (memoised on the clip)."""
     dtype = models.reduced_dtype(clip.device, clip.precision)
-    net = models.open_clip_model(filename, arch, clip.device, dtype)
+    net = models.open_clip_model(filename, arch, clip.device, dtype, runtime=clip.runtime)
 
     def compute():
         out = []
@@ -45,9 +45,9 @@ def image_embeddings(clip: Clip, indices: list[int], filename: str, arch: str | 
 
 
 def text_embedding(texts: list[str], filename: str, arch: str | None = None, device="cpu",
-                   dtype: torch.dtype | None = None) -> torch.Tensor:
+                   dtype: torch.dtype | None = None, *, runtime=None) -> torch.Tensor:
     """[n, d] L2-normalised text embeddings (`dtype`: the loaded model's, shared with the image side)."""
-    net = models.open_clip_model(filename, arch, device, dtype)
+    net = models.open_clip_model(filename, arch, device, dtype, runtime=runtime)
     tokens = net.tokenizer(texts).to(device)
     with torch.no_grad():
         emb = net.model.encode_text(tokens)

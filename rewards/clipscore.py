@@ -17,6 +17,7 @@ from . import models
 from .clip_embed import image_embeddings, text_embedding
 from .context import Clip
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "clip_score"
 RANGE = (0.0, 2.5)
@@ -28,6 +29,8 @@ def clipscore_from_cosine(cos: torch.Tensor) -> torch.Tensor:
     return WEIGHT * cos.clamp(min=0)
 
 
+@scorer(NAME, RANGE, uses=("prompt",), model_folders=("clip",),
+        summary="Hessel CLIPScore 2.5*max(cos,0) of evenly sampled frames vs the prompt")
 def score(clip: Clip, num_samples: int = NUM_SAMPLES, weights: str = models.CLIPSCORE_FILE,
           arch: str | None = None) -> RewardResult:
     prompt = clip.prompt.strip()
@@ -36,9 +39,10 @@ def score(clip: Clip, num_samples: int = NUM_SAMPLES, weights: str = models.CLIP
     idx = clip.sample_indices(num_samples)
     img = image_embeddings(clip, idx, weights, arch)
     dtype = models.reduced_dtype(clip.device, clip.precision)
-    txt = text_embedding([prompt], weights, arch, clip.device, dtype)[0]
+    txt = text_embedding([prompt], weights, arch, clip.device, dtype, runtime=clip.runtime)[0]
     cos = img @ txt
     values = clipscore_from_cosine(cos)
-    details = {"sampled_frames": idx, "cosine": cos.tolist(), "model": models.open_clip_model(weights, arch, clip.device, dtype).arch}
+    net = models.open_clip_model(weights, arch, clip.device, dtype, runtime=clip.runtime)
+    details = {"sampled_frames": idx, "cosine": cos.tolist(), "model": net.arch}
     return RewardResult(NAME, float(values.mean()), values, torch.tensor(idx, dtype=torch.float32), "sample", RANGE,
                         details)

@@ -7,18 +7,27 @@ which live at the *analysis* resolution (long side <= `analysis_size`, default 2
     not kept beyond half of it: then rebuilt per use),
   - the forward/backward optical flow between consecutive frames (float16 once it would exceed the budget),
   - forward-backward occlusion masks, Canny edges, and any model features a scorer memoises via `memo`.
-`with_inputs()` makes a Clip with other keyframes/prompt/windows that shares all of this.
+`with_inputs()` makes a Clip with other keyframes/prompt/windows that shares all of this; `share_analysis=True`
+shares it with every Clip of the same frames tensor in the runtime (reward nodes fed one IMAGE). Models and these
+caches belong to the clip's `runtime` (a RewardRuntime; default `default_runtime()`).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from concurrent.futures import CancelledError
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..common.frames import check_frames
+from ..common.image import luma
+from ..common.keyframes import KeyframePositions, evenly_spaced
+from ..motion import optical_flow
+from ..motion.optical_flow import FlowPair
 from .models import PRECISIONS, default_precision
+from .runtime import RewardRuntime, SharedCache, default_runtime
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total); may raise to cancel
 
@@ -28,106 +37,38 @@ ProgressFn = Callable[[str, int, int], None]  # (stage, done, total); may raise 
 DEFAULT_ANALYSIS_SIZE = 256
 DEFAULT_CHUNK = 16
 DEFAULT_BUDGET = 1 << 30  # bytes of cached per-clip products before they drop to float16 / are not kept
-RANGE_TOLERANCE = 1e-3
+MIN_SIZE = 16  # pixels a side: SSIM's 11-pixel window and LPIPS's pooling need at least this
 
-
-class FlowPair(NamedTuple):
-    forward: torch.Tensor   # [T-1,h,w,2] flow t -> t+1 (pack convention: pixel of t lands at x + flow in t+1)
-    backward: torch.Tensor  # [T-1,h,w,2] flow t+1 -> t
-
-
-# Pixel-pairs of background flow: 512 pairs at 256x256, ~10 s of dis_medium on 2 cores (63 pairs took 1.2 s).
+# Pixel-pairs of flow computed on the background thread: a few seconds of DIS on a 2-core CPU (RESULTS.md); longer
+# flows run in the foreground, where progress and cancel work.
 PREFETCH_MAX_PIXELS = 1 << 25
-# Cores the background flow leaves to the thread that launches the GPU scorers (launching is CPU-bound).
-# bench_rewards.py on an H100 host with 16 cores, warm suite, two rounds: 0 spare 0.52 / 0.46 s, 2 spare
-# 0.46 / 0.44 s, 4 spare 0.50 / 0.51 s. Applied on machines with more than twice this many cores.
+# Cores the background flow leaves to the thread that launches the GPU scorers (launching is CPU-bound); chosen by
+# bench_rewards.py --spare-cores (RESULTS.md). Applied on machines with more than twice this many cores.
 BACKGROUND_FLOW_SPARE_CORES = 2
-_BACKGROUND = None
-
-
-def _background():
-    """One worker thread for background flow (a second clip's prefetch queues behind the first)."""
-    global _BACKGROUND
-    if _BACKGROUND is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardloop-flow")
-    return _BACKGROUND
-
-
-class SharedCache(dict):
-    """Products that depend only on the frames (and the analysis settings), shared by with_inputs()."""
-
-
-def check_frames(frames, name: str = "frames", chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
-    """Validate an IMAGE batch [T,H,W,C] (C = 1, 3 or 4, float, finite, 0..1) and return a [T,H,W,3] view
-    (grayscale is broadcast, alpha dropped). Checks run chunk by chunk: no full-size temporary."""
-    if not isinstance(frames, torch.Tensor):
-        raise ValueError(f"{name} must be a torch tensor [T,H,W,C] (a ComfyUI IMAGE), got {type(frames).__name__}.")
-    if frames.ndim == 3:
-        raise ValueError(f"{name} has shape {tuple(frames.shape)}: expected a batch [T,H,W,C]. For a single image "
-                         "add a batch dimension (frames[None]).")
-    if frames.ndim != 4:
-        raise ValueError(f"{name} must be [T,H,W,C], got shape {tuple(frames.shape)}.")
-    T, H, W, C = frames.shape
-    if T == 0:
-        raise ValueError(f"{name} is empty (0 frames): connect a non-empty IMAGE batch.")
-    if C not in (1, 3, 4):
-        raise ValueError(f"{name} has {C} channels: expected 1 (grayscale), 3 (RGB) or 4 (RGBA), channels last "
-                         "[T,H,W,C]. A [T,C,H,W] tensor must be permuted first.")
-    if H < 16 or W < 16:
-        raise ValueError(f"{name} are {W}x{H}: reward scorers need frames of at least 16x16 pixels.")
-    if not frames.is_floating_point():
-        raise ValueError(f"{name} have dtype {frames.dtype}: expected float32 in 0..1 (divide uint8 frames by 255).")
-    step = max(chunk, 64)  # one aminmax pass per chunk: no full-size temporaries, one read of the data
-    for start in range(0, T, step):
-        part = frames[start:start + step]
-        lo, hi = (float(v) for v in torch.aminmax(part))  # NaN propagates, inf shows as an extreme
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            per_frame = torch.stack([torch.isfinite(f.sum()) for f in part])
-            bad = start + int((~per_frame).nonzero()[0]) if bool((~per_frame).any()) else start
-            raise ValueError(f"{name} contain NaN or infinite values (first at frame {bad}); fix the upstream node "
-                             "or clamp/nan_to_num the frames.")
-        if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
-            hint = " They look like 0..255 values: divide by 255." if hi > 2 else ""
-            raise ValueError(f"{name} must be in 0..1, found values in [{lo:.4g}, {hi:.4g}] "
-                             f"(frames {start}..{min(start + step, T) - 1}).{hint}")
-    if C == 1:
-        frames = frames.expand(T, H, W, 3)
-    elif C == 4:
-        frames = frames[..., :3]
-    return frames
-
-
-def evenly_spaced(count: int, total: int) -> list[int]:
-    """`count` indices spread over 0..total-1, first and last included, unique and sorted."""
-    if total <= 0:
-        return []
-    count = max(1, min(int(count), total))
-    if count == 1:
-        return [0] if total == 1 else [total // 2]
-    return sorted({round(i * (total - 1) / (count - 1)) for i in range(count)})
 
 
 class Clip:
     def __init__(self, frames: torch.Tensor, *, keyframes: torch.Tensor | None = None,
-                 keyframe_positions: Sequence[int] | None = None, prompt: str = "",
+                 keyframe_positions: KeyframePositions | Sequence[int] | str | None = None, prompt: str = "",
                  windows: Any = None, reference: torch.Tensor | None = None,
                  flow_method: str | None = None, analysis_size: int = DEFAULT_ANALYSIS_SIZE,
                  device: str | torch.device | None = None, chunk_size: int = DEFAULT_CHUNK,
                  cache_budget_bytes: int = DEFAULT_BUDGET, progress: ProgressFn | None = None,
-                 precision: str | None = None, _shared: SharedCache | None = None, _validated: bool = False):
+                 precision: str | None = None, runtime: RewardRuntime | None = None, share_analysis: bool = False,
+                 _shared: SharedCache | None = None, _validated: bool = False):
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
         if int(analysis_size) < 0:
             raise ValueError(f"analysis_size must be >= 0 (0 = native resolution), got {analysis_size}.")
+        if flow_method is not None and flow_method not in optical_flow.METHODS:
+            raise ValueError(f"flow_method must be one of {', '.join(optical_flow.METHODS)}, got {flow_method!r}.")
         self.chunk_size = int(chunk_size)
-        self.frames = frames if _validated else check_frames(frames, "frames", self.chunk_size)
-        self.keyframes = None if keyframes is None else check_frames(keyframes, "keyframes", self.chunk_size)
-        self.keyframe_positions = None if keyframe_positions is None else [int(p) for p in keyframe_positions]
+        self.frames = frames if _validated else check_frames(frames, "frames", min_size=MIN_SIZE)
+        self.keyframes = None if keyframes is None else check_frames(keyframes, "keyframes", min_size=MIN_SIZE)
+        self.keyframe_positions = KeyframePositions.parse(keyframe_positions)
         self.prompt = prompt or ""
         self.windows = windows
-        self.reference = None if reference is None else check_frames(reference, "reference", self.chunk_size)
+        self.reference = None if reference is None else check_frames(reference, "reference", min_size=MIN_SIZE)
         self.flow_method = flow_method
         self.analysis_size = int(analysis_size)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
@@ -137,7 +78,11 @@ class Clip:
         self.precision = default_precision() if precision is None else precision
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-        self._shared = _shared if _shared is not None else SharedCache()
+        self.runtime = runtime if runtime is not None else default_runtime()
+        if _shared is None:
+            # keyed on the caller's tensor (ComfyUI's IMAGE object), not on the RGB view made above
+            _shared = self.runtime.analysis_cache(frames, self.device) if share_analysis else SharedCache()
+        self._shared = _shared
 
     # ------------------------------------------------------------------------------------ basics
     @property
@@ -175,7 +120,7 @@ class Clip:
         kw.update(changes)
         return Clip(self.frames, flow_method=self.flow_method, analysis_size=self.analysis_size, device=self.device,
                     chunk_size=self.chunk_size, cache_budget_bytes=self.cache_budget_bytes, precision=self.precision,
-                    _shared=self._shared, _validated=True, **kw)
+                    runtime=self.runtime, _shared=self._shared, _validated=True, **kw)
 
     def report(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -199,9 +144,21 @@ class Clip:
     def sample_indices(self, count: int) -> list[int]:
         return evenly_spaced(count, self.num_frames)
 
+    def anchor_positions(self) -> list[int]:
+        """Frame index of each keyframe: `keyframe_positions` when given (checked against the clip), else one
+        keyframe on frame 0, two on the first and last frame (the same frame in a one-frame clip, e.g. one
+        segment's frame scored against both of its anchors), more spread evenly (KeyframePositions.spread)."""
+        count = self.keyframes.shape[0]
+        if self.keyframe_positions is not None:
+            return self.keyframe_positions.check(self.num_frames, count).to_list()
+        if count == 2:
+            return [0, self.num_frames - 1]
+        return KeyframePositions.spread(count, self.num_frames).to_list()
+
     # --------------------------------------------------------------------------------- frames
     def frames_at(self, indices: Sequence[int] | slice, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Full-resolution (or resized to `size` = (h, w)) float32 frames on the clip's device."""
+        """Full-resolution (or resized to `size` = (h, w)) float32 frames on the clip's device (values within
+        float round-off of 0..1 are clamped into it)."""
         frames = self.frames_source()
         out = frames[indices] if isinstance(indices, slice) else frames[list(indices)]
         out = out.to(self.device, torch.float32).clamp(0, 1)
@@ -212,9 +169,8 @@ class Clip:
     def frames_source(self) -> torch.Tensor:
         """Where full-resolution reads come from: one float32 copy of the clip on the clip's device when that
         is not where the frames are (a GPU scoring CPU frames, as ComfyUI passes IMAGEs) and the copy fits
-        half the cache budget; else the input. Several scorers read the full frames: in an H200 profile,
-        fvd_lite alone spent 26 ms copying a 64-frame 512x512 clip from the host, and the warm suite went from
-        0.44-0.54 s to 0.31-0.36 s with one copy."""
+        half the cache budget; else the input. Several scorers read the full frames, and copying them from the
+        host once instead of per scorer was most of a GPU's warm suite time (RESULTS.md, code at 507be97)."""
         if self.frames.device == self.device:
             return self.frames
         key = ("frames_on_device",)
@@ -266,14 +222,19 @@ class Clip:
         return ("flow", self.flow_method, *self.analysis_hw)
 
     def flow(self) -> FlowPair:
-        """Forward and backward flow between consecutive frames at the analysis resolution (computed once)."""
+        """Forward and backward flow between consecutive frames at the analysis resolution (computed once; may be
+        float16 when large, see the module docstring)."""
         key = self._flow_key()
         if key in self._shared:
             return self._shared[key]
         if self.num_frames < 2:
             raise ValueError("optical flow needs at least 2 frames; this clip has 1.")
         pending = self._shared.pop(("pending",) + key, None)
-        self._shared[key] = pending.result() if pending is not None else self._compute_flow("optical flow")
+        try:
+            computed = pending.result() if pending is not None else None
+        except CancelledError:  # the runtime was cleared before the background flow started: compute it here
+            computed = None
+        self._shared[key] = computed if computed is not None else self._compute_flow("optical flow")
         return self._shared[key]
 
     def prefetch_flow(self) -> bool:
@@ -283,46 +244,39 @@ class Clip:
         flag it reads, so a second thread must not call it), hence only clips whose flow ends in seconds are
         prefetched (<= PREFETCH_MAX_PIXELS pixel-pairs); longer ones compute in the foreground, cancellable.
         Returns whether a computation was started."""
-        from ..motion.flow import DEFAULT_METHOD
-
         key = self._flow_key()
-        method = self.flow_method or DEFAULT_METHOD
+        method = self.flow_method or optical_flow.DEFAULT_METHOD
         h, w = self.analysis_hw
         if (key in self._shared or ("pending",) + key in self._shared or self.num_frames < 2 or method == "raft"
                 or self.num_pairs * h * w > PREFETCH_MAX_PIXELS):
             return False
         self._analysis_cache()  # downscale once, here, not concurrently from two threads
-        from ..motion.flow import usable_cores
-
-        cores = usable_cores()
+        cores = optical_flow.usable_cores()
         workers = cores - BACKGROUND_FLOW_SPARE_CORES if cores > 2 * BACKGROUND_FLOW_SPARE_CORES else cores
-        self._shared[("pending",) + key] = _background().submit(self._compute_flow, None, workers)
+        self._shared[("pending",) + key] = self.runtime.background().submit(self._compute_flow, None, workers)
         return True
 
     def _compute_flow(self, stage: str | None, workers: int | None = None) -> FlowPair:
-        from ..motion.flow import bidirectional_flow
-
         h, w = self.analysis_hw
         n = self.num_pairs
         dtype = torch.float32 if 2 * n * h * w * 2 * 4 <= self.cache_budget_bytes else torch.float16
         fwd = torch.empty(n, h, w, 2, dtype=dtype, device=self.device)
         bwd = torch.empty(n, h, w, 2, dtype=dtype, device=self.device)
         for s, e in self.chunks(n, stage, self.analysis_chunk):
-            pair = bidirectional_flow(self.analysis_frames(s, e + 1), workers=workers,
-                                      **self._method_kw())  # 1-frame overlap
+            pair = optical_flow.bidirectional_flow(self.analysis_frames(s, e + 1), self.method, self.device,
+                                                   workers=workers, raft=self.runtime.raft)  # 1-frame overlap
             fwd[s:e] = pair.forward.to(self.device, dtype)
             bwd[s:e] = pair.backward.to(self.device, dtype)
-        return FlowPair(fwd, bwd)
+        return FlowPair(fwd, bwd, self.method)
 
-    def _method_kw(self) -> dict:
-        kw = {"device": self.device}
-        if self.flow_method is not None:
-            kw["method"] = self.flow_method
-        return kw
+    @property
+    def method(self) -> str:
+        """The optical flow method in use."""
+        return self.flow_method or optical_flow.DEFAULT_METHOD
 
     def flow_chunk(self, start: int, end: int) -> FlowPair:
         pair = self.flow()
-        return FlowPair(pair.forward[start:end].float(), pair.backward[start:end].float())
+        return FlowPair(pair.forward[start:end].float(), pair.backward[start:end].float(), pair.method)
 
     def valid_mask(self, start: int = 0, end: int | None = None) -> torch.Tensor:
         """[n,h,w] float 1/0: pixel of frame t is visible in t+1 and the flows agree (fb check + inside)."""
@@ -334,8 +288,8 @@ class Clip:
             h, w = self.analysis_hw
             mask = torch.empty(self.num_pairs, h, w, dtype=torch.bool, device=self.device)
             for s, e in self.chunks(self.num_pairs, "occlusion masks", self.analysis_chunk):
-                fwd, bwd = self.flow_chunk(s, e)
-                mask[s:e] = fb_occlusion_mask(fwd, bwd) > 0.5
+                pair = self.flow_chunk(s, e)
+                mask[s:e] = fb_occlusion_mask(pair.forward, pair.backward) > 0.5
             self._shared[key] = mask
         return self._shared[key][start:end].float()
 
@@ -368,8 +322,8 @@ class Clip:
 
 # -------------------------------------------------------------------------------------- helpers
 def resize(frames: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    """[n,H,W,C] -> [n,h,w,C], antialiased when shrinking (measured on 1080p input: antialiased bilinear is
-    ~5x faster than area averaging on CPU)."""
+    """[n,H,W,C] -> [n,h,w,C], antialiased when shrinking (antialiased bilinear rather than area averaging: much
+    faster on CPU at the same quality)."""
     x = frames.permute(0, 3, 1, 2)
     shrink = size[0] < x.shape[2] or size[1] < x.shape[3]
     out = F.interpolate(x, size=tuple(size), mode=mode, align_corners=False,
@@ -382,10 +336,8 @@ def to_nchw(frames: torch.Tensor) -> torch.Tensor:
 
 
 def gray(frames: torch.Tensor) -> torch.Tensor:
-    """[n,H,W,3] -> [n,1,H,W] luma (Rec. 601, as kornia's rgb_to_grayscale)."""
-    import kornia
-
-    return kornia.color.rgb_to_grayscale(to_nchw(frames))
+    """[n,H,W,3] -> [n,1,H,W] luma (common.image.luma), for kornia's filters."""
+    return luma(frames)[:, None]
 
 
 CANNY_LOW, CANNY_HIGH = 60, 120
@@ -394,9 +346,9 @@ CANNY_LOW, CANNY_HIGH = 60, 120
 def canny(frames: torch.Tensor, low: int = CANNY_LOW, high: int = CANNY_HIGH) -> torch.Tensor:
     """[n,H,W,3] -> [n,H,W] float edges in {0,1}: OpenCV Canny (L2 gradient) on 8-bit luma after a
     Gaussian pre-blur (sigma 1), on every device alike so a score never depends on where it ran.
-    OpenCV rather than kornia: kornia's batched hysteresis iterates to convergence and took ~0.6 s per
-    128x96 frame of long-edged scenes on CPU, OpenCV ~1 ms; frames run in a thread pool (OpenCV releases
-    the GIL), the transfer is one uint8 batch."""
+    OpenCV rather than kornia: kornia's batched hysteresis iterates to convergence, hundreds of times slower on
+    CPU for long-edged scenes; frames run in a thread pool (OpenCV releases the GIL), the transfer is one uint8
+    batch."""
     import cv2
     import numpy as np
 
@@ -414,9 +366,7 @@ def thread_map(fn: Callable[[Any], Any], items: list) -> list:
     release the GIL (OpenCV's image functions take one image at a time)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..motion.flow import usable_cores
-
-    workers = max(1, min(len(items), usable_cores()))
+    workers = max(1, min(len(items), optical_flow.usable_cores()))
     if workers == 1:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(workers) as pool:
@@ -425,7 +375,7 @@ def thread_map(fn: Callable[[Any], Any], items: list) -> list:
 
 def sobel_xy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sobel derivatives (d/dx, d/dy) of [n,c,h,w] per pixel unit (kornia's normalised Sobel, replicate
-    border). Written with slicing: kornia's grouped 3x3 convolution was ~10x slower on CPU for 512x512 flow
+    border). Written with slicing: kornia's grouped 3x3 convolution was several times slower on CPU for flow
     fields; this is the same separable kernel (central difference x [1,2,1]/4 smoothing)."""
     p = F.pad(x, (1, 1, 1, 1), mode="replicate")
     dx = (p[..., :, 2:] - p[..., :, :-2]) / 2  # [n,c,h+2,w]
@@ -433,22 +383,6 @@ def sobel_xy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     dx = (dx[..., :-2, :] + 2 * dx[..., 1:-1, :] + dx[..., 2:, :]) / 4
     dy = (dy[..., :, :-2] + 2 * dy[..., :, 1:-1] + dy[..., :, 2:]) / 4
     return dx, dy
-
-
-def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-pixel SSIM of [n,c,h,w] maps (Gaussian window 11, sigma 1.5, K 0.01/0.03, reflect border) with a
-    separable blur: kornia.metrics.ssim convolves with a full 11x11 kernel, ~5x slower on CPU."""
-    import kornia
-
-    def blur(x):
-        return kornia.filters.gaussian_blur2d(x, (11, 11), (1.5, 1.5), border_type="reflect", separable=True)
-
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a ** 2
-    var_b = blur(b * b) - mu_b ** 2
-    cov = blur(a * b) - mu_a * mu_b
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 
 def nan_mean(values: torch.Tensor) -> float:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .context import Clip, sobel_xy
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "flow_smoothness"
 RANGE = (0.0, 1.0)
@@ -47,6 +48,8 @@ def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(dim=(-2, -1)) / m.sum(dim=(-2, -1)).clamp(min=1)
 
 
+@scorer(NAME, RANGE, uses=("flow",),
+        summary="1/(1 + spatial + temporal variation of curl and divergence), magnitude-normalised")
 def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
     if clip.num_frames < 2:
         return RewardResult.not_applicable(NAME, "needs at least 2 frames", RANGE, "pair")

@@ -22,6 +22,7 @@ import torch
 
 from .context import Clip, gray, nan_mean, thread_map
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "framing"
 RANGE = (0.0, 1.0)
@@ -102,6 +103,7 @@ def horizon_tilts(edges: torch.Tensor) -> list[float | None]:
     return thread_map(one, list(edges.cpu().numpy()))
 
 
+@scorer(NAME, RANGE, summary="rule of thirds, safe-area occupancy and horizon-tilt stability")
 def score(clip: Clip, num_samples: int = NUM_SAMPLES) -> RewardResult:
     idx = clip.sample_indices(num_samples)
     mass = subject_masses(energy_maps(clip.analysis_frames_at(idx)))

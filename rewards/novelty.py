@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from . import models
 from .context import Clip, to_nchw
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "novelty_after_k"
 RANGE = (-1.0, 1.0)
@@ -34,7 +35,7 @@ GRID = 4
 def content_features(clip: Clip) -> torch.Tensor:
     """[T, d] L2-normalised AlexNet descriptors (memoised)."""
     def compute():
-        lp = models.lpips_model("alex", clip.device)
+        lp = models.lpips_model("alex", clip.device, runtime=clip.runtime)
         out = []
         for s, e in clip.chunks(clip.num_frames, "content features"):
             x = to_nchw(clip.frames_at(slice(s, e), (FEATURE_SIZE, FEATURE_SIZE))) * 2 - 1
@@ -47,6 +48,7 @@ def content_features(clip: Clip) -> torch.Tensor:
     return clip.memo(("content_features",), compute)
 
 
+@scorer(NAME, RANGE, model_folders=("lpips",), summary="new content after frame k minus a tax on abnormal jumps")
 def score(clip: Clip, k: int = K, coherence_weight: float = 1.0) -> RewardResult:
     T = clip.num_frames
     if k < 2 or T <= k:

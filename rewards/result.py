@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..common.jsonsafe import json_safe
+
 SCORES_VERSION = 1
 
 # Where an item sits on the clip's frame axis, so charts and the loop can put every scorer on one axis.
@@ -55,46 +57,15 @@ class RewardResult:
     def to_dict(self) -> dict:
         return {
             "name": self.name,
-            "value": _num(self.value),
+            "value": json_safe(self.value),
             "applicable": self.applicable,
             "note": self.note,
-            "range": [_num(self.value_range[0]), _num(self.value_range[1])],
+            "range": json_safe(self.value_range),
             "item_kind": self.item_kind,
-            "per_item": [_num(v) for v in self.per_item.tolist()],
-            "positions": [_num(v) for v in self.positions.tolist()],
-            "details": jsonable(self.details),
+            "per_item": json_safe(self.per_item),
+            "positions": json_safe(self.positions),
+            "details": json_safe(self.details),
         }
-
-
-def _num(v: float):
-    """JSON has no NaN/inf: they become null (a missing value, never a silent 0)."""
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-def jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return jsonable(obj.detach().cpu().tolist()) if obj.numel() != 1 else _num(obj.item())
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, int):
-        return obj
-    if isinstance(obj, float):
-        return _num(obj)
-    try:
-        import numpy as np
-
-        if isinstance(obj, np.ndarray):
-            return jsonable(obj.tolist())
-        if isinstance(obj, np.generic):
-            return jsonable(obj.item())
-    except ImportError:  # pragma: no cover
-        pass
-    return str(obj)
 
 
 def scores_payload(results: list[RewardResult], num_frames: int, aggregate: RewardResult | None = None) -> dict:

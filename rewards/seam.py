@@ -20,6 +20,7 @@ import torch
 
 from .context import Clip
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "seam_consistency"
 RANGE = (0.0, 1.0)
@@ -75,6 +76,7 @@ def transition_change(clip: Clip) -> torch.Tensor:
     return clip.memo(("transition_change", clip.flow_method, *clip.analysis_hw), compute)
 
 
+@scorer(NAME, RANGE, uses=("flow", "windows"), summary="typical transition change / worst change at each window seam")
 def score(clip: Clip) -> RewardResult:
     ranges = window_ranges(clip.num_frames, clip.windows)
     if len(ranges) < 2 or clip.num_frames < 3:

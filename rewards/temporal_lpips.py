@@ -20,6 +20,7 @@ import torch
 from . import models
 from .context import Clip, to_nchw
 from .result import RewardResult
+from .scorer import scorer
 
 NAME = "temporal_lpips"
 RANGE = (float("-inf"), 1.0)
@@ -27,15 +28,19 @@ MIN_VALID = 0.5
 MIN_SIZE = {"alex": 31, "vgg": 16}  # smallest input whose feature maps survive every pooling stage
 
 
-def lpips_distance(a: torch.Tensor, b: torch.Tensor, net: str = "alex", spatial: bool = False) -> torch.Tensor:
+def lpips_distance(a: torch.Tensor, b: torch.Tensor, net: str = "alex", spatial: bool = False, *,
+                   runtime=None) -> torch.Tensor:
     """LPIPS between [n,H,W,3] frames in 0..1: [n] distances, or [n,H,W] maps with spatial=True."""
-    model = models.lpips_model(net, a.device, spatial=spatial)
+    model = models.lpips_model(net, a.device, spatial=spatial, runtime=runtime)
     with torch.no_grad():
         out = model(to_nchw(a) * 2 - 1, to_nchw(b) * 2 - 1)
     return out[:, 0] if spatial else out.reshape(-1)
 
 
+@scorer(NAME, RANGE, uses=("flow",), model_folders=("lpips",),
+        summary="1 - occlusion-masked LPIPS between each frame and the flow-warped next frame")
 def score(clip: Clip, net: str = "alex", min_valid: float = MIN_VALID) -> RewardResult:
+    models.check_lpips_net(net)
     if clip.num_frames < 2:
         return RewardResult.not_applicable(NAME, "needs at least 2 frames", RANGE, "pair")
     if min(clip.analysis_hw) < MIN_SIZE[net]:
@@ -51,12 +56,12 @@ def score(clip: Clip, net: str = "alex", min_valid: float = MIN_VALID) -> Reward
         valid = clip.valid_mask(s, e)
         m = valid[..., None]
         composite = m * warped + (1 - m) * ref
-        dmap = lpips_distance(ref, composite, net, spatial=True)
+        dmap = lpips_distance(ref, composite, net, spatial=True, runtime=clip.runtime)
         frac = valid.mean(dim=(1, 2))
         masked = (dmap * valid).sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)
         low = frac < min_valid
         if bool(low.any()):
-            plain = lpips_distance(ref[low], clip.analysis_frames(s + 1, e + 1)[low], net)
+            plain = lpips_distance(ref[low], clip.analysis_frames(s + 1, e + 1)[low], net, runtime=clip.runtime)
             masked[low] = plain
         d[s:e] = masked.cpu()
         valid_frac[s:e] = frac.cpu()

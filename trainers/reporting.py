@@ -9,10 +9,11 @@ All writes are atomic (temp file + rename) so a reader or a kill -9 never sees h
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
+
+from ..common.jsonsafe import json_safe
 
 METRICS_FILE = "metrics.jsonl"
 PROGRESS_FILE = "progress.json"
@@ -50,12 +51,6 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
-def _clean(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
-
-
 class MetricsLogger:
     def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool, prefix: str = ""):
         self.run_dir = Path(run_dir)
@@ -83,7 +78,7 @@ class MetricsLogger:
     def log(self, step: int, metrics: dict) -> None:
         if not self.enabled:
             return
-        row = {"step": step, **{f"{self.prefix}{k}": _clean(v) for k, v in metrics.items()}}
+        row = {"step": step, **{f"{self.prefix}{k}": json_safe(v) for k, v in metrics.items()}}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
@@ -102,7 +97,7 @@ def write_progress(run_dir: Path, *, method: str, step: int, max_steps: int, met
                    note: str = "") -> None:
     write_json_atomic(Path(run_dir) / PROGRESS_FILE, {
         "status": "running", "method": method, "step": step, "max_steps": max_steps, "stage": stage, "note": note,
-        "metrics": {k: _clean(v) for k, v in metrics.items()}, "pid": os.getpid(), "updated": time.time()})
+        "metrics": {k: json_safe(v) for k, v in metrics.items()}, "pid": os.getpid(), "updated": time.time()})
 
 
 def write_result(folder: Path, status: str, /, **fields) -> None:

@@ -89,7 +89,7 @@ def _random_facenet(root: Path) -> None:
 @pytest.fixture(scope="session")
 def reward_model_dirs(real_weights_dir, tmp_path_factory):
     """[real LPIPS/I3D cache, a folder of small random CLIP/BLIP/facenet models and the real LAION heads]."""
-    from rewardloop.rewards import models
+    from rewardloop.rewards import default_runtime
 
     tiny = tmp_path_factory.mktemp("reward-models")
     _tiny_open_clip(tiny)
@@ -99,21 +99,20 @@ def reward_model_dirs(real_weights_dir, tmp_path_factory):
     for name in ("sac+logos+ava1-l14-linearMSE.pth", "sa_0_4_vit_l_14_linear.pth"):
         shutil.copy(DATA / "laion-aesthetic" / name, tiny / "aesthetic" / name)
     yield SimpleNamespace(real=real_weights_dir, tiny=tiny, clip_file=f"{TINY_CLIP}.safetensors", blip=TINY_BLIP)
-    models.clear_cache()
+    default_runtime().clear()
 
 
 @pytest.fixture
 def reward_models(reward_model_dirs, monkeypatch):
-    """Points the pack's model roots at reward_model_dirs for one test (REWARDLOOP_MODELS_DIR, no explicit roots:
-    another test or a node may have synced ComfyUI's folders), and restores them afterwards."""
-    from rewardloop import modelfiles
+    """Points the default runtime's model roots at reward_model_dirs for one test (REWARDLOOP_MODELS_DIR, no explicit
+    roots), and restores them afterwards."""
+    from rewardloop.rewards import default_runtime
 
-    saved = list(modelfiles._roots)
+    roots = default_runtime().roots
     monkeypatch.setenv("REWARDLOOP_MODELS_DIR", os.pathsep.join([str(reward_model_dirs.real), str(reward_model_dirs.tiny)]))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    modelfiles.set_model_roots([])
+    roots.set(None)
     yield reward_model_dirs
-    modelfiles.set_model_roots(saved)
+    roots.set(None)
 
 
 @pytest.fixture(scope="session")

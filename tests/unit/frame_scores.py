@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import torch
-from pytorch_msssim import ssim
+
+from rewardloop.common.image import ssim
 
 
 def rebuilt_frame_scores(out: torch.Tensor, truth: torch.Tensor, keyframe_positions) -> tuple[float, float]:
@@ -11,5 +12,5 @@ def rebuilt_frame_scores(out: torch.Tensor, truth: torch.Tensor, keyframe_positi
     mask[keyframe_positions] = False
     mse = ((out[mask] - truth[mask]) ** 2).mean(dim=(1, 2, 3))
     psnr = (10 * torch.log10(1 / mse)).mean().item()
-    s = ssim(out[mask].permute(0, 3, 1, 2), truth[mask].permute(0, 3, 1, 2), data_range=1.0, win_size=11).item()
+    s = ssim(out[mask], truth[mask]).mean().item()
     return psnr, s

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from rewardloop import modelfiles
-from rewardloop.motion import flow, scene, warp
+from rewardloop.motion import optical_flow as flow, scene, warp
 from rewardloop.motion.occlusion import fb_occlusion_mask
 
 W = H = 192
@@ -130,41 +130,35 @@ def _raft_folder(tmp_path, name="raft_small_C_T_V2-01064c6d.pth"):
     return tmp_path
 
 
-@pytest.fixture
-def model_roots():
-    saved = modelfiles.model_roots()
-    yield modelfiles.set_model_roots
-    modelfiles.set_model_roots(saved)
-    flow.clear_cache()
+def _raft(root) -> flow.RaftModels:
+    return flow.RaftModels(modelfiles.ModelRoots([root]))
 
 
-def test_raft_loads_from_model_folder(tmp_path, model_roots):
-    model_roots([_raft_folder(tmp_path)])
+def test_raft_loads_from_model_folder(tmp_path):
+    raft = _raft(_raft_folder(tmp_path))
     frames = _square_scene(4)[:, :64, :80]
-    f = flow.compute_flow(frames[:1], frames[1:], "raft", device="cpu")
+    f = flow.compute_flow(frames[:1], frames[1:], "raft", device="cpu", raft=raft)
     assert f.shape == (1, 64, 80, 2) and torch.isfinite(f).all()
-    assert len(flow._RAFT_MODELS) == 1
-    flow.compute_flow(frames[:1], frames[1:], "raft", device="cpu")
-    assert len(flow._RAFT_MODELS) == 1  # cached, not reloaded
-    flow.clear_cache()
-    assert not flow._RAFT_MODELS
+    assert len(raft) == 1
+    flow.compute_flow(frames[:1], frames[1:], "raft", device="cpu", raft=raft)
+    assert len(raft) == 1  # cached, not reloaded
+    raft.clear()
+    assert len(raft) == 0
 
 
-def test_raft_missing_weights(tmp_path, model_roots):
-    model_roots([tmp_path])
+def test_raft_missing_weights(tmp_path):
     frames = torch.rand(2, 32, 32, 3)
     with pytest.raises(modelfiles.WeightNotFound, match="raft_large_C_T_SKHT_V2-ff5fadd5.pth") as e:
-        flow.compute_flow(frames[:1], frames[1:], "raft")
+        flow.compute_flow(frames[:1], frames[1:], "raft", raft=_raft(tmp_path))
     assert "download.pytorch.org" in str(e.value) and str(tmp_path / "raft") in str(e.value)
 
 
-def test_raft_wrong_checkpoint(tmp_path, model_roots):
+def test_raft_wrong_checkpoint(tmp_path):
     (tmp_path / "raft").mkdir()
     torch.save({"weight": torch.zeros(3)}, tmp_path / "raft" / "raft_large_C_T_V2-1bb1363a.pth")
-    model_roots([tmp_path])
     frames = torch.rand(2, 32, 32, 3)
     with pytest.raises(ValueError, match="not a torchvision raft_large checkpoint"):
-        flow.compute_flow(frames[:1], frames[1:], "raft")
+        flow.compute_flow(frames[:1], frames[1:], "raft", raft=_raft(tmp_path))
 
 
 def test_flow_to_color():

@@ -6,7 +6,8 @@ import pytest
 import torch
 from frame_scores import rebuilt_frame_scores as _scores
 
-from rewardloop.motion import flow, inbetween as ib, scene, windows
+from rewardloop.common.keyframes import KeyframePositions
+from rewardloop.motion import inbetween as ib, optical_flow as flow, scene, windows
 
 SIZE, LENGTH, EVERY = 224, 25, 4  # 4x inbetweening: 3 of every 4 frames rebuilt
 
@@ -145,8 +146,8 @@ def test_uneven_positions_and_list_input():
     assert out.shape == (8, 64, 64, 3)
     assert torch.equal(out[[0, 2, 7]], keys)
     assert float(out.min()) >= 0 and float(out.max()) <= 1
-    assert ib.positions_for_length(3, 9) == [0, 4, 8]
-    assert ib.keyframe_positions(3, 2) == [0, 3, 6]
+    assert KeyframePositions.spread(3, 9).to_list() == [0, 4, 8]
+    assert KeyframePositions.with_gaps(3, 2).to_list() == [0, 3, 6]
 
 
 def test_crossfade_midpoint():
@@ -168,10 +169,18 @@ def test_crossfade_midpoint():
     (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, motion="cubic"), "Unknown motion model"),
     (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, flow_init="raft"), "Unknown flow_init"),
     (dict(keyframes=torch.rand(2, 32, 32, 3), frames_per_gap=1, temporal_mix=1.5), "temporal_mix must be in 0..1"),
+    (dict(keyframes=torch.rand(2, 32, 32, 3), positions=[0, 10**12]), "longest clip the pack makes"),
+    (dict(keyframes=torch.rand(2, 32, 32, 3) * 2, frames_per_gap=1), "must be in 0..1"),
 ])
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ib.inbetween(**kwargs)
+
+
+def test_a_clip_larger_than_memory_is_refused_before_allocating():
+    keys = torch.zeros(2, 1, 1, 3).expand(2, 2048, 2048, 3)  # views: nothing large exists yet
+    with pytest.raises(ValueError, match=r"clip of 90001 frames of 2048x2048: .* GiB, more than the .* GiB"):
+        ib.inbetween(keys, positions=[0, 90000], method="crossfade")
 
 
 def test_huge_resolution_is_a_clear_error():
@@ -204,6 +213,35 @@ def test_merge_crossfades_seams():
     ramp = out[48:64]
     assert torch.all(ramp[1:] > ramp[:-1]) and 0 < ramp[0] < 0.1 and 0.9 < ramp[-1] < 1
     assert torch.allclose(ramp, torch.arange(1, 17) / 17)
+
+
+@pytest.mark.parametrize("window, overlap, dtype", [(64, 16, torch.float32), (10, 7, torch.float32),
+                                                    (16, 4, torch.float16)])
+def test_merge_streams_the_same_crossfade(window, overlap, dtype):
+    """The merge writes straight into its output (a few frames of float32 scratch), with the same weights as the
+    whole-clip formula: sum_i w_i c_i / sum_i w_i per frame, including frames three windows share (overlap 7 of
+    10)."""
+    gen = torch.Generator().manual_seed(0)
+    ranges = windows.window_ranges(100, window, overlap)
+    clips = [torch.rand(e - s, 3, 5, 2, generator=gen).to(dtype) for s, e in ranges]
+    num = torch.zeros(100, 3, 5, 2)
+    den = torch.zeros(100)
+    for i, (c, (s, e)) in enumerate(zip(clips, ranges)):
+        w = torch.ones(e - s)
+        if i > 0 and ranges[i - 1][1] > s:
+            n = ranges[i - 1][1] - s
+            w[:n] = torch.arange(1, n + 1) / (n + 1)
+        if i + 1 < len(ranges) and ranges[i + 1][0] < e:
+            n = e - ranges[i + 1][0]
+            w[e - s - n:] = torch.minimum(w[e - s - n:], torch.arange(n, 0, -1) / (n + 1))
+        num[s:e] += c.float() * w[:, None, None, None]
+        den[s:e] += w
+    out = windows.merge_windows(clips, ranges)
+    assert out.dtype == dtype and out.shape == (100, 3, 5, 2)
+    assert torch.allclose(out.float(), (num / den[:, None, None, None]).to(dtype).float(), atol=1e-3 if dtype ==
+                          torch.float16 else 1e-6)
+    only_first = slice(0, ranges[1][0])
+    assert torch.equal(out[only_first], clips[0][only_first])  # frames of one window are copied, bit for bit
 
 
 @pytest.mark.parametrize("args, match", [

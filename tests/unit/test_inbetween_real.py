@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from pack_info import read_real_clip
 from frame_scores import rebuilt_frame_scores as _scores
 
-from rewardloop.motion import flow, inbetween as ib
+from rewardloop.motion import inbetween as ib, optical_flow as flow
 
 EVERY = 4
 HELD_OUT_FROM = 120  # bikes frames before this were used for tuning

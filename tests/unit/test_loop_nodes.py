@@ -468,7 +468,7 @@ def best_of_n(h, tiny_wan, **kw):
                 seed_policy="hash", reward_range="0..1",
                 keyframes=torch.linspace(0, 1, 32 * 32 * 3).view(1, 32, 32, 3).expand(2, 32, 32, 3).contiguous())
     args.update(kw)
-    node = h.loop.RewardLoopBestOfN
+    node = importlib.import_module("rewardloop.nodes.best_of_n").RewardLoopBestOfN
     clone = node.PREPARE_CLASS_CLONE({h.io.Hidden.unique_id: "bon"})
     with torch.inference_mode():  # as ComfyUI's executor runs every node
         return clone.execute(**args)
@@ -478,7 +478,7 @@ def best_of_n(h, tiny_wan, **kw):
 def plain_ksampler(h, tiny_wan, seed):
     (latent,) = h.comfy_nodes.common_ksampler(tiny_wan["model"], seed, 2, 3.0, "euler", "simple", tiny_wan["positive"],
                                               tiny_wan["negative"], tiny_wan["latent_image"])
-    return h.loop._decode(tiny_wan["vae"], latent["samples"])
+    return importlib.import_module("rewardloop.nodes.best_of_n").decode(tiny_wan["vae"], latent["samples"])
 
 
 def test_best_of_n_keeps_the_best_candidate_and_matches_a_plain_ksampler(h, tiny_wan):

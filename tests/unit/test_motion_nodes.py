@@ -42,7 +42,7 @@ def test_inbetween_node_motion_options(m, clip):
     they reach the core."""
     import inspect
 
-    from rewardloop.motion import flow, inbetween
+    from rewardloop.motion import inbetween, optical_flow as flow
 
     inputs = {i.id: i for i in m.RewardLoopInbetween.GET_SCHEMA().inputs}
     core = inspect.signature(inbetween.inbetween).parameters
@@ -91,10 +91,17 @@ def test_anchor_frames_node(m, clip):
         m.RewardLoopAnchorFrames.execute(clip[:2], end, 9)
 
 
-def test_keyframe_positions_widget_parsing_shared_by_every_node_family():
-    from rewardloop.nodes import parse_keyframe_positions
+def test_inbetween_positions_beyond_any_clip_are_a_clear_error(m):
+    keys = torch.rand(2, 32, 32, 3)
+    with pytest.raises(ValueError, match=r"keyframe_positions: frame 1000000000000 is beyond the longest clip"):
+        m.RewardLoopInbetween.execute(keys, 3, "flow", "dis_fast", keyframe_positions="[0, 1000000000000]")
 
-    assert parse_keyframe_positions("[0, 8, 16]") == [0, 8, 16]
+
+def test_keyframe_positions_widget_parsing_shared_by_every_node_family():
+    from rewardloop.common.keyframes import KeyframePositions
+
+    parse_keyframe_positions = KeyframePositions.parse
+    assert parse_keyframe_positions("[0, 8, 16]").to_list() == [0, 8, 16]
     assert parse_keyframe_positions("  ") is None and parse_keyframe_positions(None) is None
     for bad in ("[0, 8", "[0, true]", "[0.5, 2]", '{"a": 1}', "3"):
         with pytest.raises(ValueError, match="keyframe_positions must be a JSON list"):

@@ -38,4 +38,5 @@ def test_model_folder_registered(comfy_inprocess):
     nodes.register_model_folders()
     folders = comfy_inprocess.get_folder_paths(modelfiles.FOLDER_KEY)
     assert any(f.endswith("rewardloop") for f in folders)
-    assert [str(p) for p in modelfiles.model_roots()] == folders
+    runtime = importlib.import_module("rewardloop.nodes.runtime")
+    assert [str(p) for p in runtime.get().rewards.roots.paths()] == folders

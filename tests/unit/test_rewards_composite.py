@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from rewardloop import modelfiles
 from rewardloop.rewards import Clip, composite, score, scores_payload, to_frame_axis
 from rewardloop.rewards.result import RewardResult
 
@@ -30,15 +29,10 @@ def test_weighted_mean_over_included_components(scene_frames):
 
 
 def test_missing_model_files_are_excluded_not_zero(scene_frames, monkeypatch, tmp_path):
-    from rewardloop.rewards import models
+    from rewardloop.rewards import RewardRuntime
 
-    clip = Clip(scene_frames[:12], prompt="a city")
-    models.clear_cache()
-    modelfiles.set_model_roots([tmp_path])  # an empty models folder: no CLIP file
-    try:
-        agg, _ = composite(clip, {"framing": 1.0, "clip_score": 5.0})
-    finally:
-        modelfiles.set_model_roots([])
+    clip = Clip(scene_frames[:12], prompt="a city", runtime=RewardRuntime([tmp_path]))  # empty folder: no CLIP file
+    agg, _ = composite(clip, {"framing": 1.0, "clip_score": 5.0})
     framing = score("framing", clip).value
     assert agg.value == pytest.approx(framing)  # not (framing + 5*0) / 6, not (framing + 5*1) / 6
     reason = agg.details["excluded"]["clip_score"]
@@ -52,7 +46,7 @@ def test_nothing_computable_is_not_applicable(scene_frames):
 
 
 def test_flow_and_masks_are_computed_once_per_clip(scene_frames, monkeypatch):
-    import rewardloop.motion.flow as flow
+    import rewardloop.motion.optical_flow as flow
 
     calls = []
     real = flow.bidirectional_flow
@@ -134,7 +128,7 @@ def test_background_flow_gives_the_same_composite_and_runs_flow_free_scorers_fir
 
 
 def test_background_flow_errors_surface_in_the_scorer(scene_frames, monkeypatch):
-    import rewardloop.motion.flow as flow
+    import rewardloop.motion.optical_flow as flow
 
     def broken(*a, **k):
         raise RuntimeError("flow failed on purpose")

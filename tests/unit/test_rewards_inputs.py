@@ -89,6 +89,18 @@ def test_keyframe_size_mismatch(scene_frames):
         score("keyframe_ssim", Clip(frames, keyframes=frames[[0, 1]], keyframe_positions=[0]))
 
 
+def test_default_keyframe_positions(scene_frames):
+    """Without positions: 1 keyframe -> frame 0, 2 -> first and last (the same frame of a one-frame clip, as a
+    retry loop's one-frame segment is scored against both anchors), more -> spread evenly, too many -> an error."""
+    frames = scene_frames[:9]
+    assert score("keyframe_ssim", Clip(frames, keyframes=frames[[4, 8]])).details["positions"] == [0, 8]
+    assert score("keyframe_ssim", Clip(frames, keyframes=frames[[0, 1, 2]])).details["positions"] == [0, 4, 8]
+    one = score("keyframe_ssim", Clip(frames[:1], keyframes=frames[[0, 0]]))
+    assert one.details["positions"] == [0, 0] and one.value == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="3 keyframes do not fit a clip of 2 frames"):
+        score("keyframe_ssim", Clip(frames[:2], keyframes=frames[:3]))
+
+
 def test_never_normalised_across_the_batch(scene_frames, corrupt):
     """A clip's score does not depend on what else is scored (no batch statistics anywhere)."""
     a = scene_frames[:12]

@@ -6,36 +6,31 @@ import pytest
 import torch
 
 from rewardloop import modelfiles
-from rewardloop.rewards import Clip, models, score
+from rewardloop.rewards import Clip, RewardRuntime, default_runtime, models, score
 
 pytestmark = pytest.mark.usefixtures("reward_models")
 
 
 def test_cache_loads_once_and_clears():
-    models.clear_cache()
-    a = models.lpips_model("alex")
-    assert models.lpips_model("alex") is a
-    assert ("lpips", "alex", False, "cpu") in models.cached_keys()
-    assert models.clear_cache() >= 1
-    assert models.cached_keys() == []
-    assert models.lpips_model("alex") is not a
+    rt = RewardRuntime()
+    a = models.lpips_model("alex", runtime=rt)
+    assert models.lpips_model("alex", runtime=rt) is a
+    assert ("lpips", "alex", False, "cpu") in rt.models.keys()
+    assert rt.clear() >= 1
+    assert rt.models.keys() == []
+    assert models.lpips_model("alex", runtime=rt) is not a
 
 
 def test_missing_files_name_file_folder_and_source(tmp_path):
-    models.clear_cache()
-    modelfiles.set_model_roots([tmp_path])
-    try:
-        with pytest.raises(modelfiles.WeightNotFound) as err:
-            models.i3d_model()
-        assert "i3d-kinetics-400.safetensors" in str(err.value) and str(tmp_path / "i3d") in str(err.value)
-        assert "install.py --weights" in str(err.value) and "Install Reward Weights" in str(err.value)
-        with pytest.raises(modelfiles.WeightNotFound, match="blip-image-captioning-base"):
-            models.blip_captioner()
-        with pytest.raises(modelfiles.WeightNotFound, match="facenet-pytorch"):
-            models.facenet_models()
-    finally:
-        modelfiles.set_model_roots([])
-        models.clear_cache()
+    rt = RewardRuntime([tmp_path])
+    with pytest.raises(modelfiles.WeightNotFound) as err:
+        models.i3d_model(runtime=rt)
+    assert "i3d-kinetics-400.safetensors" in str(err.value) and str(tmp_path / "i3d") in str(err.value)
+    assert "install.py --weights" in str(err.value) and "Install Reward Weights" in str(err.value)
+    with pytest.raises(modelfiles.WeightNotFound, match="blip-image-captioning-base"):
+        models.blip_captioner(runtime=rt)
+    with pytest.raises(modelfiles.WeightNotFound, match="facenet-pytorch"):
+        models.facenet_models(runtime=rt)
 
 
 def test_open_clip_arch_comes_from_the_file_name(reward_models):
@@ -85,9 +80,9 @@ def test_i3d_features_memoised_on_the_clip(scene_frames):
 def test_reference_i3d_features_are_reused_for_the_same_unchanged_reference(scene_frames, monkeypatch):
     """A retry loop scores every attempt against one reference tensor: its I3D pass must run once, and again
     only when that tensor changes in place or the cache is cleared."""
-    from rewardloop.rewards import fvd_lite, models
+    from rewardloop.rewards import fvd_lite
 
-    models.clear_cache()
+    default_runtime().clear()
     passes = []
     real = fvd_lite.i3d_features
     monkeypatch.setattr(fvd_lite, "i3d_features", lambda c, *a, **k: passes.append(c.num_frames) or real(c, *a, **k))
@@ -99,6 +94,6 @@ def test_reference_i3d_features_are_reused_for_the_same_unchanged_reference(scen
     reference.mul_(0.5)  # edited in place: stale features must not be used
     changed = score("fvd_lite", Clip(scene_frames[:20], reference=reference), max_crops=2)
     assert passes == [20, 20, 20, 20, 20] and changed.value != first.value
-    models.clear_cache()
+    default_runtime().clear()
     score("fvd_lite", Clip(scene_frames[:20], reference=reference), max_crops=2)
     assert len(passes) == 7

@@ -19,7 +19,7 @@ def nodes_mod(comfy_inprocess, reward_models, monkeypatch, tmp_path):
                         ([str(reward_models.real), str(reward_models.tiny)], set()))
     monkeypatch.setattr(folder_paths, "output_directory", str(tmp_path))
     module = importlib.import_module("rewardloop.nodes.rewards")
-    module.clear_shared()
+    importlib.import_module("rewardloop.nodes.runtime").get().clear()
     return module
 
 
@@ -56,7 +56,7 @@ def test_scorer_node_outputs_float_scores_and_json(nodes_mod, scene_frames):
 
 
 def test_nodes_fed_the_same_tensor_share_the_flow(nodes_mod, scene_frames, monkeypatch):
-    import rewardloop.motion.flow as flow
+    import rewardloop.motion.optical_flow as flow
 
     calls = []
     real = flow.bidirectional_flow
@@ -85,6 +85,21 @@ def test_composite_node_reports_exclusions(nodes_mod, scene_frames):
     assert reward == pytest.approx((parts["keyframe_ssim"]["value"] + parts["framing"]["value"]) / 2)
     with pytest.raises(ValueError, match="options_json"):
         nodes_mod.Composite.execute(frames=scene_frames[:4], options_json="{nope", device="cpu", **weights)
+
+
+@pytest.mark.parametrize("options, match", [
+    ('{"temporal_lpips": {"nett": "vgg"}}', r"options_json: temporal_lpips has no option 'nett'; its options are: "
+                                            r"net, min_valid"),
+    ('{"lpips": {"net": "vgg"}}', r"options_json: unknown scorer 'lpips'"),
+    ('{"framing": 4}', r"options_json: options for framing must be an object"),
+    ('{"temporal_lpips": {"net": "bogus"}}', r"net must be one of alex, vgg \(the LPIPS backbone\), got 'bogus'"),
+])
+def test_composite_options_errors_name_the_option(nodes_mod, scene_frames, options, match):
+    weights = {f"w_{n}": 0.0 for n in nodes_mod.rewards.SCORERS}
+    weights.update(w_temporal_lpips=1.0)
+    with pytest.raises(ValueError, match=match):
+        nodes_mod.Composite.execute(frames=scene_frames[:4], options_json=options, flow_method="dis_fast",
+                                    device="cpu", **weights)
 
 
 def test_keyframe_positions_input_is_validated(nodes_mod, scene_frames):
@@ -127,5 +142,6 @@ def test_clear_cache_node(nodes_mod, scene_frames):
     nodes_mod.TemporalLPIPS.execute(frames=scene_frames[:4], net="alex", flow_method="dis_fast", analysis_size=512,
                                     device="cpu")
     freed = nodes_mod.ClearRewardCache.execute().args[0]
-    assert freed >= 1 and not nodes_mod._SHARED
+    held = importlib.import_module("rewardloop.nodes.runtime").get().rewards.held()
+    assert freed >= 1 and held["analysis_caches"] == 0
     assert not math.isnan(freed)

@@ -84,10 +84,12 @@ def test_occlusion_marked_invalid():
 
 
 def test_keyframe_indices():
-    assert scene.keyframe_indices(65, 8) == [0, 8, 16, 24, 32, 40, 48, 56, 64]
-    assert scene.keyframe_indices(64, 8) == [0, 8, 16, 24, 32, 40, 48, 56, 63]
-    assert scene.keyframe_indices(10, 0) == [0, 9]
-    assert scene.keyframe_indices(1, 4) == [0]
+    from rewardloop.common.keyframes import KeyframePositions
+
+    assert KeyframePositions.every(65, 8).to_list() == [0, 8, 16, 24, 32, 40, 48, 56, 64]
+    assert KeyframePositions.every(64, 8).to_list() == [0, 8, 16, 24, 32, 40, 48, 56, 63]
+    assert KeyframePositions.every(10, 0).to_list() == [0, 9]
+    assert KeyframePositions.every(1, 4).to_list() == [0]
 
 
 @pytest.mark.parametrize("kwargs, match", [

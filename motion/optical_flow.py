@@ -1,19 +1,20 @@
 """Optical flow: the one flow API of the pack (inbetweening, reward scorers and nodes all call it).
 
 Convention: flow[n, y, x] = (dx, dy) float32 pixels; the pixel (x, y) of src[n] is seen at (x+dx, y+dy)
-in dst[n]. So `warp.backward_warp(dst, flow)` rebuilds src (DESIGN.md §5: sampling the next frame at
-x + flow(prev->next) reproduces the previous frame).
+in dst[n]. So `warp.backward_warp(dst, flow)` rebuilds src: sampling the next frame at x + flow(prev->next)
+reproduces the previous frame.
 
-Methods (speed/accuracy measured at 512x512 on a 2-core CPU, 3 px shift, see DESIGN.md §5):
-    dis_ultrafast  OpenCV DIS preset ULTRAFAST  EPE ~0.33   ~3 ms/pair
-    dis_fast       OpenCV DIS preset FAST       EPE ~0.15  ~10 ms/pair
-    dis_medium     OpenCV DIS preset MEDIUM     EPE ~0.09  ~41 ms/pair   (default)
-    dis_fine       MEDIUM searched down to full resolution (finest scale 0 instead of 1): about half
-                   medium's EPE on textured motion (0.39 vs 0.72 px on 4-frame gaps of motion.scene), ~3x
-                   slower; the inbetweener's default, since its flows are computed once per keyframe pair
-    farneback      OpenCV Farneback, TecoGAN's parameters  EPE ~0.85  ~88 ms/pair
-    raft           torchvision RAFT (large, else small) with weights from <models>/rewardloop/raft/;
-                   meant for GPU (0.4-12 s/pair on 2 CPU threads). Never downloaded.
+Methods, fastest first (speed and end-point error of each: benchmarks/RESULTS.md, bench_motion.py):
+    dis_ultrafast  OpenCV DIS preset ULTRAFAST
+    dis_fast       OpenCV DIS preset FAST
+    dis_medium     OpenCV DIS preset MEDIUM (default): the accuracy/speed balance the reward scorers use
+    dis_fine       MEDIUM searched down to full resolution (finest scale 0 instead of 1): clearly lower error on
+                   textured motion at a few times the cost; the inbetweener's default, since its flows are
+                   computed once per keyframe pair
+    farneback      OpenCV Farneback with TecoGAN's parameters
+    raft           torchvision RAFT (large, else small) with weights from <models>/rewardloop/raft/, held by a
+                   `RaftModels` (a runtime object frees them); meant for GPUs (seconds per pair on a CPU).
+                   Never downloaded.
 """
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import modelfiles
+from ..common.cache import Cache
+from ..common.frames import check_frames
+from ..common.image import luma
+from ..modelfiles import ModelRoots, WeightNotFound
 from .occlusion import fb_occlusion_mask
 
 METHODS = ("dis_ultrafast", "dis_fast", "dis_medium", "dis_fine", "farneback", "raft")
@@ -74,13 +78,15 @@ class FlowPair:
 
 
 def compute_flow(src: torch.Tensor, dst: torch.Tensor, method: str = DEFAULT_METHOD,
-                 device: torch.device | str | None = None, init: torch.Tensor | None = None) -> torch.Tensor:
+                 device: torch.device | str | None = None, init: torch.Tensor | None = None,
+                 raft: "RaftModels | None" = None) -> torch.Tensor:
     """Flow from each src[n] to dst[n]: [N,H,W,C] x2 (0..1) -> [N,H,W,2] float32 on src's device.
 
     `init` [N,H,W,2]: a first guess each estimate starts from (DIS starts its coarsest scale from it,
     Farneback its coarsest level) instead of its own search; a pair whose guess is all zero is computed as
     without one (DIS given a zero field is not the same: it skips part of its coarsest-scale search). Not
-    for "raft" (torchvision's RAFT takes no initial flow)."""
+    for "raft" (torchvision's RAFT takes no initial flow). `raft`: where "raft" finds and keeps its network
+    (a runtime's RaftModels); None loads it from REWARDLOOP_MODELS_DIR for this call only."""
     _check_frames(src, "src")
     _check_frames(dst, "dst")
     if src.shape != dst.shape:
@@ -90,22 +96,22 @@ def compute_flow(src: torch.Tensor, dst: torch.Tensor, method: str = DEFAULT_MET
     if method.startswith("dis_") or method == "farneback":
         if method not in METHODS:
             raise ValueError(_unknown(method))
-        gray = _gray_u8(torch.cat([src, dst]))
+        gray = _luma_u8(torch.cat([src, dst]))
         n = src.shape[0]
         return _opencv_flow(gray, list(range(n)), list(range(n, 2 * n)), method, init).to(src.device)
     if method == "raft":
         if init is not None:
             raise ValueError("The 'raft' flow method takes no initial flow; pass init=None or use a 'dis_*' method.")
-        return _raft_flow(src, dst, device).to(src.device)
+        return _raft_flow(src, dst, device, raft).to(src.device)
     raise ValueError(_unknown(method))
 
 
 def bidirectional_flow(frames: torch.Tensor, method: str = DEFAULT_METHOD,
                        device: torch.device | str | None = None, init: FlowPair | None = None,
-                       workers: int | None = None) -> FlowPair:
+                       workers: int | None = None, raft: "RaftModels | None" = None) -> FlowPair:
     """Forward and backward flow between consecutive frames of a clip [T,H,W,C], T >= 2, in one batch
     (`init`: first guesses for both directions, see `compute_flow`; `workers`: threads for the OpenCV
-    methods, default every usable core)."""
+    methods, default every usable core; `raft`: see `compute_flow`)."""
     _check_frames(frames, "frames")
     if frames.shape[0] < 2:
         raise ValueError("Flow needs at least 2 frames.")
@@ -116,11 +122,11 @@ def bidirectional_flow(frames: torch.Tensor, method: str = DEFAULT_METHOD,
     if method in METHODS and (method.startswith("dis_") or method == "farneback"):
         # Each frame converted once and the pairs indexed (not two concatenated copies of the clip).
         idx = list(range(n + 1))
-        both = _opencv_flow(_gray_u8(frames), idx[:-1] + idx[1:], idx[1:] + idx[:-1], method, guess, workers)
+        both = _opencv_flow(_luma_u8(frames), idx[:-1] + idx[1:], idx[1:] + idx[:-1], method, guess, workers)
         both = both.to(frames.device)
     else:
         both = compute_flow(torch.cat([frames[:-1], frames[1:]]), torch.cat([frames[1:], frames[:-1]]), method,
-                            device, guess)
+                            device, guess, raft)
     return FlowPair(both[:n], both[n:], method)
 
 
@@ -146,13 +152,6 @@ def flow_to_color(flow: torch.Tensor, max_magnitude: float | None = None) -> tor
     return (flow_to_image(f).permute(0, 2, 3, 1).float() / 255.0).to(flow.device)
 
 
-def clear_cache() -> None:
-    """Free cached RAFT models."""
-    _RAFT_MODELS.clear()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 # --------------------------------------------------------------------------------------------------
 
 def _unknown(method: str) -> str:
@@ -160,26 +159,12 @@ def _unknown(method: str) -> str:
 
 
 def _check_frames(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be images [N,H,W,C] with C in 1/3/4, got {shape}.")
-    if x.shape[1] < 8 or x.shape[2] < 8:
-        raise ValueError(f"{name} frames are {x.shape[2]}x{x.shape[1]}: flow needs at least 8x8 pixels.")
-    if x.shape[1] * x.shape[2] > MAX_PIXELS:
-        raise ValueError(f"{name} frames are {x.shape[2]}x{x.shape[1]}: more than {MAX_PIXELS} pixels; "
-                         "downscale before computing flow.")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values.")
+    check_frames(x, name, min_size=8, max_pixels=MAX_PIXELS, rgb=False)
 
 
-def _gray_u8(x: torch.Tensor) -> np.ndarray:
+def _luma_u8(x: torch.Tensor) -> np.ndarray:
     # Converted where the frames are (a GPU does it in no time) and moved as uint8: a quarter of the bytes.
-    x = x.detach().float()
-    if x.shape[-1] >= 3:
-        x = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
-    else:
-        x = x[..., 0]
-    return (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+    return (luma(x.detach().float()).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
 
 
 _DIS_PRESETS = {"dis_ultrafast": 0, "dis_fast": 1, "dis_medium": 2, "dis_fine": 2}  # cv2.DISOPTICAL_FLOW_PRESET_*
@@ -199,9 +184,8 @@ def _opencv_pair(method: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, gui
         return
     # DIS objects keep state between calls and are not thread-safe: one per worker thread and preset.
     # DIS starts from the flow passed in when it is H x W float32x2 and writes the result into it. A
-    # guided call leaves state behind that changes later unguided results of the same object (measured: up
-    # to 47 px); guided results do not depend on what ran before. So guided and unguided calls keep
-    # separate objects.
+    # guided call leaves state behind that changes later unguided results of the same object (by tens of pixels);
+    # guided results do not depend on what ran before. So guided and unguided calls keep separate objects.
     cache = getattr(_local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
@@ -258,32 +242,46 @@ def _opencv_flow(gray: np.ndarray, src: list[int], dst: list[int], method: str,
     return torch.from_numpy(out)
 
 
-_RAFT_MODELS: dict[tuple[str, str], torch.nn.Module] = {}
+class RaftModels:
+    """RAFT networks loaded from the model folders once per (checkpoint, device), until `clear()`. A
+    RewardRuntime holds one, so "Free Reward Models" frees them with the other networks."""
+
+    def __init__(self, roots: ModelRoots | None = None):
+        self.roots = roots if roots is not None else ModelRoots()
+        self._models = Cache()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def clear(self) -> int:
+        """Drop every loaded network; returns how many."""
+        return self._models.clear()
+
+    def get(self, device: torch.device) -> torch.nn.Module:
+        path, arch = self._checkpoint()
+        return self._models.get_or_load((str(path), str(device)), lambda: _load_raft(path, arch).to(device))
+
+    def _checkpoint(self):
+        missing = None
+        for name, arch in RAFT_WEIGHTS:
+            try:
+                return self.roots.find_weight(RAFT_KIND, name, RAFT_HOW_TO_GET), arch
+            except WeightNotFound as e:
+                missing = e
+        names = ", ".join(n for n, _ in RAFT_WEIGHTS)
+        raise WeightNotFound(f"one of {names}", missing.searched, RAFT_HOW_TO_GET)
 
 
-def _raft_model(device: torch.device) -> torch.nn.Module:
+def _load_raft(path, arch: str) -> torch.nn.Module:
     from torchvision.models.optical_flow import raft_large, raft_small
 
-    path, arch = None, None
-    for name, a in RAFT_WEIGHTS:
-        try:
-            path, arch = modelfiles.find_weight(RAFT_KIND, name, RAFT_HOW_TO_GET), a
-            break
-        except modelfiles.WeightNotFound as e:
-            missing = e
-    if path is None:
-        names = ", ".join(n for n, _ in RAFT_WEIGHTS)
-        raise modelfiles.WeightNotFound(f"one of {names}", missing.searched, RAFT_HOW_TO_GET)
-    key = (str(path), str(device))
-    if key not in _RAFT_MODELS:
-        model = (raft_large if arch == "raft_large" else raft_small)(weights=None, progress=False)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"{path} is not a torchvision {arch} checkpoint: {str(e)[:300]}") from e
-        _RAFT_MODELS[key] = model.eval().to(device)
-    return _RAFT_MODELS[key]
+    model = (raft_large if arch == "raft_large" else raft_small)(weights=None, progress=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path} is not a torchvision {arch} checkpoint: {str(e)[:300]}") from e
+    return model.eval().requires_grad_(False)
 
 
 def _pick_device(device) -> torch.device:
@@ -293,9 +291,9 @@ def _pick_device(device) -> torch.device:
 
 
 @torch.no_grad()
-def _raft_flow(src: torch.Tensor, dst: torch.Tensor, device, batch: int = 4) -> torch.Tensor:
+def _raft_flow(src: torch.Tensor, dst: torch.Tensor, device, raft: RaftModels | None, batch: int = 4) -> torch.Tensor:
     dev = _pick_device(device)
-    model = _raft_model(dev)
+    model = (raft if raft is not None else RaftModels()).get(dev)
     N, H, W, _ = src.shape
     # RAFT needs sizes divisible by 8 and a 1/8-scale map big enough for its 4-level correlation pyramid.
     Hp, Wp = max(128, -(-H // 8) * 8), max(128, -(-W // 8) * 8)
