@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..trust import child_name
+
 FOLDER_KEY = "rewardloop"
 ENV_VAR = "REWARDLOOP_MODELS_DIR"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
@@ -63,7 +65,9 @@ class ModelRoots:
         return roots[0]
 
     def find_weight(self, kind: str, filename: str, how_to_get: str) -> Path:
-        """Path of `<root>/<kind>/<filename>` in the first root that has it."""
+        """Path of `<root>/<kind>/<filename>` in the first root that has it. Names can come from a workflow (a
+        scorer option): only a file directly inside the kind's folder is looked up."""
+        filename = child_name(filename, f"model file for '{kind}'")
         searched = [root / kind for root in self.paths()]
         for folder in searched:
             if (folder / filename).is_file():
@@ -72,6 +76,7 @@ class ModelRoots:
 
     def find_folder(self, kind: str, name: str, how_to_get: str) -> Path:
         """A model *folder* (Hugging Face save_pretrained layout, with config.json) in the first root that has it."""
+        name = child_name(name, f"model folder for '{kind}'")
         searched = [root / kind for root in self.paths()]
         for folder in searched:
             if (folder / name / "config.json").is_file():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..trust import child_name
 from .runtime import RewardRuntime, default_runtime
 
 LPIPS_FILES = {"alex": "alexnet.safetensors", "vgg": "vgg16.safetensors"}
@@ -191,6 +192,7 @@ def open_clip_model(filename: str = CLIPSCORE_FILE, arch: str | None = None, dev
     def load():
         import open_clip
 
+        child_name(filename, "model file for 'clip'")  # a workflow's name is refused before it is echoed below
         if arch not in open_clip.list_models():
             raise ValueError(f"open_clip has no model named {arch!r} (taken from the file name {filename!r}). "
                              "Name the file after the architecture, e.g. ViT-B-32-quickgelu.safetensors "

@@ -10,11 +10,11 @@
 
 Pure Python (PyYAML only): no ComfyUI and no torch import, so every layer can use it.
 """
-from .paths import PathRefused, looks_like_path, plain_name, publish, resolve_inside
+from .paths import PathRefused, child_name, looks_like_path, plain_name, publish, resolve_inside
 from .policy import CODE_OPT_IN, CodeRefused, Policy
 from .settings import (MAX_FILE_BYTES, MAX_SETTINGS_BYTES, SettingsError, check_text_size, parse_settings,
                        read_settings_file)
 
-__all__ = ["CODE_OPT_IN", "CodeRefused", "MAX_FILE_BYTES", "MAX_SETTINGS_BYTES", "PathRefused", "Policy",
+__all__ = ["CODE_OPT_IN", "CodeRefused", "child_name", "MAX_FILE_BYTES", "MAX_SETTINGS_BYTES", "PathRefused", "Policy",
            "SettingsError", "check_text_size", "looks_like_path", "parse_settings", "plain_name", "publish",
            "read_settings_file", "resolve_inside"]

@@ -72,6 +72,16 @@ def plain_name(value, where: str, suffix: str = "") -> str:
     return name
 
 
+def child_name(value, where: str) -> str:
+    """The name of one entry directly inside a folder (a model file picked by name): any characters a file name
+    may hold, but no folders, no '..', nothing absolute, and none of the refused spellings above."""
+    text = _text_rules(value, where)
+    if "/" in text or text in (".", "..") or len(text) > MAX_NAME:
+        raise PathRefused(f"{where}: {_shown(text)} is not a file name inside its folder (no '/', at most "
+                          f"{MAX_NAME} characters). Put the file in the folder and give its name only.")
+    return text
+
+
 def looks_like_path(text: str) -> bool:
     """Whether one line of text is meant as a file path rather than, say, a prompt."""
     text = text.strip()

@@ -236,6 +236,30 @@ CASES = [
     Case("job id absolute", lambda w, t: job_graph(str(w.canary)), "job", ("job id",)),
 ]
 
+def composite_graph(t: str, options_json: str) -> dict:
+    """A Composite whose options name a model file (the scorers load weights by the names they are given)."""
+    from rewardloop.rewards import SCORERS
+
+    return {"gen": {"class_type": "RewardLoopProceduralScene",
+                    "inputs": {"width": 64, "height": 64, "length": 9, "seed": int(t) % 100_000, "motion": "pan",
+                               "keyframe_every": 0}},
+            "comp": {"class_type": "RewardLoopRewardComposite",
+                     "inputs": {"frames": ["gen", 0], "prompt": PROMPT, "options_json": options_json,
+                                "flow_method": "dis_fast", "analysis_size": 64, "device": "cpu",
+                                **{f"w_{name}": 0.0 for name in SCORERS}, "w_clip_score": 1.0}},
+            "out": {"class_type": "PreviewAny", "inputs": {"source": ["comp", 2]}}}
+
+
+CASES += [
+    Case("Composite options_json model file absolute",
+         lambda w, t: composite_graph(t, json.dumps({"clip_score": {"weights": str(w.canary / "evil.safetensors")}})),
+         "comp", ("model file for 'clip'", "not a file name inside its folder")),
+    Case("Composite options_json model file ../",
+         lambda w, t: composite_graph(t, json.dumps({"clip_score": {"weights": "../../../evil.safetensors"}})),
+         "comp", ("model file for 'clip'", "'..'")),
+]
+
+
 # Every spelling of "somewhere else" (value template, the rule the error must state), for every input that names a
 # file: {leaf} is a file in the canary folder outside ComfyUI, rl_hostile_link a symlink from input/ to that folder.
 SPELLINGS = [

@@ -30,3 +30,19 @@ def test_env_var_roots(tmp_path, monkeypatch):
     assert modelfiles.ModelRoots().paths() == [tmp_path]
     assert modelfiles.ModelRoots([]).paths() == [tmp_path]  # an empty folder list (ComfyUI's, before registration)
     assert modelfiles.ModelRoots(lambda: [tmp_path / "x"]).paths() == [tmp_path / "x"]  # read when asked
+
+
+@pytest.mark.parametrize("name, rule", [("../lpips/x.safetensors", "'..'"), ("/etc/passwd", "not a file name inside"),
+                                        ("sub/x.safetensors", "not a file name inside"), ("..", "'..'"),
+                                        ("x\x00.pth", "NUL"), ("%2e%2e", "URL-encoded")])
+def test_weight_names_from_a_workflow_stay_inside_their_folder(tmp_path, name, rule):
+    """Scorer options (a workflow's options_json) name model files: nothing but a file directly in the folder is
+    looked up, in every spelling."""
+    (tmp_path / "lpips").mkdir()
+    (tmp_path / "lpips" / "sac+logos.pth").write_bytes(b"0")
+    (tmp_path / "x.safetensors").write_bytes(b"0")  # what "../x.safetensors" would reach
+    roots = modelfiles.ModelRoots([tmp_path])
+    for find in (roots.find_weight, roots.find_folder):
+        with pytest.raises(ValueError, match=rule):
+            find("lpips", name, "")
+    assert roots.find_weight("lpips", "sac+logos.pth", "") == tmp_path / "lpips" / "sac+logos.pth"
