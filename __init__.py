@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 
 async def comfy_entrypoint():
     from .nodes import RewardLoopExtension, register_model_folders
+    from .nodes.routes import register_with_server
 
     register_model_folders()
+    register_with_server()  # the sidebar's /rewardloop/jobs routes
     return RewardLoopExtension()
