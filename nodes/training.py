@@ -19,6 +19,7 @@ from .. import modelfiles
 from ..rewards import SCORERS
 from ..trainers import job_configs as jc
 from ..trainers.jobs import JobManager, JobWatcher
+from . import routes
 
 log = logging.getLogger("rewardloop.training")
 
@@ -55,9 +56,9 @@ def _emit(job: dict) -> None:
             "stage": progress.get("stage"), "metrics": job.get("last_metrics") or {}, "error": job.get("error"),
             "lora_path": job.get("lora_path")}
     try:
-        srv.send_sync(EVENT, data, None)  # broadcast: a job outlives the tab that started it
-        if data["node_id"]:
-            srv.send_progress_text(_summary(job), data["node_id"], None)
+        # Broadcast: a job outlives the tab that started it. No progress text on node_id: other tabs show other
+        # graphs, where that id is an unrelated node; the Training Job node's widget follows its job id instead.
+        srv.send_sync(EVENT, data, None)
     except Exception:
         log.exception("RewardLoop: could not send training event")
 
@@ -144,7 +145,7 @@ def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str) 
     if job is not None:
         _emit(job)
         note = "\n(already launched with these settings: change a setting, e.g. seed or lora_name, for a new job)"
-        return io.NodeOutput(job["id"], ui={"text": [_summary(job) + note]})
+        return io.NodeOutput(job["id"], ui=_job_ui(job, _summary(job) + note))
     if free_vram:
         _free_vram()
     import folder_paths
@@ -157,7 +158,12 @@ def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str) 
     env = {"REWARDLOOP_MODELS_DIR": os.pathsep.join(reward_dirs)} if reward_dirs else {}
     job = manager.launch(method, cfg, nproc=gpus, meta={"node_id": unique_id, "config_hash": config_hash}, env=env)
     _emit(job)
-    return io.NodeOutput(job["id"], ui={"text": [_summary(job)]})
+    return io.NodeOutput(job["id"], ui=_job_ui(job, _summary(job)))
+
+
+def _job_ui(job: dict, text: str) -> dict:
+    """The status text, and the job as the Training Job node's status widget and the sidebar read it."""
+    return {"text": [text], "rewardloop_job": [routes.job_view(job)]}
 
 
 def _common_inputs(default_lora: str, default_steps: int) -> list:
@@ -373,7 +379,8 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
         if not job_id:
             jobs = manager.list_jobs()
             text = "\n".join(_summary(j).splitlines()[0] for j in jobs) or "no training jobs yet"
-            return io.NodeOutput("", "", 0, json.dumps([j["id"] for j in jobs]), ui={"text": [text]})
+            return io.NodeOutput("", "", 0, json.dumps([j["id"] for j in jobs]),
+                                 ui={"text": [text], "rewardloop_job": [{"jobs": [routes.job_view(j) for j in jobs]}]})
         if action == "cancel":
             job = manager.cancel(job_id, wait=False)
         elif action == "resume":
@@ -384,7 +391,7 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
         lora = os.path.basename(job["lora_path"]) if job.get("status") == "finished" and job.get("lora_path") else ""
         step = int((job.get("progress") or {}).get("step") or 0)
         return io.NodeOutput(job["status"], lora, step, json.dumps(job.get("last_metrics") or {}),
-                             ui={"text": [_summary(job)]})
+                             ui=_job_ui(job, _summary(job)))
 
 
 def _cache_prompts(prompts: str) -> list[str]:
