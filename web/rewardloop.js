@@ -70,6 +70,11 @@ function eachChartNode(fn) {
   }
 }
 
+// Setting handlers run before the frontend stores the new value: read it once the change is in.
+function applySettingsSoon() {
+  setTimeout(applySettings, 0);
+}
+
 function applySettings() {
   eachChartNode((node, chart) => chart.apply());
   app.canvas?.setDirty?.(true, true);
@@ -175,10 +180,10 @@ app.registerExtension({
   name: "rewardloop.core",
   settings: [
     { id: SETTING_ENABLED, category: ["RewardLoop", "Charts", "Enabled"], name: "Show reward charts on nodes",
-      type: "boolean", defaultValue: true, onChange: () => applySettings() },
+      type: "boolean", defaultValue: true, onChange: applySettingsSoon },
     { id: SETTING_HEIGHT, category: ["RewardLoop", "Charts", "Height"], name: "Chart height on nodes (px)",
       type: "slider", attrs: { min: 100, max: 600, step: 10 }, defaultValue: DEFAULT_HEIGHT,
-      onChange: () => applySettings() },
+      onChange: applySettingsSoon },
   ],
   async setup() {
     api.addEventListener("execution_start", ({ detail }) => { currentPrompt = detail?.prompt_id ?? null; });

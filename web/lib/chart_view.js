@@ -9,10 +9,11 @@ export const COLORS = ["#5fb3ff", "#ffb347", "#7bd389", "#ff6f91", "#c39bff", "#
                        "#aaaaaa", "#96c85a", "#dc78dc", "#5a8ce6", "#f0c8a0"];
 const STYLE_ID = "rewardloop-chart-style";
 const CSS = `
-.rewardloop-chart { box-sizing: border-box; display: flex; flex-direction: column; width: 100%; min-width: 0;
-  max-width: 100%; contain: inline-size; height: var(--rewardloop-chart-height, 180px); min-height: 0;
-  overflow: hidden; border-radius: 6px; background: #1d1d21; color: #ddd; font: 11px sans-serif; }
-.dom-widget > .rewardloop-chart { height: 100%; }
+div.rewardloop-chart { box-sizing: border-box; display: flex; flex-direction: column; width: 100%; min-width: 0;
+  max-width: 100%; contain: inline-size; flex: none; height: var(--rewardloop-chart-height, 180px);
+  min-height: var(--rewardloop-chart-height, 180px); overflow: hidden; border-radius: 6px; background: #1d1d21;
+  color: #ddd; font: 11px sans-serif; }
+.dom-widget > div.rewardloop-chart { height: 100%; min-height: 0; }
 .rewardloop-chart .rl-chart-head { display: flex; align-items: center; gap: 6px; padding: 2px 6px 0 6px;
   height: 20px; flex: none; overflow: hidden; white-space: nowrap; }
 .rewardloop-chart .rl-chart-title { flex: 1; overflow: hidden; text-overflow: ellipsis; }

@@ -31,6 +31,8 @@ const CSS = `
 .rewardloop-sidebar table { border-collapse: collapse; width: 100%; font-size: 11px; }
 .rewardloop-sidebar td, .rewardloop-sidebar th { padding: 1px 4px; text-align: right; border-bottom: 1px solid #3a3a3a; }
 .rewardloop-sidebar td:last-child, .rewardloop-sidebar th:last-child { text-align: left; }
+.rewardloop-sidebar td.rl-seed { font-family: monospace; font-size: 10px; word-break: break-all; }
+.rewardloop-sidebar tr.rl-breakdown td { text-align: left; color: #999; font-size: 10px; border-bottom: 1px solid #3a3a3a; }
 .rewardloop-sidebar .rl-loop-head { cursor: pointer; }
 .rewardloop-sidebar .rl-loop-head:hover { text-decoration: underline; }
 `;
@@ -233,16 +235,22 @@ export class RewardLoopPanel {
     });
     const table = el("table");
     const hr = el("tr");
-    for (const h of ["#", "seed", "reward", "time", "breakdown"]) hr.append(el("th", "", h));
+    for (const h of ["#", "reward", "time", "seed"]) hr.append(el("th", "", h));
     table.append(hr);
     for (const a of loop.attempts) {
       const tr = el("tr");
       if (a.attempt === loop.bestAttempt) tr.style.fontWeight = "bold";
-      tr.append(el("td", "", String(a.attempt + 1)), el("td", "", String(a.seed ?? "")),
-                el("td", "", `${formatNumber(a.reward, 4)}${a.passed ? " ✓" : ""}`),
+      tr.append(el("td", "", String(a.attempt + 1)), el("td", "", `${formatNumber(a.reward, 4)}${a.passed ? " ✓" : ""}`),
                 el("td", "", typeof a.seconds === "number" ? `${a.seconds.toFixed(1)} s` : ""),
-                el("td", "", breakdownText(a.breakdown)));
+                el("td", "rl-seed", String(a.seed ?? "")));
       table.append(tr);
+      const parts = breakdownText(a.breakdown);
+      if (parts) {  // the breakdown on its own line under its attempt
+        const br = el("tr", "rl-breakdown"), td = el("td", "", parts);
+        td.colSpan = 4;
+        br.append(td);
+        table.append(br);
+      }
     }
     card.append(head, table);
     return card;

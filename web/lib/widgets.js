@@ -50,10 +50,11 @@ function el(tag, cls, text) {
 }
 
 const JOB_CSS = `
-.rewardloop-job { box-sizing: border-box; height: ${JOB_WIDGET_HEIGHT}px; width: 100%; min-width: 0; max-width: 100%;
-  contain: inline-size; overflow: hidden; padding: 5px 7px; border-radius: 6px; background: #1d1d21; color: #ddd;
-  font: 11px sans-serif; display: flex; flex-direction: column; gap: 3px; }
-.dom-widget > .rewardloop-job { height: 100%; }
+div.rewardloop-job { box-sizing: border-box; height: ${JOB_WIDGET_HEIGHT}px; min-height: ${JOB_WIDGET_HEIGHT}px; flex: none;
+  width: 100%; min-width: 0; max-width: 100%; contain: inline-size; overflow: hidden; padding: 5px 7px;
+  border-radius: 6px; background: #1d1d21; color: #ddd; font: 11px sans-serif; display: flex;
+  flex-direction: column; gap: 3px; }
+.dom-widget > div.rewardloop-job { height: 100%; min-height: 0; }
 .rewardloop-job .rl-row { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .rewardloop-job .rl-badge { display: inline-block; padding: 0 5px; border-radius: 8px; background: #555; margin-right: 5px; }
 .rewardloop-job .rl-badge.running, .rewardloop-job .rl-badge.starting { background: #2a6fb0; }

@@ -1,0 +1,42 @@
+"""Copy the README's canvas pictures from the browser tests' screenshots into docs/images/, scaled down and
+palette-quantised so they stay small in the repository.
+
+    bash tests/harness/run_tests.sh tests/browser      # writes test-artifacts/screenshots/
+    python tests/browser/readme_pictures.py           # any Python with Pillow
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+OUT = ROOT / "docs" / "images"
+# README picture <- screenshot, the box kept (x0, y0, x1, y1 in screenshot pixels; None = all), output width.
+PICTURES = {
+    "canvas-main-demo.png": ("1.32.9-classic-main_demo-ran.png", None, 1000),
+    "canvas-loop-per-segment.png": ("1.58.1-vue-loop_keyframes_then_inbetween_per_segment-ran.png", None, 1000),
+    "sidebar-training-job.png": ("1.58.1-vue-sidebar-running.png", (0, 0, 1100, 1000), 770),
+}
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    missing = [src for src, _, _ in PICTURES.values() if not (SHOTS / src).is_file()]
+    if missing:
+        print(f"missing screenshots (run the browser tests first): {missing}", file=sys.stderr)
+        return 1
+    for name, (src, box, width) in PICTURES.items():
+        img = Image.open(SHOTS / src).convert("RGB")
+        if box:
+            img = img.crop(box)
+        img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)
+        img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(OUT / name, optimize=True)
+        print(OUT / name, (OUT / name).stat().st_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
