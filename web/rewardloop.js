@@ -11,7 +11,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
-import { ChartStore } from "./lib/chart_store.js";
+import { ChartStore, executingNodeId } from "./lib/chart_store.js";
 import { executionIdsOf, focusNode, nodeByExecutionId, rootGraph, walkNodes } from "./lib/graph.js";
 import { RewardLoopPanel } from "./lib/sidebar.js";
 import { addChartWidget, addJobWidget, fitNode } from "./lib/widgets.js";
@@ -188,8 +188,8 @@ app.registerExtension({
   async setup() {
     api.addEventListener("execution_start", ({ detail }) => { currentPrompt = detail?.prompt_id ?? null; });
     api.addEventListener("executing", ({ detail }) => {
-      const id = detail?.display_node ?? detail?.node;
-      if (id !== null && id !== undefined) store.executing(String(id), detail.prompt_id ?? currentPrompt);
+      const id = executingNodeId(detail);
+      if (id !== null) store.executing(String(id), detail?.prompt_id ?? currentPrompt);
     });
     api.addEventListener("executed", onExecuted);
     api.addEventListener("rewardloop.loop", onLoopEvent);

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { formatNumber, hoverAt, integerTicks, niceTicks, normalizeSpec, rangeText, yDomain } from "../../web/lib/chart_math.js";
-import { ChartStore, attemptsSpec } from "../../web/lib/chart_store.js";
+import { ChartStore, attemptsSpec, executingNodeId } from "../../web/lib/chart_store.js";
 import { executionIdsOf, nodeByExecutionId, walkNodes } from "../../web/lib/graph.js";
 import { describeJob, metricPanels } from "../../web/lib/jobs.js";
 import { breakdownText } from "../../web/lib/sidebar.js";
@@ -50,6 +50,9 @@ test("charts belong to the graph load and the prompt that made them", () => {
   assert.equal(s.get("3").promptId, "p1");
   s.executing("3", "p1");                   // the same run: kept
   assert.ok(s.get("3"));
+  assert.equal(executingNodeId("3"), "3");  // the frontends' `executing` detail is the node id ...
+  assert.equal(executingNodeId({ node: "9", display_node: "3" }), "3");
+  assert.equal(executingNodeId(null), null);  // ... and null when the prompt ends
   s.executing("3", "p2");                   // a new execution of the node: cleared at once
   assert.equal(s.get("3"), null);
   s.setStatus("3", "p2", "flow", false);     // a reward's stage: gone when its result arrives

@@ -333,6 +333,26 @@ async function jumpCheck(page) {
   return out;
 }
 
+// Run a loop again with another seed: its chart then holds that run's attempts only (no point of the first run).
+async function rerunCheck(page) {
+  const seed = await page.evaluate(() => {
+    const open = (app.graph._nodes ?? app.graph.nodes).find((n) => n.type === "RewardLoopRetryOpen");
+    const w = open.widgets.find((x) => x.name === "seed");
+    w.value = (w.value + 1) % 1000;
+    return w.value;
+  });
+  const run = await pressRun(page, 300000);
+  const close = await page.evaluate(() => {
+    const node = (app.graph._nodes ?? app.graph.nodes).find((n) => n.type === "RewardLoopRetryClose");
+    const el = node.__rewardloop.view.element;
+    return { id: String(node.id), points: Number(el.dataset.points || 0), prompt: el.dataset.prompt };
+  });
+  const sent = await page.evaluate(([id, prompt]) => window.__RL_TEST_EVENTS.filter((e) => e.type === "executed"
+    && e.detail.prompt_id === prompt && String(e.detail.display_node ?? e.detail.node) === id)
+    .map((e) => e.detail.output.rewardloop_log[0].attempts.length), [close.id, run.promptId]);
+  return { seed, status: run.status, promptId: run.promptId, ...close, attemptsSent: sent[0] ?? null };
+}
+
 async function runWorkflow(c, wf) {
   const { page, combo, server } = c;
   const t0 = Date.now();
@@ -402,7 +422,11 @@ async function runWorkflow(c, wf) {
     entry.settings = await settingsCheck(page);
     entry.removal = await removalCheck(page);
   }
-  if (wf.jump && entry.run.status === "success" && c.renderer === c.server.renderers[0]) entry.jump = await jumpCheck(page);
+  if (wf.jump && entry.run.status === "success" && c.renderer === c.server.renderers[0]) {
+    entry.jump = await jumpCheck(page);
+    entry.rerun = await rerunCheck(page);
+    if (entry.rerun.status === "success") c.previousRan = entry.rerun.promptId;
+  }
   if (wf.sidebar && server.sidebarIn === c.renderer) entry.sidebar = await sidebarCheck(page, combo, entry);
   entry.seconds = (Date.now() - t0) / 1000;
   c.result.workflows.push(entry);

@@ -408,3 +408,11 @@ def test_a_loop_in_the_sidebar_jumps_to_its_node(ui_report):
     for combo, jump in jumps:
         assert not jump.get("error") and jump["rows"] >= 2, (combo, jump)  # header + one row per attempt
         assert jump["selected"] == [jump["executionId"]], (combo, jump)
+
+
+def test_running_a_loop_again_shows_only_the_new_run(ui_report):
+    reruns = list(checks(ui_report, "rerun"))
+    assert len(reruns) == 2, reruns
+    for combo, file, r in reruns:
+        assert r["status"] == "success" and r["prompt"] == r["promptId"], (combo, r)
+        assert r["attemptsSent"] and r["points"] == r["attemptsSent"], (combo, r)

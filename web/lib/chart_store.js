@@ -15,6 +15,14 @@ export function attemptsSpec(attempts, { total = null, threshold = null, what = 
   return spec;
 }
 
+// The node an `executing` message names: the frontends pass its display id as the event's detail (a string, null
+// when the prompt ends); an object form is accepted too.
+export function executingNodeId(detail) {
+  if (detail === null || detail === undefined) return null;
+  if (typeof detail === "object") return detail.display_node ?? detail.node ?? null;
+  return String(detail);
+}
+
 export class ChartStore {
   constructor(onChange = () => {}) {
     this.onChange = onChange;   // (executionId) => void: redraw that node
