@@ -39,6 +39,8 @@ test("both spec versions normalise; hover finds the nearest point of every serie
   const p = normalizeSpec({ x_min: 0, x_max: 32, series: [
     { name: "ssim", x: [0, 8, 16], y: [1, 0.9, 1], style: "points" }, { name: "lpips", x: [0.5, 7.5], y: [0.8, 0.7] }] });
   assert.equal(p.series[0].style, "points");
+  assert.equal(normalizeSpec({ series: [{ name: "ssim", y: [1], about: "SSIM at the keyframes" }] }).series[0].about,
+               "SSIM at the keyframes");  // shown as the chart's tooltip with the range
   assert.deepEqual(hoverAt(p, 7.9), { x: 8, values: [0.9, null] });
   assert.deepEqual(hoverAt(p, 0.6), { x: 0.5, values: [null, 0.8] });
 });

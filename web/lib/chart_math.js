@@ -98,7 +98,8 @@ export function normalizeSpec(spec) {
     const y = (s.y ?? s.values ?? []).map((v) => (typeof v === "number" && Number.isFinite(v) ? v : null));
     const x = Array.isArray(s.x) && s.x.length === y.length ? s.x.map(Number) : y.map((_, i) => i);
     return { name: String(s.name ?? "value"), x, y, style: s.style === "points" ? "points" : "line",
-             value: typeof s.value === "number" ? s.value : null, range: s.range ?? null, note: s.note ?? "" };
+             value: typeof s.value === "number" ? s.value : null, range: s.range ?? null, note: s.note ?? "",
+             about: String(s.about ?? "") };
   });
   const xs = series.flatMap((s) => s.x).filter(Number.isFinite);
   return {

@@ -114,7 +114,9 @@ export class ChartView {
     ctx.font = "10px sans-serif";
     const panel = this.panels[this.active];
     this.titleEl.textContent = panel ? panel.title : "";
-    this.element.title = panel ? panel.series.map((s) => s.note || "").filter(Boolean).join("\n") : "";
+    // what each reward measures and its scale, on hover over the chart
+    this.element.title = panel ? panel.series.map((s) => [`${s.name}${s.range ? ` (${rangeText(s.range)})` : ""}`,
+      s.about, s.note].filter(Boolean).join(": ")).join("\n") : "";
     if (!panel) {
       this.layout = null;
       ctx.fillStyle = "#999";
