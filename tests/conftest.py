@@ -31,15 +31,10 @@ HARNESS = PACK_ROOT / "tests" / "harness"
 if str(HARNESS) not in sys.path:
     sys.path.insert(0, str(HARNESS))  # the harness helpers only (never the pack root)
 
-from comfy_server import env_from_setup, prepare_models, start_server  # noqa: E402
+from comfy_server import env_from_setup, prepare_models, server_test_packs, start_server  # noqa: E402
 from pack_info import declared_node_ids  # noqa: E402
 
-TEST_PACK = PACK_ROOT / "tests" / "server" / "testpack"
 ARTIFACTS = PACK_ROOT / "test-artifacts"
-
-
-def server_test_packs() -> tuple[Path, ...]:
-    return (TEST_PACK,) if (TEST_PACK / "__init__.py").exists() else ()
 
 
 @pytest.fixture(scope="session")

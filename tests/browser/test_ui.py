@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfy_server import prepare_models, start_server
+from comfy_server import prepare_models, server_test_packs, start_server
 from pack_info import PACK_ROOT, declared_node_ids, workflow_files
 from workflows import load, ui_to_api
 
@@ -115,8 +115,6 @@ def comfy_new_frontend(tmp_path_factory, comfy):
         f"REWARDLOOP_FRONTEND_NEW={frontend!r} holds no frontend: run through tests/harness/run_tests.sh"
     base = tmp_path_factory.mktemp("comfy-base-new-frontend")
     prepare_models(base)
-    from conftest import server_test_packs
-
     server = start_server(base, server_test_packs(), extra_args=("--front-end-root", frontend))
     yield server
     server.stop()

