@@ -12,6 +12,7 @@ from comfy_api.latest import io
 from .. import gating, rewards
 from ..common.keyframes import KeyframePositions
 from ..gating.best_of_n import best_of_n
+from ..rewards.chart import attempts_chart
 from .loop import CATEGORY, _notify, _validate_settings
 from . import runtime
 
@@ -124,7 +125,8 @@ class RewardLoopBestOfN(io.ComfyNode):
                                       "seed": record.seed, "reward": record.reward, "passed": record.passed,
                                       "seconds": record.seconds, "best_reward": state.best_reward,
                                       "best_attempt": state.best, "threshold": settings.threshold,
-                                      "done": state.done, "failed_reason": record.failed_reason}))
+                                      "done": state.done, "failed_reason": record.failed_reason,
+                                      "what": "candidate"}))
 
         (frames, samples), state = best_of_n(
             settings, sample, lambda chunk: decode(vae, chunk),
@@ -134,9 +136,7 @@ class RewardLoopBestOfN(io.ComfyNode):
             on_oom=lambda n: comfy.model_management.soft_empty_cache(),
             should_stop=comfy.model_management.throw_exception_if_processing_interrupted, on_record=on_record)
         reward_value = state.best_reward if state.best_reward is not None else math.nan
-        chart = {"title": "reward per candidate", "x_label": "candidate",
-                 "series": [{"name": reward, "values": [r.reward for r in state.records]}],
-                 "threshold": settings.threshold}
+        chart = attempts_chart([r.reward for r in state.records], settings.threshold, "candidate", reward)
         ui = gating.json_safe({"rewardloop_chart": [chart], "rewardloop_log": [state.as_dict()]})
         return io.NodeOutput(frames, dict(latent_image, samples=samples), reward_value, state.chosen, state.passed,
                              state.to_json(), ui=ui)

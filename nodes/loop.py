@@ -27,6 +27,8 @@ from ..gating.body import find_body, is_link, remap_inputs
 from ..gating import perturb
 from ..gating.carry import LoopCarry, LoopControl, LoopRun
 from ..motion import scene
+from ..rewards.chart import attempts_chart
+from . import send_status
 
 log = logging.getLogger("rewardloop.loop")
 
@@ -48,13 +50,13 @@ def _server():
         return None
 
 
-def _notify(display_id: str, text: str, data: dict | None = None) -> None:
-    """Progress text on the node and a `rewardloop.loop` event, to the client that queued the prompt."""
+def _notify(display_id: str, text: str, data: dict | None = None, final: bool = False) -> None:
+    """A status line on the node and a `rewardloop.loop` event, to the client that queued the prompt."""
     srv = _server()
     if srv is None:
         return
+    send_status(display_id, text, final, srv)
     try:
-        srv.send_progress_text(text, display_id, srv.client_id)
         if data is not None:
             srv.send_sync(EVENT, data, srv.client_id)
     except Exception:  # a closed websocket must never fail the loop
@@ -310,11 +312,10 @@ class RewardLoopRetryClose(io.ComfyNode):
         chosen = state.chosen
         reward = state.best_reward if state.best_reward is not None else math.nan
         text = state.progress_text()
-        _notify(display, text, gating.json_safe(dict(event, chosen_attempt=chosen, stop_reason=state.stop_reason)))
+        _notify(display, text, gating.json_safe(dict(event, chosen_attempt=chosen, stop_reason=state.stop_reason)),
+                final=True)
         log.info("RewardLoop loop %s: %s", display, text)
-        rewards = [r.reward for r in state.records]
-        chart = {"title": "reward per attempt", "x_label": "attempt",
-                 "series": [{"name": "reward", "values": rewards}], "threshold": state.settings.threshold}
+        chart = attempts_chart([r.reward for r in state.records], state.settings.threshold)
         ui = {"rewardloop_chart": [chart], "rewardloop_log": [state.as_dict()]}
         # The expanded graph (kept by ComfyUI until the next prompt) references the run through its carry
         # constants: drop the candidate so the loop holds nothing once it has answered.
@@ -441,12 +442,10 @@ class RewardLoopJoinSegments(io.ComfyNode):
         ui = None
         if any(log is not None for log in logs):
             segs = summary["segments"]
+            threshold = next((log["settings"]["threshold"] for log in logs if log), None)
             ui = {"rewardloop_summary": [summary], "rewardloop_chart": [
-                {"title": "attempts per segment", "x_label": "segment",
-                 "series": [{"name": "attempts", "values": [s.get("attempts_run") for s in segs]}]},
-                {"title": "best reward per segment", "x_label": "segment",
-                 "series": [{"name": "best reward", "values": [s.get("best_reward") for s in segs]}],
-                 "threshold": next((log["settings"]["threshold"] for log in logs if log), None)}]}
+                attempts_chart([s.get("best_reward") for s in segs], threshold, "segment", "best reward"),
+                attempts_chart([s.get("attempts_run") for s in segs], None, "segment", "attempts")]}
         return io.NodeOutput(frames, summary["all_passed"], json.dumps(summary), ui=ui)
 
 

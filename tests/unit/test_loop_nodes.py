@@ -227,8 +227,10 @@ def test_stops_at_the_first_passing_attempt_and_reruns_only_the_body(h):
     events = h.loop_events()
     assert [e["attempt"] for e in events] == [0, 1, 2]  # one per attempt; the last one carries the decision
     assert events[-1]["done"] and events[-1]["chosen_attempt"] == 2 and events[0]["node_id"] == "close"
-    texts = [t for e, (node, t) in ((e, d) for e, d in h.events if e == "text") if node == "close"]
-    assert texts[0].startswith("attempt 1/6, best") and texts[-1].startswith("done after 3/6 attempts")
+    status = [d for e, d in h.events if e == "rewardloop.status" and d["node_id"] == "close"]
+    assert status[0]["text"].startswith("attempt 1/6, best") and not status[0]["final"]
+    # the verdict replaces the "running attempt k" line and stays after the run
+    assert status[-1]["text"].startswith("done after 3/6 attempts") and status[-1]["final"]
 
 
 def test_requeue_of_the_same_prompt_is_served_from_cache(h):
@@ -492,7 +494,8 @@ def test_best_of_n_keeps_the_best_candidate_and_matches_a_plain_ksampler(h, tiny
     seed = log["attempts"][chosen]["seed"]
     assert torch.equal(frames, plain_ksampler(h, tiny_wan, seed))  # the logged seed reproduces the choice
     assert latent["samples"].shape == (1, 16, 2, 4, 4)
-    assert out.ui["rewardloop_chart"][0]["series"][0]["values"] == pytest.approx(rewards)
+    series = out.ui["rewardloop_chart"][0]["series"][0]
+    assert series["y"] == pytest.approx(rewards) and series["x"] == [1, 2, 3]  # candidates counted from 1
     assert [e["attempt"] for e in h.loop_events()][-3:] == [0, 1, 2]
 
 
