@@ -172,7 +172,7 @@ def overhead(size: int, repeats: int, mem_size: int) -> list[str]:
     from comfy_api.latest import io
 
     from rewardloop import rewards
-    from rewardloop.nodes import loop
+    from rewardloop.nodes import retry as loop
 
     class BenchAnchors(io.ComfyNode):
         @classmethod

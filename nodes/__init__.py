@@ -17,7 +17,7 @@ CATEGORY_ROOT = "RewardLoop"
 FAMILIES = (
     "scene",
     "generate",
-    "loop",
+    "retry",
     "motion",
     "training",
     "rewards",

@@ -155,7 +155,7 @@ def h(comfy_inprocess):
     execution = import_comfy("execution")
     from comfy_api.latest import io
 
-    loop = importlib.import_module("rewardloop.nodes.loop")
+    loop = importlib.import_module("rewardloop.nodes.retry")
     harness = Harness(execution, comfy_nodes, loop, io)
     for cls in [*loop.NODES, *make_test_nodes(harness)]:
         comfy_nodes.NODE_CLASS_MAPPINGS[cls.GET_SCHEMA().node_id] = cls
