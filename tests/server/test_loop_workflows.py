@@ -55,8 +55,8 @@ def test_workflow_files_match_their_specs(comfy):
         assert load(path) == ui, f"{path.name} differs from its spec: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"
 
 
-def test_seed000_pan_workflow_runs_the_loop_to_its_known_outcome(comfy, prompts):
-    prompt = prompts["loop_seed000_architectural_pan"]
+def test_architectural_pan_workflow_runs_the_loop_to_its_known_outcome(comfy, prompts):
+    prompt = prompts["loop_architectural_pan"]
     [open_id] = by_type(prompt, "RewardLoopRetryOpen")
     inputs = prompt[open_id]["inputs"]
     assert (inputs["threshold"], inputs["max_retries"]) == (0.85, 5)
