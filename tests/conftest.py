@@ -100,8 +100,11 @@ def api_standin():
 def comfy_api(tmp_path_factory, api_standin):
     """A second real ComfyUI with its API nodes on (no --disable-api-nodes) and --comfy-api-base pointing at the
     API stand-in: ComfyUI's own Luma/Runway/Veo/Vidu nodes talk to it exactly as they would to the real service."""
-    yield from checked_server(server_base(tmp_path_factory, "comfy-api-base"), api_base=api_standin.url,
-                              log_name="server-api.log")
+    from api_workflows import write_input_images
+
+    base = server_base(tmp_path_factory, "comfy-api-base")
+    write_input_images(base / "input")  # the api_* workflows' start/middle/end images
+    yield from checked_server(base, api_base=api_standin.url, log_name="server-api.log")
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,8 @@
 live server's /object_info so widget order always matches the nodes). The close node shows the reward per attempt
 as a chart and keeps the attempt log in its UI output (and 'attempt_log' output, for a save node); PreviewAny is
 left out because the frontend adds a 'preview' widget to it that plain UI->API conversion does not know.
-test_loop_workflows.py checks the files match SPECS and runs them; test_api_loop.py does the same for API_SPECS
-(ComfyUI's own paid API nodes inside the loop: their node definitions exist only on a server started without
---disable-api-nodes). To regenerate after a node change:
+test_loop_workflows.py checks the files match SPECS and runs them (the api_* workflows: tests/harness/api_workflows.py).
+To regenerate after a node change:
 
     REWARDLOOP_WRITE_WORKFLOWS=1 python -m pytest tests/server/test_loop_workflows.py tests/server/test_api_loop.py
 """
@@ -111,94 +110,3 @@ SPECS = {
     "loop_master_frames_then_inbetween": master_frames_then_inbetween,
 }
 
-
-# ---- ComfyUI's own first/last-frame API nodes inside the loop (paid; tests run them against a local stand-in) ----
-API_IMAGES = {"start": "rewardloop_start.png", "middle": "rewardloop_middle.png", "end": "rewardloop_end.png"}
-API_PROMPT = "slow cinematic camera pan across a glass skyscraper at sunset, static scene, camera motion only"
-API_SEGMENT_PASS = round(0.4 ** (1 / 2), 3)  # what each of two segments must pass for a 40% whole clip
-
-
-def _luma(key: str, first: str, last: str, open_key: str, title: str) -> Node:
-    return Node(key, "LumaImageToVideoNode",
-                {"prompt": API_PROMPT, "model": "ray-2", "resolution": "540p", "duration": "5s", "loop": False,
-                 "seed": 0}, {"first_image": (first, 0), "last_image": (last, 0), "seed": (open_key, 2)}, title=title)
-
-
-def _gate_reward(key: str, frames: str, anchors: str, title: str) -> Node:
-    """Keyframe SSIM against the start/end frames, plus a quarter weight of temporal LPIPS (flicker)."""
-    from rewardloop.rewards import DEFAULT_WEIGHTS
-
-    weights = {f"w_{name}": 0.0 for name in DEFAULT_WEIGHTS}
-    weights.update(w_keyframe_ssim=1.0, w_temporal_lpips=0.25)
-    return Node(key, "RewardLoopRewardComposite", {**weights, "options_json": "", "device": "auto"},
-                {"frames": (frames, 0), "keyframes": (anchors, 0)}, title=title)
-
-
-def api_first_last_gated() -> list[Node]:
-    """Start + end frame -> Luma first/last-frame video (a paid API node) inside the retry loop -> keyframe SSIM
-    (+ temporal LPIPS) -> threshold 0.85, 5 retries, at most 6 API calls -> video; the close node keeps the attempt
-    log (seeds, rewards, API calls, seconds)."""
-    return [
-        Node("start", "LoadImage", {"image": API_IMAGES["start"]}, title="Start frame (load your image)", column=0),
-        Node("end", "LoadImage", {"image": API_IMAGES["end"]}, title="End frame (load your image)", column=0),
-        Node("anchors", "ImageBatch", {}, {"image1": ("start", 0), "image2": ("end", 0)},
-             title="Start + end as the reward's keyframes", column=1),
-        Node("open", "RewardLoopRetryOpen",
-             {"seed": 0, "threshold": 0.85, "max_retries": 5, "mode": "first_pass", "seed_policy": "hash",
-              "reward_range": "0..1", "max_total_seconds": 0.0, "max_api_calls": 6},
-             title="Retry loop: threshold 0.85, 5 retries, at most 6 API calls", column=1),
-        _luma("generate", "start", "end", "open", "Luma first/last frame to video (paid API; seed <- attempt_seed)"),
-        Node("frames", "GetVideoComponents", {}, {"video": ("generate", 0)}, title="Video -> frames"),
-        _gate_reward("reward", "frames", "anchors", "Reward: keyframe SSIM (+ 0.25 temporal LPIPS)"),
-        Node("close", "RewardLoopRetryClose", {},
-             {"loop": ("open", 0), "frames": ("frames", 0), "reward": ("reward", 0), "scores": ("reward", 1)},
-             title="Retry loop (close): best attempt, passed flag, attempt log + spend"),
-        Node("video", "CreateVideo", {"fps": 24.0}, {"images": ("close", 0)}),
-        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/api_first_last", "format": "mp4", "codec": "h264"},
-             {"video": ("video", 0)}),
-    ]
-
-
-def api_master_frames_per_segment() -> list[Node]:
-    """The master-frames pattern with an API generator per segment: three master frames (start, middle, end); each
-    segment between two of them is one Luma first/last-frame generation inside its own retry loop, gated against
-    its two master frames, so a failing segment is re-rolled without paying for the other again; the gated
-    segments are joined (the shared master frame kept once) and the pack's flow Inbetween interpolates a frame
-    between every two generated ones (2x frame rate, once, outside the loops: no API cost)."""
-    masters = [("start", "Master frame 1: start"), ("middle", "Master frame 2: middle"), ("end", "Master frame 3: end")]
-    nodes = [Node(key, "LoadImage", {"image": API_IMAGES[key]}, title=f"{title} (load your image)", column=0)
-             for key, title in masters]
-    join_links = {}
-    for i, (a, b) in enumerate((("start", "middle"), ("middle", "end"))):
-        nodes += [
-            Node(f"anchors{i}", "ImageBatch", {}, {"image1": (a, 0), "image2": (b, 0)},
-                 title=f"Segment {i + 1}: its two master frames", column=1),
-            Node(f"open{i}", "RewardLoopRetryOpen",
-                 {"seed": i, "threshold": 0.85, "max_retries": 3, "mode": "first_pass", "seed_policy": "hash",
-                  "reward_range": "0..1", "max_total_seconds": 0.0, "max_api_calls": 4},
-                 title=f"Segment {i + 1}: retry loop (3 retries, at most 4 API calls)", column=1),
-            _luma(f"generate{i}", a, b, f"open{i}", f"Segment {i + 1}: Luma first/last frame (paid API)"),
-            Node(f"frames{i}", "GetVideoComponents", {}, {"video": (f"generate{i}", 0)},
-                 title=f"Segment {i + 1}: video -> frames"),
-            _gate_reward(f"reward{i}", f"frames{i}", f"anchors{i}", f"Segment {i + 1}: keyframe SSIM (+ t-LPIPS)"),
-            Node(f"close{i}", "RewardLoopRetryClose", {},
-                 {"loop": (f"open{i}", 0), "frames": (f"frames{i}", 0), "reward": (f"reward{i}", 0),
-                  "scores": (f"reward{i}", 1)}, title=f"Segment {i + 1}: keep the passing attempt"),
-        ]
-        join_links[f"segment_{i + 1}"] = (f"close{i}", 0)
-        join_links[f"log_{i + 1}"] = (f"close{i}", 4)
-    nodes += [
-        Node("join", "RewardLoopJoinSegments", {"overlap": 1}, join_links, title="Join gated segments", column=7),
-        Node("inbetween", "RewardLoopInbetween", {"frames_per_gap": 1, "method": "flow"}, {"keyframes": ("join", 0)},
-             title="Interpolate between the generated frames (2x frame rate, no API cost)", column=8),
-        Node("video", "CreateVideo", {"fps": 48.0}, {"images": ("inbetween", 0)}, column=9),
-        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/api_master_frames", "format": "mp4",
-                                   "codec": "h264"}, {"video": ("video", 0)}, column=10),
-    ]
-    return nodes
-
-
-API_SPECS = {
-    "api_first_last_gated": api_first_last_gated,
-    "api_master_frames_per_segment": api_master_frames_per_segment,
-}

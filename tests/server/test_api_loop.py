@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from api_standin.render import draw_defect
-from loop_workflows import API_IMAGES, API_SPECS
+from api_workflows import API_SPECS
 from test_loop import settle
 from workflows import build_ui, load, ui_to_api
 
@@ -188,19 +188,6 @@ def test_without_the_api_key_every_attempt_is_refused_and_the_error_says_so(comf
 
 
 # ---- the shared workflows, unchanged ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def api_inputs(comfy_api):
-    """The workflows' start/middle/end images in the server's input folder: frames 0, 16 and 32 of the pan."""
-    from PIL import Image
-
-    from rewardloop.motion import scene
-
-    frames = scene.render_scene(scene.frame_times(33), 256, 144, 7, "pan")
-    for name, index in (("start", 0), ("middle", 16), ("end", 32)):
-        Image.fromarray((frames[index].numpy() * 255).round().astype("uint8")).save(
-            comfy_api.base_dir / "input" / API_IMAGES[name])
-
-
 def test_api_workflow_files_match_their_specs(comfy_api):
     info = comfy_api.object_info()
     for name, spec in API_SPECS.items():
@@ -228,7 +215,7 @@ def video_frames(comfy, result, save_id: str) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-def test_first_last_gated_workflow_runs_unchanged_against_the_stand_in(comfy_api, standin, key, api_inputs):
+def test_first_last_gated_workflow_runs_unchanged_against_the_stand_in(comfy_api, standin, key):
     prompt = ui_to_api(load(WORKFLOWS / "api_first_last_gated.json"), comfy_api.object_info())
     [open_id] = by_type(prompt, "RewardLoopRetryOpen")
     settings = prompt[open_id]["inputs"]
@@ -243,7 +230,7 @@ def test_first_last_gated_workflow_runs_unchanged_against_the_stand_in(comfy_api
     assert video_frames(comfy_api, result, by_type(prompt, "SaveVideo")[0]) == 13
 
 
-def test_master_frames_workflow_gates_each_api_segment_then_interpolates(comfy_api, standin, key, api_inputs):
+def test_master_frames_workflow_gates_each_api_segment_then_interpolates(comfy_api, standin, key):
     prompt = ui_to_api(load(WORKFLOWS / "api_master_frames_per_segment.json"), comfy_api.object_info())
     standin.configure(pass_rate=0.6)
     result = run(comfy_api, prompt, key, timeout=600)

@@ -403,6 +403,12 @@ def make_handler(svc: StandIn):
             if auth != "ok":
                 raise ProviderError(401, {"error": {"message": "Unauthorized: missing or wrong API key",
                                                     "type": "unauthorized"}})
+            if path == "/customers" and method in ("POST", "GET"):
+                # the frontend checks a stored API key by creating (or reading) the customer it belongs to
+                return 200, {"id": "rl-standin-customer", "name": "API stand-in"}, "application/json", {
+                    "kind": "customer"}
+            if path == "/customers/balance" and method == "GET":
+                return 200, {"amount_micros": 0, "currency": "usd"}, "application/json", {"kind": "customer"}
             if path == "/customers/storage" and method == "POST":
                 body = self._json_body()
                 urls = svc.new_upload(self.base, str(body.get("file_name", ""))[:200], body.get("content_type"))
