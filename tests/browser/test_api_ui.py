@@ -45,7 +45,8 @@ def test_api_workflow_conversion_matches_the_frontend(comfy_api, api_ui_report):
     info = comfy_api.object_info()
     by_name = {w["file"]: w for w in api_ui_report["workflows"]}
     for path in api_workflow_files():
-        ours = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in ui_to_api(load(path), info).items()}
+        ours = {k: {"class_type": v["class_type"], "inputs": v["inputs"]}
+                for k, v in ui_to_api(load(path), info).items()}
         frontend = {k: {"class_type": v["class_type"], "inputs": v["inputs"]}
                     for k, v in by_name[path.name]["apiPrompt"].items()}
         assert ours == frontend, path.name
@@ -60,8 +61,7 @@ def queued_from_the_frontend(comfy_api, api_standin):
     env = dict(os.environ, NODE_PATH=os.environ["REWARDLOOP_NODE_MODULES"])
     proc = subprocess.run(["node", str(PACK_ROOT / "tests" / "browser" / "api_workflow.js"), comfy_api.url + "/",
                            str(SHOTS), key, api_standin.url, *map(str, api_workflow_files())], capture_output=True,
-                          text=True,
-                          env=env, timeout=900)
+                          text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1]), api_standin.log()
 

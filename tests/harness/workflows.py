@@ -151,3 +151,17 @@ def build_ui(nodes: list[Node], object_info: dict, extra: dict | None = None) ->
 
 def load(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def check_files_match_specs(specs: dict, object_info: dict, folder: Path) -> None:
+    """Each workflows/<name>.json equals what its spec builds against this server's node definitions; with
+    REWARDLOOP_WRITE_WORKFLOWS=1 in the environment the files are (re)written first."""
+    import os
+
+    for name, spec in specs.items():
+        ui = build_ui(spec(), object_info)
+        path = Path(folder) / f"{name}.json"
+        if os.environ.get("REWARDLOOP_WRITE_WORKFLOWS"):
+            path.write_text(json.dumps(ui, indent=1) + "\n")
+        assert path.exists(), f"{path} missing: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"
+        assert load(path) == ui, f"{path.name} differs from its spec: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"

@@ -8,7 +8,6 @@ defect, so every test knows which attempt must pass (render.draw_defect) and che
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from api_standin.render import draw_defect
 from api_workflows import API_SPECS
 from test_loop import settle
-from workflows import build_ui, load, ui_to_api
+from workflows import check_files_match_specs, load, ui_to_api
 
 from rewardloop import gating
 
@@ -60,7 +59,8 @@ def loop_prompt(provider: str, seed: int, max_retries: int = 5, **open_extra) ->
     node, widgets, (first, last) = PROVIDERS[provider]
     return {
         "scene": {"class_type": "RewardLoopProceduralScene",
-                  "inputs": {"width": W, "height": H, "length": LENGTH, "seed": 7, "motion": "pan", "keyframe_every": 0}},
+                  "inputs": {"width": W, "height": H, "length": LENGTH, "seed": 7, "motion": "pan",
+                             "keyframe_every": 0}},
         "first": {"class_type": "ImageFromBatch", "inputs": {"image": ["scene", 1], "batch_index": 0, "length": 1}},
         "last": {"class_type": "ImageFromBatch", "inputs": {"image": ["scene", 1], "batch_index": 1, "length": 1}},
         "open": {"class_type": "RewardLoopRetryOpen",
@@ -189,14 +189,7 @@ def test_without_the_api_key_every_attempt_is_refused_and_the_error_says_so(comf
 
 # ---- the shared workflows, unchanged ------------------------------------------------------------------------
 def test_api_workflow_files_match_their_specs(comfy_api):
-    info = comfy_api.object_info()
-    for name, spec in API_SPECS.items():
-        ui = build_ui(spec(), info)
-        path = WORKFLOWS / f"{name}.json"
-        if os.environ.get("REWARDLOOP_WRITE_WORKFLOWS"):
-            path.write_text(json.dumps(ui, indent=1) + "\n")
-        assert path.exists(), f"{path} missing: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"
-        assert load(path) == ui, f"{path.name} differs from its spec: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"
+    check_files_match_specs(API_SPECS, comfy_api.object_info(), WORKFLOWS)
 
 
 def by_type(prompt: dict, class_type: str) -> list[str]:

@@ -11,9 +11,8 @@ import asyncio
 import json
 
 import pytest
-from test_loop_nodes import FRAMES, SIZE, THRESHOLD, Harness, import_comfy, make_test_nodes
+from test_loop_nodes import FRAMES, SIZE, THRESHOLD, loop_harness, seed_with_first_pass_at
 
-from rewardloop import gating
 from rewardloop.gating import perturb
 
 SEED_MAX_31 = 2**31 - 1
@@ -23,16 +22,8 @@ class ProcessingInterrupted(Exception):
     """Same name as comfy_api_nodes' own exception (raised by its polling when the user presses Cancel)."""
 
 
-@pytest.fixture(scope="module")
-def h(comfy_inprocess):
-    comfy_nodes = import_comfy("nodes")
-    execution = import_comfy("execution")
-    from comfy_api.latest import io
-
-    import importlib
-
-    loop = importlib.import_module("rewardloop.nodes.retry")
-    harness = Harness(execution, comfy_nodes, loop, io)
+def api_node(harness):
+    io, comfy_nodes = harness.io, harness.comfy_nodes
     harness.api = {}
 
     class RLTestAPIVideo(io.ComfyNode):
@@ -62,11 +53,12 @@ def h(comfy_inprocess):
             frames, _ = perturb.perturbed_scene(FRAMES, SIZE, SIZE, 0, "pan", seed, p)
             return io.NodeOutput(frames, f"seed {seed}")
 
-    for cls in [*loop.NODES, *make_test_nodes(harness), RLTestAPIVideo]:
-        comfy_nodes.NODE_CLASS_MAPPINGS[cls.GET_SCHEMA().node_id] = cls
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(loop, "_server", lambda: harness)
-        yield harness
+    return [RLTestAPIVideo]
+
+
+@pytest.fixture(scope="module")
+def h(comfy_inprocess):
+    yield from loop_harness(api_node)
 
 
 @pytest.fixture(autouse=True)
@@ -105,18 +97,8 @@ def api_prompt(seed, max_retries=5, p=0.4, **open_extra):
     }
 
 
-def goods(seed, attempts, p=0.4, limit=SEED_MAX_31):
-    s = gating.make_settings(THRESHOLD, attempts - 1, base_seed=seed, seed_limit=limit)
-    return [perturb.segment_draw(s.seed(k), 0, p, SIZE)[0] for k in range(attempts)]
-
-
 def first_pass_at(k, p=0.4, start=0):
-    seed = start
-    while True:
-        g = goods(seed, k + 1, p)
-        if True in g and g.index(True) == k:
-            return seed
-        seed += 1
+    return seed_with_first_pass_at(k, p, start, seed_limit=SEED_MAX_31)
 
 
 def errors(ex):
