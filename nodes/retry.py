@@ -197,9 +197,8 @@ class RewardLoopRetryOpen(io.ComfyNode):
             description=(
                 "Start of a reward-gated retry loop. Wire 'attempt_seed' (or 'attempt') into the generator; put the "
                 "generator and its reward between this node and 'Reward Retry Loop (close)'. The close node re-runs "
-                "that sub-graph with a new seed until the reward reaches the threshold or the retries (or the "
-                "optional time / API-call budget) run out. Attempt 0 uses 'seed' itself. max_retries above "
-                f"{gating.MAX_RETRIES} is capped (reported in the log)."),
+                "that sub-graph with a new seed until the reward reaches the threshold or the retries run out. "
+                f"Attempt 0 uses 'seed' itself. max_retries above {gating.MAX_RETRIES} is capped (reported in the log)."),
             inputs=[
                 io.Int.Input("seed", default=0, min=0, max=gating.SEED_MAX, control_after_generate=True,
                              tooltip="Base seed: attempt 0 uses it as is; later attempts derive theirs (seed_policy)."),
@@ -280,11 +279,9 @@ class RewardLoopRetryClose(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "End of a reward-gated retry loop: takes the attempt's frames and reward; stops when the reward "
-                "reaches the threshold (first_pass), the attempts run out or the budget is spent, else re-runs the "
-                "loop body with the next seed. Outputs the chosen frames (the best attempt when none passes, flagged "
-                "passed=False, never an error), its reward, its attempt index and a JSON attempt log (seed, reward, "
-                "breakdown, seconds, API calls and seconds spent in API nodes). A failing API node inside the loop "
-                "is a failed attempt; only when every attempt failed does the node report an error."),
+                "reaches the threshold (first_pass) or the attempts run out, else re-runs the loop body with the next "
+                "seed. Outputs the chosen frames (the best attempt when none passes, flagged passed=False, never an "
+                "error), its reward, its attempt index and a JSON attempt log (seed, reward, breakdown, seconds)."),
             inputs=[
                 LoopType.Input("loop", tooltip="From the open node's 'loop' output."),
                 io.Image.Input("frames", lazy=True, tooltip="This attempt's candidate frames."),
@@ -301,7 +298,7 @@ class RewardLoopRetryClose(io.ComfyNode):
                 io.Float.Output("chosen_reward", tooltip="NaN only when every attempt's reward was NaN."),
                 io.Int.Output("chosen_attempt", tooltip="0-based attempt index of the chosen frames."),
                 io.Boolean.Output("passed", tooltip="Whether the chosen attempt reached the threshold."),
-                io.String.Output("attempt_log", tooltip="JSON: settings, one entry per attempt, decision, spend."),
+                io.String.Output("attempt_log", tooltip="JSON: settings, one entry per attempt, decision."),
             ],
             hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
             enable_expand=True,
@@ -481,17 +478,14 @@ class RewardLoopRetryCollect(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "Created by 'Reward Retry Loop (close)' inside its retries; you do not need to place it. Logs one "
-                "attempt (reward, seed, breakdown, time, API calls), keeps its frames only if they are the best so "
-                "far, and passes on a small loop-control object, so no waiting node keeps an old attempt's frames "
-                "alive. When an API node of the attempt failed it logs a failed attempt without asking for the "
-                "frames."),
+                "attempt (reward, seed, breakdown, time), keeps its frames only if they are the best so far, and "
+                "passes on a small loop-control object, so no waiting node keeps an old attempt's frames alive."),
             inputs=[
-                LoopType.Input("loop", tooltip="From the attempt's open node."),
-                io.Image.Input("frames", lazy=True, tooltip="The attempt's candidate frames."),
-                io.Float.Input("reward", force_input=True, lazy=True, tooltip="The attempt's reward."),
-                io.String.Input("breakdown", optional=True, force_input=True, lazy=True,
-                                tooltip="Optional breakdown (JSON) for the log."),
-                ScoresType.Input("scores", optional=True, lazy=True, tooltip="Optional reward bundle for the log."),
+                LoopType.Input("loop"),
+                io.Image.Input("frames", lazy=True),
+                io.Float.Input("reward", force_input=True, lazy=True),
+                io.String.Input("breakdown", optional=True, force_input=True, lazy=True),
+                ScoresType.Input("scores", optional=True, lazy=True),
             ],
             outputs=[LoopType.Output("recorded", tooltip="To a close node's 'loop' input.")],
         )
