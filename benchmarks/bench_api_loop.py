@@ -126,7 +126,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, StandInProcess(env["REWARDLOOP_PYTHON"], latency=args.latency,
                                                               pass_rate=args.pass_rate) as standin:
         base = Path(tmp)
-        write_input_images(base / "input", args.width, args.width * 9 // 16 // 2 * 2)
+        write_input_images(base / "input", args.width, args.width * 9 // 16 // 2 * 2)  # 16:9, even
         subprocess.run([env["REWARDLOOP_PYTHON"], str(ROOT / "install.py"), "--weights", "--models-dir",
                         str(base / "models" / "rewardloop")], check=True, capture_output=True)
         server = ComfyServer(env["REWARDLOOP_PYTHON"], env["REWARDLOOP_COMFYUI"], base, api_base=standin.url)
@@ -145,9 +145,10 @@ def main() -> int:
     plain = summarize(whole, 0)
     per_call = plain["provider_seconds"]
     date = datetime.date.today().isoformat()
+    height = args.width * 9 // 16 // 2 * 2
     head = (f"`bench_api_loop.py --clips {args.clips} --latency {args.latency}` real ComfyUI + LumaImageToVideoNode "
             f"-> API stand-in (pass rate {args.pass_rate:.0%} per whole clip, {seg_rate:.1%} per half-clip segment), "
-            f"{args.width}x{args.width * 9 // 16 // 2 * 2} master frames, 13-frame clips, reward keyframe SSIM + 0.25 t-LPIPS >= {THRESHOLD}")
+            f"{args.width}x{height} master frames, 13-frame clips, reward keyframe SSIM + 0.25 t-LPIPS >= {THRESHOLD}")
 
     def line(label: str, s: dict) -> str:
         lo, hi = s["ci"]
