@@ -17,7 +17,7 @@ CATEGORY_ROOT = "RewardLoop"
 FAMILIES = (
     "scene",
     "generate",
-    "loop",
+    "retry",
     "best_of_n",
     "motion",
     "training",

@@ -13,7 +13,7 @@ from .. import gating, rewards
 from ..common.keyframes import KeyframePositions
 from ..gating.best_of_n import best_of_n
 from ..rewards.chart import attempts_chart
-from .loop import CATEGORY, _notify, _validate_settings
+from .retry import CATEGORY, _notify, _validate_settings
 from . import runtime
 
 

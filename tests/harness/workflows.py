@@ -82,6 +82,7 @@ class Node:
     links: dict = field(default_factory=dict)
     title: str | None = None
     column: int | None = None
+    pos: tuple[int, int] | None = None  # explicit canvas position (else laid out by column)
 
 
 def build_ui(nodes: list[Node], object_info: dict, extra: dict | None = None) -> dict:
@@ -138,7 +139,8 @@ def build_ui(nodes: list[Node], object_info: dict, extra: dict | None = None) ->
         col = depth(n)
         row = rows.get(col, 0)
         rows[col] = row + 1
-        ui_nodes.append({"id": ids[n.key], "type": n.type, "pos": [60 + 360 * col, 60 + 300 * row],
+        pos = list(n.pos) if n.pos is not None else [60 + 360 * col, 60 + 300 * row]
+        ui_nodes.append({"id": ids[n.key], "type": n.type, "pos": pos,
                          "size": [320, 240], "flags": {}, "order": len(ui_nodes), "mode": 0,
                          "inputs": inputs, "outputs": outputs, "properties": {"Node name for S&R": n.type},
                          "widgets_values": widgets_values, **({"title": n.title} if n.title else {})})
@@ -149,3 +151,17 @@ def build_ui(nodes: list[Node], object_info: dict, extra: dict | None = None) ->
 
 def load(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def check_files_match_specs(specs: dict, object_info: dict, folder: Path) -> None:
+    """Each workflows/<name>.json equals what its spec builds against this server's node definitions; with
+    REWARDLOOP_WRITE_WORKFLOWS=1 in the environment the files are (re)written first."""
+    import os
+
+    for name, spec in specs.items():
+        ui = build_ui(spec(), object_info)
+        path = Path(folder) / f"{name}.json"
+        if os.environ.get("REWARDLOOP_WRITE_WORKFLOWS"):
+            path.write_text(json.dumps(ui, indent=1) + "\n")
+        assert path.exists(), f"{path} missing: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"
+        assert load(path) == ui, f"{path.name} differs from its spec: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"

@@ -1,10 +1,11 @@
 """Specs of the retry-loop example workflows in workflows/ (UI format, built with the harness's builder against a
 live server's /object_info so widget order always matches the nodes). The close node shows the reward per attempt
 as a chart and keeps the attempt log in its UI output (and 'attempt_log' output, for a save node); PreviewAny is
-left out because the frontend adds a 'preview' widget to it that plain UI->API conversion does not know. test_loop_workflows.py checks the files
-match these specs and runs them; to regenerate after a node change:
+left out because the frontend adds a 'preview' widget to it that plain UI->API conversion does not know.
+test_loop_workflows.py checks the files match SPECS and runs them (the api_* workflows: tests/harness/api_workflows.py).
+To regenerate after a node change:
 
-    REWARDLOOP_WRITE_WORKFLOWS=1 python -m pytest tests/server/test_loop_workflows.py
+    REWARDLOOP_WRITE_WORKFLOWS=1 python -m pytest tests/server/test_loop_workflows.py tests/server/test_api_loop.py
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ SIZE, LENGTH, EVERY = 256, 33, 8
 SEGMENT_PASS = round(0.4 ** (1 / 4), 3)  # four segments that each pass this often make a 40% clip
 
 
-def seed000_architectural_pan() -> list[Node]:
-    """Seed 000: start + end frames as fixed anchors, keyframe SSIM reward, threshold 0.85, 5 retries."""
+def architectural_pan() -> list[Node]:
+    """The architectural pan: start + end frames as fixed anchors, keyframe SSIM reward, threshold 0.85,
+    5 retries."""
     return [
         Node("anchors", "RewardLoopProceduralScene",
              {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan", "keyframe_every": 0},
@@ -34,7 +36,7 @@ def seed000_architectural_pan() -> list[Node]:
              {"loop": ("open", 0), "frames": ("generate", 0), "reward": ("reward", 0), "scores": ("reward", 1)},
              title="Retry loop (close): best attempt, passed flag, attempt log"),
         Node("video", "CreateVideo", {"fps": 12.0}, {"images": ("close", 0)}),
-        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/seed000_pan", "format": "mp4", "codec": "h264"},
+        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/architectural_pan", "format": "mp4", "codec": "h264"},
              {"video": ("video", 0)}),
     ]
 
@@ -103,7 +105,8 @@ def master_frames_then_inbetween() -> list[Node]:
 
 
 SPECS = {
-    "loop_seed000_architectural_pan": seed000_architectural_pan,
+    "loop_architectural_pan": architectural_pan,
     "loop_keyframes_then_inbetween_per_segment": keyframes_then_inbetween_per_segment,
     "loop_master_frames_then_inbetween": master_frames_then_inbetween,
 }
+

@@ -149,19 +149,25 @@ def import_comfy(name):
     return module
 
 
-@pytest.fixture(scope="module")
-def h(comfy_inprocess):
+def loop_harness(extra_nodes=lambda harness: []):
+    """A Harness with the loop nodes, the test nodes and `extra_nodes(harness)` registered in ComfyUI's node table,
+    the loop's progress messages going to the harness (a generator, for fixtures)."""
     comfy_nodes = import_comfy("nodes")  # ComfyUI's, not the pack's
     execution = import_comfy("execution")
     from comfy_api.latest import io
 
-    loop = importlib.import_module("rewardloop.nodes.loop")
+    loop = importlib.import_module("rewardloop.nodes.retry")
     harness = Harness(execution, comfy_nodes, loop, io)
-    for cls in [*loop.NODES, *make_test_nodes(harness)]:
+    for cls in [*loop.NODES, *make_test_nodes(harness), *extra_nodes(harness)]:
         comfy_nodes.NODE_CLASS_MAPPINGS[cls.GET_SCHEMA().node_id] = cls
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(loop, "_server", lambda: harness)
         yield harness
+
+
+@pytest.fixture(scope="module")
+def h(comfy_inprocess):
+    yield from loop_harness()
 
 
 @pytest.fixture(autouse=True)
@@ -196,17 +202,18 @@ def loop_prompt(seed, max_retries=5, p=0.4, mode="first_pass", threshold=THRESHO
     }
 
 
-def expected_goods(seed, attempts, p=0.4, policy="hash"):
-    """Ground truth of the generator: which attempts draw the small warp."""
-    s = gating.make_settings(THRESHOLD, attempts - 1, seed_policy=policy, base_seed=seed)
+def expected_goods(seed, attempts, p=0.4, policy="hash", seed_limit=gating.SEED_MAX):
+    """Ground truth of the generator: which attempts draw the small warp (seeds kept within seed_limit, as the loop
+    keeps them within the range of the generator's seed input)."""
+    s = gating.make_settings(THRESHOLD, attempts - 1, seed_policy=policy, base_seed=seed, seed_limit=seed_limit)
     return [perturb.segment_draw(s.seed(k), 0, p, SIZE)[0] for k in range(attempts)]
 
 
-def seed_with_first_pass_at(k, p=0.4, start=0):
+def seed_with_first_pass_at(k, p=0.4, start=0, seed_limit=gating.SEED_MAX):
     """A base seed whose first 'good' draw is attempt k."""
     seed = start
     while True:
-        goods = expected_goods(seed, k + 1, p)
+        goods = expected_goods(seed, k + 1, p, seed_limit=seed_limit)
         if goods.index(True) == k if True in goods else False:
             return seed
         seed += 1
