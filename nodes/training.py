@@ -27,7 +27,7 @@ from ..trainers.reward_fns import reward_names
 from ..trainers.text_embeddings import read_prompt_list, save_text_embeddings
 from ..trust import PathRefused, Policy, check_text_size, looks_like_path, plain_name, publish, resolve_inside
 from ..trust.policy import DATASETS, KINDS, LORAS, MODELS, PROMPTS, RUNS, TEXT_EMBEDDINGS
-from . import routes
+from . import routes, runtime
 
 log = logging.getLogger("rewardloop.training")
 
@@ -67,11 +67,9 @@ class TrainingJobs:
             self._manager = self._watcher = None
 
 
-_JOBS = TrainingJobs()
-
-
 def training_jobs() -> TrainingJobs:
-    return _JOBS
+    """The pack's training jobs, held by the pack runtime."""
+    return runtime.get().part("jobs", TrainingJobs)
 
 
 def _emit(job: dict) -> None:
