@@ -18,8 +18,8 @@ OUT = ROOT / "docs" / "images"
 PICTURES = {
     "canvas-main-demo.png": ("1.32.9-classic-main_demo-ran.png", None, 1000),
     "chart-composite.png": ("1.58.1-vue-main_demo-node3-chart.png", None, None),
-    "chart-retry-loop.png": ("1.32.9-classic-loop_seed000_architectural_pan-node5-chart.png", None, None),
-    "canvas-retry-loop-nodes2.png": ("1.58.1-vue-loop_seed000_architectural_pan-ran.png", (190, 310, 1410, 700), 1000),
+    "chart-retry-loop.png": ("1.32.9-classic-loop_architectural_pan-node5-chart.png", None, None),
+    "canvas-retry-loop-nodes2.png": ("1.58.1-vue-loop_architectural_pan-ran.png", (190, 310, 1410, 700), 1000),
     "chart-segments.png": ("1.58.1-vue-loop_keyframes_then_inbetween_per_segment-node22-chart.png", None, None),
     "sidebar-training-job.png": ("1.58.1-vue-sidebar-running.png", (0, 0, 1100, 1000), 770),
 }

@@ -144,7 +144,7 @@ def ui_report(comfy, comfy_new_frontend, tmp_path_factory):
     workflows = []
     for path in workflow_files():
         workflows.append({"file": path.name, "data": load(path), "run": True, "sidebar": path.stem == "train_grpo",
-                          "settings": path.stem == "main_demo", "jump": path.stem == "loop_seed000_architectural_pan"})
+                          "settings": path.stem == "main_demo", "jump": path.stem == "loop_architectural_pan"})
     plan = {"shotDir": str(SHOTS), "servers": plan_servers, "workflows": workflows}
     plan_path = tmp_path_factory.mktemp("ui-plan") / "plan.json"
     plan_path.write_text(json.dumps(plan))

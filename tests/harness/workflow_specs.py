@@ -7,7 +7,7 @@ from workflows import Node
 
 
 def main_demo() -> list[Node]:
-    """The main example, seed 000's architectural pan: start/end anchors and keyframes every 8 frames from the
+    """The main example, an architectural camera pan: start/end anchors and keyframes every 8 frames from the
     procedural scene -> flow inbetweening -> composite reward with its report -> video."""
     return [
         Node("scene", "RewardLoopProceduralScene",
