@@ -16,39 +16,47 @@ SHOTS = PACK_ROOT / "test-artifacts" / "screenshots-api"
 
 
 @pytest.fixture(scope="module")
-def api_ui_report(comfy_api):
+def api_ui_report(comfy_api, tmp_path_factory):
+    """The api_* workflows opened (not run: see queued_from_the_frontend) in the shipped frontend by the shared
+    browser checker (check_ui.js), against the API-enabled server."""
+    plan = {"shotDir": str(SHOTS),
+            "servers": [{"label": "1.32.9-api", "url": comfy_api.url + "/", "renderers": ["classic"],
+                         "sidebarIn": None, "first": False, "patches": {}}],
+            "workflows": [{"file": p.name, "data": load(p), "run": False,
+                           "why": "queued from the frontend with an API key in queued_from_the_frontend"}
+                          for p in api_workflow_files()]}
+    plan_path = tmp_path_factory.mktemp("api-ui-plan") / "plan.json"
+    plan_path.write_text(json.dumps(plan))
     env = dict(os.environ, NODE_PATH=os.environ["REWARDLOOP_NODE_MODULES"])
-    files = [str(p) for p in api_workflow_files()]
-    proc = subprocess.run(["node", str(PACK_ROOT / "tests" / "browser" / "check_ui.js"), comfy_api.url + "/",
-                           str(SHOTS), *files], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(["node", str(PACK_ROOT / "tests" / "browser" / "check_ui.js"), str(plan_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     (SHOTS / "report.json").write_text(json.dumps(report, indent=1))
-    return report
+    return {w["file"]: w for combo in report["combos"] for w in combo["workflows"]}
 
 
 def test_api_workflows_load_with_no_missing_nodes(api_ui_report):
     files = api_workflow_files()
     assert len(files) == 2
-    by_name = {w["file"]: w for w in api_ui_report["workflows"]}
     for path in files:
-        entry = by_name[path.name]
-        assert entry["nodeCount"] == len(load(path)["nodes"]), entry
-        assert entry["missing"] == [], (path.name, entry["missing"])
-        assert "LumaImageToVideoNode" in entry["types"] and "RewardLoopRetryOpen" in entry["types"]
+        entry = api_ui_report[path.name]
+        assert entry["load"]["nodeCount"] == len(load(path)["nodes"]), entry["load"]
+        assert entry["load"]["missing"] == [], (path.name, entry["load"]["missing"])
+        queued = {n["class_type"] for n in entry["load"]["apiPrompt"].values()}
+        assert "LumaImageToVideoNode" in queued and "RewardLoopRetryOpen" in queued, queued
         assert not [d for d in entry["dialogs"] if "missing" in d.lower()], entry["dialogs"]
-        assert os.path.getsize(entry["screenshot"]) > 10_000
+        assert os.path.getsize(entry["loadedShot"]) > 10_000
 
 
 def test_api_workflow_conversion_matches_the_frontend(comfy_api, api_ui_report):
     """What the server tests post is exactly what the frontend queues for these files."""
     info = comfy_api.object_info()
-    by_name = {w["file"]: w for w in api_ui_report["workflows"]}
     for path in api_workflow_files():
         ours = {k: {"class_type": v["class_type"], "inputs": v["inputs"]}
                 for k, v in ui_to_api(load(path), info).items()}
         frontend = {k: {"class_type": v["class_type"], "inputs": v["inputs"]}
-                    for k, v in by_name[path.name]["apiPrompt"].items()}
+                    for k, v in api_ui_report[path.name]["load"]["apiPrompt"].items()}
         assert ours == frontend, path.name
 
 
