@@ -22,15 +22,15 @@ pack = importlib.util.module_from_spec(spec)
 sys.modules["rewardloop"] = pack
 spec.loader.exec_module(pack)
 from rewardloop.nodes import all_node_classes
-print(json.dumps(sorted(cls.GET_SCHEMA().node_id for cls in all_node_classes())))
+print(json.dumps({cls.GET_SCHEMA().node_id: cls.GET_NODE_INFO_V1() for cls in all_node_classes()}, default=str))
 """
 
 
 @functools.lru_cache(maxsize=4)
-def declared_node_ids(pack_root: Path = PACK_ROOT) -> list[str]:
-    """Every node id the pack registers, read by importing its node modules the way ComfyUI does (in a separate
-    process with ComfyUI's modules on the path), so ids built from constants count too. A module that fails to
-    import fails here, loudly."""
+def node_infos(pack_root: Path = PACK_ROOT) -> dict[str, dict]:
+    """node id -> the node's /object_info entry, read by importing its node modules the way ComfyUI does (in a
+    separate process with ComfyUI's modules on the path), so ids built from constants count too. A module that
+    fails to import fails here, loudly."""
     import os
     import subprocess
     import sys
@@ -41,6 +41,11 @@ def declared_node_ids(pack_root: Path = PACK_ROOT) -> list[str]:
     if proc.returncode != 0:
         raise RuntimeError(f"importing the pack's nodes failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def declared_node_ids(pack_root: Path = PACK_ROOT) -> list[str]:
+    """Every node id the pack registers."""
+    return sorted(node_infos(pack_root))
 
 
 def workflow_files(pack_root: Path = PACK_ROOT) -> list[Path]:
