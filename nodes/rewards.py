@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import weakref
 from collections import OrderedDict
 
@@ -409,7 +410,34 @@ class Composite(io.ComfyNode):
                           windows=windows, reference=reference, flow_method=flow_method, analysis_size=analysis_size,
                           device=device)
         agg, parts = rewards.composite(clip, w, options)
+        _node_text(cls, _left_out(agg.details))
         return _outputs(parts, clip.num_frames, agg)
+
+
+def _left_out(details: dict) -> str:
+    """The composite's weighted scorers that were not counted, one a line with a short reason (the breakdown and the
+    help page say more), as the node's text."""
+    lines = []
+    for name, part in (details or {}).get("components", {}).items():
+        if part.get("included") or not part.get("weight"):
+            continue
+        reason = str(part.get("reason", ""))
+        missing = re.search(r"Model file '([^']+)'", reason)
+        lines.append(f"{name}: {f'model file {missing.group(1)} missing' if missing else reason[:90]}")
+    return "Left out, not counted:\n" + "\n".join(lines) if lines else "Every weighted scorer was counted."
+
+
+def _node_text(cls, text: str) -> None:
+    """Text under the node's widgets (both frontends show a node's progress text)."""
+    node_id = getattr(getattr(cls, "hidden", None), "unique_id", None)
+    if node_id is None:
+        return
+    try:
+        from server import PromptServer
+
+        PromptServer.instance.send_progress_text(text, node_id)
+    except Exception:  # no server (scripts, tests) or a closed socket: the breakdown still lists them
+        pass
 
 
 class RewardReport(io.ComfyNode):
