@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 from loop_workflows import EVERY, LENGTH, SEGMENT_PASS, SIZE, SPECS
 from test_loop import goods, run, runs_of
-from workflows import build_ui, load, ui_to_api
+from workflow_specs import build_template, template_path
+from workflows import load, ui_to_api
 
 from rewardloop import gating
 from rewardloop.gating import perturb
 
 pytestmark = pytest.mark.server
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-
 
 @pytest.fixture(scope="module")
 def prompts(comfy):
     """API prompts of the committed files (as the frontend would queue them)."""
     info = comfy.object_info()
-    return {name: ui_to_api(load(WORKFLOWS / f"{name}.json"), info) for name in SPECS}
+    return {name: ui_to_api(load(template_path(name)), info) for name in SPECS}
 
 
 def by_type(prompt: dict, class_type: str) -> list[str]:
@@ -46,9 +44,9 @@ def video_frames(comfy, result, save_id: str) -> int:
 
 def test_workflow_files_match_their_specs(comfy):
     info = comfy.object_info()
-    for name, spec in SPECS.items():
-        ui = build_ui(spec(), info)
-        path = WORKFLOWS / f"{name}.json"
+    for name in SPECS:
+        ui = build_template(name, info)
+        path = template_path(name)
         if os.environ.get("REWARDLOOP_WRITE_WORKFLOWS"):
             path.write_text(json.dumps(ui, indent=1) + "\n")
         assert path.exists(), f"{path} missing: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"
