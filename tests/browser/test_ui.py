@@ -49,7 +49,8 @@ def test_every_workflow_loads_with_no_missing_nodes(ui_report):
         entry = by_name[path.name]
         assert entry["nodeCount"] == len(load(path)["nodes"]), entry
         assert entry["missing"] == [], (path.name, entry["missing"])
-        assert not [d for d in entry["dialogs"] if "missing" in d.lower()], entry["dialogs"]
+        # (a "Missing Models" dialog is expected: workflows name the user's Wan files, absent here)
+        assert not [d for d in entry["dialogs"] if "missing node" in d.lower()], entry["dialogs"]
         assert os.path.getsize(entry["screenshot"]) > 10_000
 
 
