@@ -1,7 +1,7 @@
 """The shareable workflows as a user opens them: readable titles (the template browser shows file names), a
 picture per template, a note saying what the workflow shows and what to change, labelled groups that hold their
 nodes, no node overlapping another (with the room charts and previews need), and download links for the Wan files
-the frontend's missing-model dialog offers. (tests/server/test_workflow_files.py checks the files are what their
+the frontend's missing-model dialog offers. (tests/server/test_workflow_generation.py checks the files are what their
 specs build; the browser tests open them in both frontends.)"""
 from __future__ import annotations
 
