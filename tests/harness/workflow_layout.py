@@ -24,6 +24,7 @@ CHART_H = 260         # the pack's chart widget (180 px by default, its margins;
 JOB_H = 150           # the Training Job node's status panel
 IMAGE_PREVIEW_H = 720  # an image preview shown after a run (Reward Report's chart; Nodes 2.0 stacks it below)
 VIDEO_PREVIEW_H = 360  # a video preview shown after a run (SaveVideo)
+IMAGE_GROWTH = 320    # Nodes 2.0 adds an image preview below a node whatever its size: keep that room free
 TEXT_PREVIEW_H = 90   # the progress text some nodes show while and after they run
 TEXT_PREVIEW_W = 520  # Nodes 2.0 widens a node to its longest progress-text line
 NODE_W = 340
@@ -75,6 +76,7 @@ class Box:
     key: str
     w: int
     h: int            # body height (below the title bar)
+    below: int = 0    # room kept free under the node (not part of its saved size)
     x: int = 0
     y: int = 0
 
@@ -223,7 +225,8 @@ def layout(nodes, infos: dict, note: str | None) -> tuple[dict[str, tuple[int, i
                 0 if not n.links else 1 + max(depth(src) for src, _ in n.links.values()))
         return memo[key]
 
-    boxes = {n.key: Box(n.key, *node_size(n.type, infos[n.type], n.title)) for n in nodes}
+    boxes = {n.key: Box(n.key, *node_size(n.type, infos[n.type], n.title),
+                        below=IMAGE_GROWTH * (n.type in IMAGE_PREVIEW_NODES)) for n in nodes}
     groups = _split_at_gaps(blocks(nodes, infos), depth)
     # size of each group's content, in columns by depth
     shapes = []
@@ -231,7 +234,7 @@ def layout(nodes, infos: dict, note: str | None) -> tuple[dict[str, tuple[int, i
         levels = sorted({depth(k) for k in g.keys})
         cols = [[k for k in g.keys if depth(k) == d] for d in levels]
         widths = [max(boxes[k].w for k in col) for col in cols]
-        heights = [sum(TITLE_H + boxes[k].h for k in col) + ROW_GAP * (len(col) - 1) for col in cols]
+        heights = [sum(TITLE_H + boxes[k].h + boxes[k].below for k in col) + ROW_GAP * (len(col) - 1) for col in cols]
         w = sum(widths) + COL_GAP * (len(cols) - 1) + 2 * GROUP_PAD
         h = GROUP_TITLE_H + max(heights) + 2 * GROUP_PAD
         shapes.append((g, cols, widths, w, h, min(levels)))
@@ -258,7 +261,7 @@ def layout(nodes, infos: dict, note: str | None) -> tuple[dict[str, tuple[int, i
                 cy = y + GROUP_TITLE_H + GROUP_PAD
                 for k in col:
                     boxes[k].x, boxes[k].y = cx, cy + TITLE_H
-                    cy += TITLE_H + boxes[k].h + ROW_GAP
+                    cy += TITLE_H + boxes[k].h + boxes[k].below + ROW_GAP
                 cx += cw + COL_GAP
             placed_groups.append({"title": g.title, "bounding": [x, y, w, h]})
             y += h + GROUP_GAP
