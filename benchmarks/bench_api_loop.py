@@ -5,8 +5,8 @@ Everything is real except the video service: a real ComfyUI 0.3.75 with its API 
 pointing at the local API stand-in (tests/harness/api_standin), the real LumaImageToVideoNode, the real executor
 and the pack's loop, queued with an API key in extra_data as the frontend does. Each clip is one prompt of the
 shipped workflows, unchanged except for the loops' base seeds:
-  - workflows/api_first_last_gated.json (whole clip: keyframe SSIM + 0.25 temporal LPIPS >= 0.85, 5 retries);
-  - workflows/api_master_frames_per_segment.json (two segments between three master frames, each its own loop,
+  - the "API - first-last frame, gated" workflow (whole clip: keyframe SSIM + 0.25 temporal LPIPS >= 0.85, 5 retries);
+  - the "API - master frames, per segment" workflow (two segments between three master frames, each its own loop,
     3 retries each), with the stand-in's pass rate per segment set to 0.4 ** (1/2) = 63%: a clip made of two
     independently failing halves that passes 40% as a whole (the same assumption as bench_loop.py).
 The stand-in renders every generation with a defect (drift, hallucinated object, lighting jump, wrong end frame)
@@ -71,9 +71,10 @@ def capped(log: dict, r: int) -> dict:
 
 
 def run_clips(server, standin, workflow: str, clips: int, pass_rate: float, key: dict, seed0: int) -> list[list[dict]]:
+    from workflow_specs import template_path
     from workflows import load, ui_to_api
 
-    prompt = ui_to_api(load(ROOT / "workflows" / f"{workflow}.json"), server.object_info())
+    prompt = ui_to_api(load(template_path(workflow)), server.object_info())
     opens = sorted(k for k, v in prompt.items() if v["class_type"] == "RewardLoopRetryOpen")
     standin.configure(pass_rate=pass_rate)
     out = []

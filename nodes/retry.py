@@ -57,6 +57,9 @@ LINK_PREFIX = "in:"        # a guard's inputs named after the guarded node's lin
 CALL_PREFIX = "call:"      # a collector's inputs carrying the guards' reports
 MAX_PROVIDER_OUTPUTS = 8
 LAZY_RESULTS = ("frames", "reward", "breakdown", "scores")
+# Hides a node from the node library while old workflows and graph expansion still run it. Newer ComfyUI has a
+# dev-only flag for that; 0.3.75 only has "deprecated", which both frontends hide the same way.
+INTERNAL_NODE = {"is_dev_only": True} if "is_dev_only" in io.Schema.__dataclass_fields__ else {"is_deprecated": True}
 
 
 def _server():
@@ -196,15 +199,15 @@ class RewardLoopRetryOpen(io.ComfyNode):
             display_name="Reward Retry Loop (open)",
             category=CATEGORY,
             description=(
-                "Start of a reward-gated retry loop. Wire 'attempt_seed' (or 'attempt') into the generator; put the "
-                "generator and its reward between this node and 'Reward Retry Loop (close)'. The close node re-runs "
-                "that sub-graph with a new seed until the reward reaches the threshold or the retries run out. "
-                f"Attempt 0 uses 'seed' itself. max_retries above {gating.MAX_RETRIES} is capped (reported in the log)."),
+                "Start of a reward-gated retry loop. Put your generator and a reward node between this node and "
+                "Reward Retry Loop (close) and wire 'attempt seed' into the generator's seed: attempts whose reward "
+                "is below the threshold are re-run with a new seed."),
             inputs=[
                 io.Int.Input("seed", default=0, min=0, max=gating.SEED_MAX, control_after_generate=True,
                              tooltip="Base seed: attempt 0 uses it as is; later attempts derive theirs (seed_policy)."),
                 io.Float.Input("threshold", default=0.85, min=-1e6, max=1e6, step=0.01,
-                               tooltip="An attempt passes when its reward is >= threshold (0.85 is the usual gate)."),
+                               tooltip="An attempt passes when its reward is at least this (0.85 suits keyframe "
+                                       "SSIM; 0.98 shows where a model breaks)."),
                 io.Int.Input("max_retries", default=5, min=0, max=10000,
                              tooltip=f"Retries after the first attempt (0 = run once). Capped at "
                                      f"{gating.MAX_RETRIES}."),
@@ -228,9 +231,11 @@ class RewardLoopRetryOpen(io.ComfyNode):
                                      "exceed it."),
             ],
             outputs=[
-                LoopType.Output("loop", tooltip="Connect to the close node's 'loop' input."),
-                io.Int.Output("attempt", tooltip="0-based attempt index."),
-                io.Int.Output("attempt_seed", tooltip="Seed of this attempt: wire it into the generator."),
+                LoopType.Output("loop", display_name="loop", tooltip="Connect to the close node's 'loop' input."),
+                io.Int.Output("attempt", display_name="attempt",
+                              tooltip="Index of this attempt, counted from 0 (the first attempt is 0)."),
+                io.Int.Output("attempt_seed", display_name="attempt seed",
+                              tooltip="Seed of this attempt: wire it into the generator."),
             ],
             hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
         )
@@ -279,10 +284,8 @@ class RewardLoopRetryClose(io.ComfyNode):
             display_name="Reward Retry Loop (close)",
             category=CATEGORY,
             description=(
-                "End of a reward-gated retry loop: takes the attempt's frames and reward; stops when the reward "
-                "reaches the threshold (first_pass) or the attempts run out, else re-runs the loop body with the next "
-                "seed. Outputs the chosen frames (the best attempt when none passes, flagged passed=False, never an "
-                "error), its reward, its attempt index and a JSON attempt log (seed, reward, breakdown, seconds)."),
+                "End of a reward-gated retry loop: returns the attempt that passed, or the best attempt when none "
+                "did (with passed = false, never an error), its reward and a log of every attempt."),
             inputs=[
                 LoopType.Input("loop", tooltip="From the open node's 'loop' output."),
                 io.Image.Input("frames", lazy=True, tooltip="This attempt's candidate frames."),
@@ -295,11 +298,17 @@ class RewardLoopRetryClose(io.ComfyNode):
                                          "stored in the log."),
             ],
             outputs=[
-                io.Image.Output("chosen_frames"),
-                io.Float.Output("chosen_reward", tooltip="NaN only when every attempt's reward was NaN."),
-                io.Int.Output("chosen_attempt", tooltip="0-based attempt index of the chosen frames."),
-                io.Boolean.Output("passed", tooltip="Whether the chosen attempt reached the threshold."),
-                io.String.Output("attempt_log", tooltip="JSON: settings, one entry per attempt, decision."),
+                io.Image.Output("chosen_frames", display_name="chosen frames",
+                                tooltip="Frames of the passing attempt, or of the best one when none passed."),
+                io.Float.Output("chosen_reward", display_name="chosen reward",
+                                tooltip="Reward of the chosen frames (NaN only when every attempt's reward was NaN)."),
+                io.Int.Output("chosen_attempt", display_name="chosen attempt",
+                              tooltip="Index of the chosen attempt, counted from 0."),
+                io.Boolean.Output("passed", display_name="passed",
+                                  tooltip="Whether the chosen attempt reached the threshold."),
+                io.String.Output("attempt_log", display_name="attempt log",
+                                 tooltip="JSON: settings, one entry per attempt (seed, reward, breakdown, seconds), "
+                                         "decision."),
             ],
             hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
             enable_expand=True,
@@ -477,17 +486,18 @@ class RewardLoopRetryCollect(io.ComfyNode):
             display_name="Reward Retry Loop (internal: attempt collector)",
             category=CATEGORY,
             description=(
-                "Created by 'Reward Retry Loop (close)' inside its retries; you do not need to place it. Logs one "
-                "attempt (reward, seed, breakdown, time), keeps its frames only if they are the best so far, and "
-                "passes on a small loop-control object, so no waiting node keeps an old attempt's frames alive."),
+                "Internal: Reward Retry Loop (close) creates it on retries to record each attempt and keep only the "
+                "best frames. You never place it yourself; it is hidden from the node library."),
             inputs=[
-                LoopType.Input("loop"),
-                io.Image.Input("frames", lazy=True),
-                io.Float.Input("reward", force_input=True, lazy=True),
-                io.String.Input("breakdown", optional=True, force_input=True, lazy=True),
-                ScoresType.Input("scores", optional=True, lazy=True),
+                LoopType.Input("loop", tooltip="This attempt's loop control (wired by the close node)."),
+                io.Image.Input("frames", lazy=True, tooltip="This attempt's candidate frames."),
+                io.Float.Input("reward", force_input=True, lazy=True, tooltip="This attempt's reward."),
+                io.String.Input("breakdown", optional=True, force_input=True, lazy=True,
+                                tooltip="Optional per-component breakdown (JSON object)."),
+                ScoresType.Input("scores", optional=True, lazy=True, tooltip="Optional reward bundle from a reward node."),
             ],
-            outputs=[LoopType.Output("recorded", tooltip="To a close node's 'loop' input.")],
+            outputs=[LoopType.Output("recorded", display_name="recorded", tooltip="To a close node's 'loop' input.")],
+            **INTERNAL_NODE,
         )
 
     @staticmethod
@@ -536,9 +546,9 @@ class RewardLoopProviderCall(io.ComfyNode):
             display_name="Reward Retry Loop (internal: API call guard)",
             category=CATEGORY,
             description=(
-                "Created by 'Reward Retry Loop (close)' in place of each API node inside its loop; you do not need to "
-                "place it. Runs that ComfyUI API node with the same inputs and your API key and reports its time; a "
-                "provider error becomes a failed attempt of the loop instead of ending the queue."),
+                "Internal: the close node puts it in place of each API node inside its loop. It runs that node with "
+                "your API key and reports its time; a provider error becomes a failed attempt instead of ending the "
+                "queue. Hidden from the node library."),
             inputs=[
                 io.String.Input("provider", tooltip="Node id of the ComfyUI API node to run (set by the loop)."),
                 ConstantsType.Input("constants", optional=True,
@@ -551,6 +561,7 @@ class RewardLoopProviderCall(io.ComfyNode):
                        for i in range(MAX_PROVIDER_OUTPUTS)]],
             hidden=[io.Hidden.unique_id, io.Hidden.dynprompt, io.Hidden.auth_token_comfy_org,
                     io.Hidden.api_key_comfy_org],
+            **INTERNAL_NODE,
         )
 
     @classmethod
@@ -611,18 +622,17 @@ class RewardLoopPerturbedScene(io.ComfyNode):
             display_name="Perturbed Scene (known pass rate)",
             category=CATEGORY,
             description=(
-                "A stand-in generator for testing and benchmarking loops: renders the procedural scene and warps each "
-                "segment (between keyframes) with a seeded random warp that is either small (keyframe SSIM >= 0.97) "
-                "or large (<= 0.66), 'small' with probability pass_probability per segment. At a threshold between "
-                "those (e.g. 0.85) a segment passes with exactly that probability and a whole clip with "
-                "pass_probability ** segments. Wire a retry loop's attempt_seed into 'seed'."),
+                "A stand-in generator for trying retry loops without a video model: the procedural scene with each "
+                "segment warped a little (passes) or a lot (fails), a little with probability pass_probability. Wire "
+                "a retry loop's 'attempt seed' into 'seed'."),
             inputs=[
-                io.Int.Input("width", default=128, min=16, max=4096, step=8),
-                io.Int.Input("height", default=128, min=16, max=4096, step=8),
+                io.Int.Input("width", default=128, min=16, max=4096, step=8, tooltip="Frame width in pixels."),
+                io.Int.Input("height", default=128, min=16, max=4096, step=8, tooltip="Frame height in pixels."),
                 io.Int.Input("length", default=33, min=2, max=4096,
                              tooltip="Length of the whole clip (the segment structure is defined on it)."),
                 io.Int.Input("scene_seed", default=0, min=0, max=2**31 - 1, tooltip="Which world is rendered."),
-                io.Combo.Input("motion", options=list(scene.MOTIONS), default="pan"),
+                io.Combo.Input("motion", options=list(scene.MOTIONS), default="pan",
+                               tooltip="pan: sideways camera travel (parallax); dolly: forward; pan_dolly: both."),
                 io.Int.Input("keyframe_every", default=8, min=0, max=4096,
                              tooltip="Segment length in frames (segments share keyframes); 0 = one segment."),
                 io.Int.Input("first_frame", default=0, min=0, max=4095, tooltip="First clip frame to render."),
@@ -634,10 +644,12 @@ class RewardLoopPerturbedScene(io.ComfyNode):
                                tooltip="Probability that a segment gets the small warp."),
             ],
             outputs=[
-                io.Image.Output("frames"),
-                io.Boolean.Output("expected_pass", tooltip="True when every rendered segment drew the small warp."),
-                io.String.Output("draws", tooltip="JSON object: expected_pass and, per segment, its frames, good/bad draw "
-                                                  "and warp amplitude (usable as the loop's breakdown)."),
+                io.Image.Output("frames", display_name="frames", tooltip="The rendered (warped) frames."),
+                io.Boolean.Output("expected_pass", display_name="expected pass",
+                                  tooltip="True when every rendered segment drew the small warp."),
+                io.String.Output("draws", display_name="draws",
+                                 tooltip="JSON object: expected_pass and, per segment, its frames, good/bad draw and "
+                                         "warp amplitude (usable as the loop's breakdown)."),
             ],
         )
 
@@ -666,16 +678,16 @@ class RewardLoopJoinSegments(io.ComfyNode):
             display_name="Join Gated Segments",
             category=CATEGORY,
             description=(
-                "Joins consecutive segments (each gated by its own retry loop) into one clip. Consecutive segments "
-                "share 'overlap' boundary frames (the shared keyframe), which are kept once. With the segments' "
-                "attempt logs connected, 'all_passed' says whether every segment reached its threshold and "
-                "'summary' lists attempts and time per segment."),
+                "Joins segments that were each gated by their own retry loop into one clip, keeping shared keyframes "
+                "once. Connect the loops' attempt logs to see whether every segment passed."),
             inputs=[io.Int.Input("overlap", default=1, min=0, max=64,
                                  tooltip="Frames each segment repeats from the previous one (1 = shared keyframe)."),
                     *segments, *logs],
-            outputs=[io.Image.Output("frames"),
-                     io.Boolean.Output("all_passed"),
-                     io.String.Output("summary", tooltip="JSON: per segment passed / attempts / reward / seconds.")],
+            outputs=[io.Image.Output("frames", display_name="frames", tooltip="The joined clip."),
+                     io.Boolean.Output("all_passed", display_name="all passed",
+                                       tooltip="Whether every segment with a connected log reached its threshold."),
+                     io.String.Output("summary", display_name="summary",
+                                      tooltip="JSON: per segment passed / attempts / reward / seconds.")],
         )
 
     @classmethod

@@ -16,62 +16,69 @@ API_PROMPT = "slow cinematic camera pan across a glass skyscraper at sunset, sta
 API_SEGMENT_PASS = round(0.4 ** (1 / 2), 3)  # what each of two segments must pass for a 40% whole clip
 
 
-def _luma(key: str, first: str, last: str, open_key: str, title: str, pos) -> Node:
+def _luma(key: str, first: str, last: str, open_key: str, title: str) -> Node:
     return Node(key, "LumaImageToVideoNode",
                 {"prompt": API_PROMPT, "model": "ray-2", "resolution": "540p", "duration": "5s", "loop": False,
                  "seed": 0}, {"first_image": (first, 0), "last_image": (last, 0), "seed": (open_key, 2)},
-                title=title, pos=pos)
+                title=title)
 
 
-def _gate_reward(key: str, frames: str, anchors: str, title: str, pos) -> Node:
+def _gate_reward(key: str, frames: str, anchors: str, title: str) -> Node:
     """Keyframe SSIM against the start/end frames, plus a quarter weight of temporal LPIPS (flicker)."""
     from rewardloop.rewards import DEFAULT_WEIGHTS
 
     weights = {f"w_{name}": 0.0 for name in DEFAULT_WEIGHTS}
     weights.update(w_keyframe_ssim=1.0, w_temporal_lpips=0.25)
     return Node(key, "RewardLoopRewardComposite", {**weights, "options_json": "", "device": "auto"},
-                {"frames": (frames, 0), "keyframes": (anchors, 0)}, title=title, pos=pos)
-
-
-def _at(col: int, y: int) -> tuple[int, int]:
-    """Canvas position: columns 360 px apart (nodes are 320 wide), y in px (the reward node is ~610 tall)."""
-    return (40 + 360 * col, y)
+                {"frames": (frames, 0), "keyframes": (anchors, 0)}, title=title)
 
 
 def api_first_last_gated() -> list[Node]:
-    """Start + end frame -> Luma first/last-frame video (a paid API node) inside the retry loop -> keyframe SSIM
-    (+ temporal LPIPS) -> threshold 0.85, 5 retries, at most 6 API calls -> video; the close node keeps the attempt
-    log (seeds, rewards, API calls, seconds)."""
+    """**What it shows:** the first/last-frame scenario with a paid video API. Your start and end frames go to
+    ComfyUI's Luma first/last-frame node inside a retry loop; each clip is scored by keyframe SSIM against the two
+    frames (plus a quarter weight of temporal LPIPS against flicker) and re-rolled with a new seed below 0.85, at
+    most 5 retries and at most 6 API calls in all. The close node keeps the best clip and a log of every attempt
+    with its seed, reward, API calls and provider seconds.
+
+    **What to change:**
+    - The two Load Image nodes: your start and end frames (same size).
+    - Sign in with your Comfy API key (Settings > API keys); each attempt is one paid generation.
+    - The open node: `threshold`, `max_retries`, and the budget `max_api_calls` / `max_total_seconds`.
+    - Swap the Luma node for another provider's first/last-frame node; wire `attempt seed` into its seed."""
     return [
-        Node("start", "LoadImage", {"image": API_IMAGES["start"]}, title="Start frame (your image)", pos=_at(0, 40)),
-        Node("end", "LoadImage", {"image": API_IMAGES["end"]}, title="End frame (your image)", pos=_at(0, 420)),
+        Node("start", "LoadImage", {"image": API_IMAGES["start"]}, title="Start frame (your image)"),
+        Node("end", "LoadImage", {"image": API_IMAGES["end"]}, title="End frame (your image)"),
         Node("anchors", "ImageBatch", {}, {"image1": ("start", 0), "image2": ("end", 0)},
-             title="Start + end: the reward's keyframes", pos=_at(1, 420)),
+             title="Start + end: the reward's keyframes"),
         Node("open", "RewardLoopRetryOpen",
              {"seed": 0, "threshold": 0.85, "max_retries": 5, "mode": "first_pass", "seed_policy": "hash",
               "reward_range": "0..1", "max_total_seconds": 0.0, "max_api_calls": 6},
-             title="Retry loop: 0.85, 5 retries, <= 6 API calls", pos=_at(1, 40)),
-        _luma("generate", "start", "end", "open", "Luma first/last frame (paid API)", _at(2, 40)),
-        Node("frames", "GetVideoComponents", {}, {"video": ("generate", 0)}, title="Video -> frames",
-             pos=_at(2, 420)),
-        _gate_reward("reward", "frames", "anchors", "Reward: keyframe SSIM + 0.25 t-LPIPS", _at(3, 40)),
+             title="Retry loop: 0.85, 5 retries, <= 6 API calls"),
+        _luma("generate", "start", "end", "open", "Luma first/last frame (paid API)"),
+        Node("frames", "GetVideoComponents", {}, {"video": ("generate", 0)}, title="Video -> frames"),
+        _gate_reward("reward", "frames", "anchors", "Reward: keyframe SSIM + 0.25 t-LPIPS"),
         Node("close", "RewardLoopRetryClose", {},
              {"loop": ("open", 0), "frames": ("frames", 0), "reward": ("reward", 0), "scores": ("reward", 1)},
-             title="Retry loop (close): best attempt + log", pos=_at(4, 40)),
-        Node("video", "CreateVideo", {"fps": 24.0}, {"images": ("close", 0)}, pos=_at(4, 520)),
+             title="Retry loop (close): best attempt + log"),
+        Node("video", "CreateVideo", {"fps": 24.0}, {"images": ("close", 0)}),
         Node("save", "SaveVideo", {"filename_prefix": "rewardloop/api_first_last", "format": "mp4", "codec": "h264"},
-             {"video": ("video", 0)}, pos=_at(5, 40)),
+             {"video": ("video", 0)}),
     ]
 
 
 def api_master_frames_per_segment() -> list[Node]:
-    """The master-frames pattern with an API generator per segment: three master frames (start, middle, end); each
-    segment between two of them is one Luma first/last-frame generation inside its own retry loop, gated against
-    its two master frames, so a failing segment is re-rolled without paying for the other again; the gated
-    segments are joined (the shared master frame kept once) and the pack's flow Inbetween interpolates a frame
-    between every two generated ones (2x frame rate, once, outside the loops: no API cost)."""
+    """**What it shows:** the master-frames pattern with a paid video API. Three master frames (start, middle,
+    end); each segment between two of them is one Luma first/last-frame generation inside its own retry loop,
+    gated by keyframe SSIM against its two master frames, so a failing segment is re-rolled without paying for the
+    other again. The gated segments are joined (the shared frame kept once) and flow Inbetween adds a frame between
+    every two generated ones (2x frame rate, once, outside the loops: no API cost).
+
+    **What to change:**
+    - The three Load Image nodes: your master frames (same size).
+    - Sign in with your Comfy API key (Settings > API keys); each attempt is one paid generation.
+    - Each segment's open node: `threshold`, `max_retries`, `max_api_calls`."""
     masters = [("start", "Master frame 1: start"), ("middle", "Master frame 2: middle"), ("end", "Master frame 3: end")]
-    nodes = [Node(key, "LoadImage", {"image": API_IMAGES[key]}, title=f"{title} (your image)", pos=_at(0, 40 + 380 * i))
+    nodes = [Node(key, "LoadImage", {"image": API_IMAGES[key]}, title=f"{title} (your image)")
              for i, (key, title) in enumerate(masters)]
     join_links = {}
     for i, (a, b) in enumerate((("start", "middle"), ("middle", "end"))):
@@ -80,27 +87,26 @@ def api_master_frames_per_segment() -> list[Node]:
             Node(f"open{i}", "RewardLoopRetryOpen",
                  {"seed": i, "threshold": 0.85, "max_retries": 3, "mode": "first_pass", "seed_policy": "hash",
                   "reward_range": "0..1", "max_total_seconds": 0.0, "max_api_calls": 4},
-                 title=f"Segment {i + 1}: retry loop (<= 4 API calls)", pos=_at(1, y)),
+                 title=f"Segment {i + 1}: retry loop (<= 4 API calls)"),
             Node(f"anchors{i}", "ImageBatch", {}, {"image1": (a, 0), "image2": (b, 0)},
-                 title=f"Segment {i + 1}: its two master frames", pos=_at(1, y + 380)),
-            _luma(f"generate{i}", a, b, f"open{i}", f"Segment {i + 1}: Luma (paid API)", _at(2, y)),
+                 title=f"Segment {i + 1}: its two master frames"),
+            _luma(f"generate{i}", a, b, f"open{i}", f"Segment {i + 1}: Luma (paid API)"),
             Node(f"frames{i}", "GetVideoComponents", {}, {"video": (f"generate{i}", 0)},
-                 title=f"Segment {i + 1}: video -> frames", pos=_at(2, y + 380)),
-            _gate_reward(f"reward{i}", f"frames{i}", f"anchors{i}", f"Segment {i + 1}: SSIM + t-LPIPS", _at(3, y)),
+                 title=f"Segment {i + 1}: video -> frames"),
+            _gate_reward(f"reward{i}", f"frames{i}", f"anchors{i}", f"Segment {i + 1}: SSIM + t-LPIPS"),
             Node(f"close{i}", "RewardLoopRetryClose", {},
                  {"loop": (f"open{i}", 0), "frames": (f"frames{i}", 0), "reward": (f"reward{i}", 0),
-                  "scores": (f"reward{i}", 1)}, title=f"Segment {i + 1}: keep the passing attempt", pos=_at(4, y)),
+                  "scores": (f"reward{i}", 1)}, title=f"Segment {i + 1}: keep the passing attempt"),
         ]
         join_links[f"segment_{i + 1}"] = (f"close{i}", 0)
         join_links[f"log_{i + 1}"] = (f"close{i}", 4)
     nodes += [
-        Node("join", "RewardLoopJoinSegments", {"overlap": 1}, join_links, title="Join gated segments",
-             pos=_at(5, 40)),
+        Node("join", "RewardLoopJoinSegments", {"overlap": 1}, join_links, title="Join gated segments"),
         Node("inbetween", "RewardLoopInbetween", {"frames_per_gap": 1, "method": "flow"}, {"keyframes": ("join", 0)},
-             title="Interpolate: 2x frame rate (no API cost)", pos=_at(5, 740)),
-        Node("video", "CreateVideo", {"fps": 48.0}, {"images": ("inbetween", 0)}, pos=_at(6, 740)),
+             title="Interpolate: 2x frame rate (no API cost)"),
+        Node("video", "CreateVideo", {"fps": 48.0}, {"images": ("inbetween", 0)}),
         Node("save", "SaveVideo", {"filename_prefix": "rewardloop/api_master_frames", "format": "mp4",
-                                   "codec": "h264"}, {"video": ("video", 0)}, pos=_at(6, 40)),
+                                   "codec": "h264"}, {"video": ("video", 0)}),
     ]
     return nodes
 

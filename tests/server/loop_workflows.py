@@ -16,8 +16,16 @@ SEGMENT_PASS = round(0.4 ** (1 / 4), 3)  # four segments that each pass this oft
 
 
 def architectural_pan() -> list[Node]:
-    """The architectural pan: start + end frames as fixed anchors, keyframe SSIM reward, threshold 0.85,
-    5 retries."""
+    """**What it shows:** a reward-gated retry loop around a generator. Your start and end frames are the anchors;
+    each attempt's clip is scored by Reward: Keyframe SSIM against them, and attempts below 0.85 are re-rolled with
+    a new seed, at most 5 times. The close node keeps the passing (or best) attempt and a log of every attempt.
+    The generator here is a stand-in that passes 40% of the time, so no model is needed.
+
+    **What to change:**
+    - Swap the stand-in for your own generator (a KSampler + VAE Decode, the Keyframe Generator, an API video
+      node) and wire the open node's `attempt seed` into its seed.
+    - The open node: `threshold`, `max_retries`, `mode` (first_pass or best_of).
+    - Connect previews and savers to the close node's outputs, not to nodes inside the loop."""
     return [
         Node("anchors", "RewardLoopProceduralScene",
              {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan", "keyframe_every": 0},
@@ -42,8 +50,14 @@ def architectural_pan() -> list[Node]:
 
 
 def keyframes_then_inbetween_per_segment() -> list[Node]:
-    """Keyframe-then-inbetween with per-segment gating: the clip is four segments between keyframes; each has its
-    own retry loop, so a failing segment is re-rolled without redoing the ones that passed."""
+    """**What it shows:** per-segment gating. The clip is four segments between keyframes and each segment has its
+    own retry loop, so a failing segment is re-rolled without redoing the ones that passed; Join Gated Segments
+    joins them (shared keyframes kept once) and says whether all passed. The generators are stand-ins, so no
+    model is needed.
+
+    **What to change:**
+    - Swap each stand-in generator for your own and wire its loop's `attempt seed` into its seed.
+    - Each open node's `threshold` and `max_retries` (fewer retries per segment than for a whole clip)."""
     segments = [(i * EVERY, (i + 1) * EVERY) for i in range((LENGTH - 1) // EVERY)]
     nodes = [Node("scene", "RewardLoopProceduralScene",
                   {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan",
@@ -80,7 +94,13 @@ def keyframes_then_inbetween_per_segment() -> list[Node]:
 
 
 def master_frames_then_inbetween() -> list[Node]:
-    """The professional pattern: gate only the master frames (cheap), then interpolate the middle once."""
+    """**What it shows:** the professional pattern. Only the master frames (one every 8 frames) are generated
+    inside the retry loop, which is cheap; once they pass, Inbetween (flow) fills the frames between them a single
+    time, outside the loop. The master-frame generator is a stand-in, so no model is needed.
+
+    **What to change:**
+    - Swap the stand-in for your keyframe generator (e.g. the Keyframe Generator) and wire `attempt seed` into it.
+    - The open node's `threshold` and `max_retries`; Inbetween's `method` and `flow_method`."""
     return [
         Node("scene", "RewardLoopProceduralScene",
              {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan", "keyframe_every": EVERY},

@@ -15,7 +15,8 @@ import pytest
 from api_standin.render import draw_defect
 from api_workflows import API_SPECS
 from test_loop import settle
-from workflows import check_files_match_specs, load, ui_to_api
+from workflow_specs import check_files_match_specs, template_path
+from workflows import load, ui_to_api
 
 from rewardloop import gating
 
@@ -189,7 +190,7 @@ def test_without_the_api_key_every_attempt_is_refused_and_the_error_says_so(comf
 
 # ---- the shared workflows, unchanged ------------------------------------------------------------------------
 def test_api_workflow_files_match_their_specs(comfy_api):
-    check_files_match_specs(API_SPECS, comfy_api.object_info(), WORKFLOWS)
+    check_files_match_specs(API_SPECS, comfy_api.object_info())
 
 
 def by_type(prompt: dict, class_type: str) -> list[str]:
@@ -209,7 +210,7 @@ def video_frames(comfy, result, save_id: str) -> int:
 
 
 def test_first_last_gated_workflow_runs_unchanged_against_the_stand_in(comfy_api, standin, key):
-    prompt = ui_to_api(load(WORKFLOWS / "api_first_last_gated.json"), comfy_api.object_info())
+    prompt = ui_to_api(load(template_path("api_first_last_gated")), comfy_api.object_info())
     [open_id] = by_type(prompt, "RewardLoopRetryOpen")
     settings = prompt[open_id]["inputs"]
     assert (settings["threshold"], settings["max_retries"], settings["max_api_calls"]) == (0.85, 5, 6)
@@ -224,7 +225,7 @@ def test_first_last_gated_workflow_runs_unchanged_against_the_stand_in(comfy_api
 
 
 def test_master_frames_workflow_gates_each_api_segment_then_interpolates(comfy_api, standin, key):
-    prompt = ui_to_api(load(WORKFLOWS / "api_master_frames_per_segment.json"), comfy_api.object_info())
+    prompt = ui_to_api(load(template_path("api_master_frames_per_segment")), comfy_api.object_info())
     standin.configure(pass_rate=0.6)
     result = run(comfy_api, prompt, key, timeout=600)
     assert result.status == "success", result.error

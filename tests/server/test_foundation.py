@@ -145,9 +145,10 @@ def test_tiny_wan_samples_through_comfyui(comfy):
 def test_main_demo_workflow_runs_end_to_end(comfy):
     """The shared main example (UI format, converted as the demo command does) runs in the real server and
     writes its video and reward report."""
+    from workflow_specs import template_path
     from workflows import load, ui_to_api
 
-    prompt = ui_to_api(load(PACK_ROOT / "workflows" / "main_demo.json"), comfy.object_info())
+    prompt = ui_to_api(load(template_path("main_demo")), comfy.object_info())
     scene = next(k for k, v in prompt.items() if v["class_type"] == "RewardLoopProceduralScene")
     prompt[scene]["inputs"]["seed"] = int(time.time()) % 100000  # fresh inputs: no cache hit across sessions
     result = comfy.run(prompt, timeout=600)

@@ -1,27 +1,25 @@
-"""The retry-loop example workflows (workflows/loop_*.json): the files are what their specs build against this
+"""The retry-loop example workflows (workflows/Retry loop - *.json): the files are what their specs build against this
 server's /object_info, and each one runs offline in the real server with the expected, pre-computable outcome."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from loop_workflows import EVERY, LENGTH, SEGMENT_PASS, SIZE, SPECS
 from test_loop import goods, run, runs_of
-from workflows import check_files_match_specs, load, ui_to_api
+from workflow_specs import check_files_match_specs, template_path
+from workflows import load, ui_to_api
 
 from rewardloop import gating
 from rewardloop.gating import perturb
 
 pytestmark = pytest.mark.server
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-
 
 @pytest.fixture(scope="module")
 def prompts(comfy):
     """API prompts of the committed files (as the frontend would queue them)."""
     info = comfy.object_info()
-    return {name: ui_to_api(load(WORKFLOWS / f"{name}.json"), info) for name in SPECS}
+    return {name: ui_to_api(load(template_path(name)), info) for name in SPECS}
 
 
 def by_type(prompt: dict, class_type: str) -> list[str]:
@@ -43,7 +41,7 @@ def video_frames(comfy, result, save_id: str) -> int:
 
 
 def test_workflow_files_match_their_specs(comfy):
-    check_files_match_specs(SPECS, comfy.object_info(), WORKFLOWS)
+    check_files_match_specs(SPECS, comfy.object_info())
 
 
 def test_architectural_pan_workflow_runs_the_loop_to_its_known_outcome(comfy, prompts):

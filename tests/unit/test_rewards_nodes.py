@@ -39,7 +39,7 @@ def test_family_registered_and_every_scorer_has_a_node(nodes_mod):
         schema = cls.GET_SCHEMA()
         inputs, outputs = _ids(schema)
         assert outputs == ["reward", "scores", "breakdown"]
-        assert inputs[0] == "frames" and "Value" in schema.description  # definition + range shown as tooltip
+        assert inputs[0] == "frames" and ".." in schema.description  # the range, in the tooltip (details: help page)
     comp_inputs, _ = _ids(nodes_mod.Composite.GET_SCHEMA())
     assert {f"w_{n}" for n in rewards.SCORERS} <= set(comp_inputs)
 
