@@ -14,7 +14,9 @@ __version__ = "0.1.0"
 
 async def comfy_entrypoint():
     from .nodes import RewardLoopExtension, register_model_folders, runtime
+    from .nodes.routes import register_with_server
 
     register_model_folders()
     runtime.get()  # the one object that holds the pack's models, caches and workers
+    register_with_server()  # the sidebar's /rewardloop/jobs routes
     return RewardLoopExtension()

@@ -3,7 +3,7 @@
 Part "passrate" (no ComfyUI): the known-pass-rate generator (procedural scene + seeded per-segment warps, see
 gating/perturb.py) with the pack's keyframe SSIM reward, threshold 0.85, over many clips:
   - plain: one whole-clip generation (a clip of S segments passes with p_seg ** S; p_seg is set so this is 40%,
-    seed 000's "standard generation");
+    the plain pass rate the gate has to improve on);
   - whole-clip retry loop, first_pass, max_retries R: re-generate the whole clip;
   - per-segment gating, max_retries R per segment: each segment between keyframes has its own loop.
   Time is measured wall time of generation + reward per attempt, reported relative to one plain generation
@@ -172,7 +172,7 @@ def overhead(size: int, repeats: int, mem_size: int) -> list[str]:
     from comfy_api.latest import io
 
     from rewardloop import rewards
-    from rewardloop.nodes import loop
+    from rewardloop.nodes import retry as loop
 
     class BenchAnchors(io.ComfyNode):
         @classmethod

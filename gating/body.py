@@ -53,13 +53,30 @@ def find_body(get_node: Callable[[str], dict], open_id: str, close_id: str) -> l
     return body
 
 
-def remap_inputs(inputs: dict, id_map: dict[str, str]) -> dict:
+def remap_inputs(inputs: dict, id_map: dict[str, str], offsets: dict[str, int] | None = None) -> dict:
     """A copy of `inputs` whose links into copied nodes point at the copies; other values are kept as they are
-    (links to nodes outside the body keep pointing at the cached originals)."""
+    (links to nodes outside the body keep pointing at the cached originals). `offsets` shifts the output index of
+    links into the given nodes (a guarded API node's copy has its status in front of the node's own outputs)."""
     out = {}
     for name, value in inputs.items():
         if is_link(value) and value[0] in id_map:
-            out[name] = [id_map[value[0]], value[1]]
+            out[name] = [id_map[value[0]], value[1] + (offsets or {}).get(value[0], 0)]
         else:
             out[name] = value
     return out
+
+
+def split_links(inputs: dict) -> tuple[dict, dict]:
+    """(constants, links) of a node's inputs."""
+    links = {k: v for k, v in inputs.items() if is_link(v)}
+    return {k: v for k, v in inputs.items() if k not in links}, links
+
+
+def consumers(node_ids, get_node: Callable[[str], dict], source: str, output: int) -> list[tuple[str, str]]:
+    """(node id, input name) of every input linked to output `output` of node `source`."""
+    found = []
+    for node_id in node_ids:
+        for name, value in get_node(node_id).get("inputs", {}).items():
+            if is_link(value) and value[0] == source and int(value[1]) == output:
+                found.append((node_id, name))
+    return found

@@ -1,8 +1,14 @@
 """Reward-gated retry loop logic: settings validation, attempt bookkeeping and the stop/keep decision.
 
 Pure Python (no torch, no ComfyUI): the graph-expansion nodes, the one-node best-of-N sampler and the benchmarks
-all drive the same `RetryState`, so "stop at the first pass", "never more than max_retries + 1 attempts" and "return
-the best when nothing passes" are decided in one place.
+all drive the same `RetryState`, so "stop at the first pass", "never more than max_retries + 1 attempts", "never
+start an attempt the budget cannot pay for" and "return the best when nothing passes" are decided in one place.
+
+Spend: each attempt records its wall time, the seconds spent inside paid API nodes (provider_seconds) and how
+many API node runs it made (api_calls: one per first/last-frame generation request, the unit providers bill;
+the uploads, status polls and downloads of that request are not counted separately). A budget of total seconds
+and/or API calls stops the loop before an attempt that could overrun it: a retry starts only when what is left
+covers an attempt as long and as costly as the most expensive one so far (the first attempt always runs).
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..common.jsonsafe import json_safe
-from .seeds import SEED_POLICIES, attempt_seed, validate_seed
+from .seeds import SEED_MAX, SEED_POLICIES, attempt_seed, validate_seed
 
 # Each retry re-creates the loop body by graph expansion; ComfyUI's node ids and cache hierarchy grow with
 # every level (superlinear cost), and 33 generations is already far past the point where a higher threshold
@@ -33,6 +39,9 @@ class LoopSettings:
     seed_policy: str = "hash"
     base_seed: int = 0
     reward_range: str = "0..1"
+    max_seconds: float = 0.0  # budget of total attempt seconds; 0 = none
+    max_api_calls: int = 0    # budget of API node runs; 0 = none
+    seed_limit: int = SEED_MAX  # largest seed the generator's seed input takes
 
     @property
     def attempts(self) -> int:
@@ -44,13 +53,15 @@ class LoopSettings:
         return self.requested_retries != self.max_retries
 
     def seed(self, attempt: int) -> int:
-        return attempt_seed(self.base_seed, attempt, self.seed_policy)
+        return attempt_seed(self.base_seed, attempt, self.seed_policy, self.seed_limit)
 
     def as_dict(self) -> dict:
         return {"threshold": self.threshold, "max_retries": self.max_retries,
                 "max_retries_requested": self.requested_retries, "capped": self.capped,
                 "max_retries_cap": MAX_RETRIES, "attempts_allowed": self.attempts, "mode": self.mode,
-                "seed_policy": self.seed_policy, "base_seed": self.base_seed, "reward_range": self.reward_range}
+                "seed_policy": self.seed_policy, "base_seed": self.base_seed, "reward_range": self.reward_range,
+                "max_total_seconds": self.max_seconds, "max_api_calls": self.max_api_calls,
+                "seed_limit": self.seed_limit}
 
 
 def check_threshold(threshold, reward_range: str = "0..1") -> float:
@@ -67,12 +78,26 @@ def check_threshold(threshold, reward_range: str = "0..1") -> float:
         raise ValueError(
             f"threshold {value} is outside [0, 1], the range of bounded rewards (keyframe SSIM, composite "
             f"rewards): no attempt could {'ever pass' if value > 1 else 'fail'}. Use a threshold in [0, 1] "
-            f"(seed 000 uses 0.85), or set reward_range to 'unbounded' for a reward without that range.")
+            f"(0.85 is the usual gate), or set reward_range to 'unbounded' for a reward without that range.")
     return value
 
 
+def check_budget(max_seconds=0.0, max_api_calls=0) -> tuple[float, int]:
+    """The budget as (seconds, calls), 0 meaning no limit, or ValueError naming the input."""
+    try:
+        seconds = float(max_seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"max_total_seconds must be a number of seconds, got {max_seconds!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"max_total_seconds must be >= 0 seconds (0 = no time budget), got {max_seconds!r}")
+    if isinstance(max_api_calls, bool) or not isinstance(max_api_calls, int) or max_api_calls < 0:
+        raise ValueError(f"max_api_calls must be a whole number >= 0 (0 = no limit), got {max_api_calls!r}")
+    return seconds, max_api_calls
+
+
 def make_settings(threshold, max_retries, mode: str = "first_pass", seed_policy: str = "hash", base_seed: int = 0,
-                  reward_range: str = "0..1") -> LoopSettings:
+                  reward_range: str = "0..1", max_seconds=0.0, max_api_calls: int = 0,
+                  seed_limit: int = SEED_MAX) -> LoopSettings:
     """Validated settings. max_retries 0 runs once; above MAX_RETRIES it is capped (see LoopSettings.capped)."""
     value = check_threshold(threshold, reward_range)
     if isinstance(max_retries, bool) or not isinstance(max_retries, int):
@@ -85,8 +110,12 @@ def make_settings(threshold, max_retries, mode: str = "first_pass", seed_policy:
     if seed_policy not in SEED_POLICIES:
         raise ValueError(f"unknown seed_policy {seed_policy!r}; choose one of {', '.join(SEED_POLICIES)}")
     validate_seed(base_seed)
+    seconds, calls = check_budget(max_seconds, max_api_calls)
+    if isinstance(seed_limit, bool) or not isinstance(seed_limit, int) or not 0 < seed_limit <= SEED_MAX:
+        raise ValueError(f"seed_limit must be an integer in 1..{SEED_MAX}, got {seed_limit!r}")
     return LoopSettings(threshold=value, max_retries=min(max_retries, MAX_RETRIES), requested_retries=max_retries,
-                        mode=mode, seed_policy=seed_policy, base_seed=base_seed, reward_range=reward_range)
+                        mode=mode, seed_policy=seed_policy, base_seed=base_seed, reward_range=reward_range,
+                        max_seconds=seconds, max_api_calls=calls, seed_limit=seed_limit)
 
 
 def parse_breakdown(value) -> tuple[dict, str | None]:
@@ -124,10 +153,16 @@ class AttemptRecord:
     breakdown: dict = field(default_factory=dict)
     failed_reason: str | None = None
     warnings: list = field(default_factory=list)
+    provider_seconds: float = 0.0      # seconds inside API nodes (upload, generation, polling, download)
+    api_calls: int = 0                 # API node runs (generation requests)
+    error: str | None = None           # the generator failed (provider error): no candidate at all
 
     def as_dict(self) -> dict:
         out = {"attempt": self.attempt, "seed": self.seed, "reward": self.reward, "passed": self.passed,
-               "seconds": round(self.seconds, 6), "breakdown": self.breakdown}
+               "seconds": round(self.seconds, 6), "provider_seconds": round(self.provider_seconds, 6),
+               "api_calls": self.api_calls, "breakdown": self.breakdown}
+        if self.error:
+            out["error"] = self.error
         if self.failed_reason:
             out["failed_reason"] = self.failed_reason
         if self.warnings:
@@ -147,9 +182,11 @@ class RetryState:
         self.generated_after_stop = 0
 
     # ---- recording ------------------------------------------------------------------------------
-    def record(self, reward, seed: int | None = None, breakdown=None, seconds: float = 0.0) -> AttemptRecord:
+    def record(self, reward, seed: int | None = None, breakdown=None, seconds: float = 0.0,
+               provider_seconds: float = 0.0, api_calls: int = 0, error: str | None = None) -> AttemptRecord:
         """Log the next attempt. A NaN/inf reward (or one that is not a number) is a failed attempt with a reason;
-        it never becomes the best while a finite reward exists."""
+        it never becomes the best while a finite reward exists. `error` (the generator failed, e.g. the provider
+        answered with an error) is a failed attempt without a candidate: it can never be chosen."""
         if self.done:
             raise ValueError(f"the loop already finished after {len(self.records)} attempt(s) "
                              f"({self.stop_reason}); no further attempt can be recorded")
@@ -159,10 +196,13 @@ class RetryState:
         warnings = [note] if note else []
         failed_reason = None
         value: float | None
-        try:
-            value = float(reward)
-        except (TypeError, ValueError):
-            value, failed_reason = None, f"reward is not a number ({reward!r})"
+        if error is not None:
+            value, failed_reason = None, f"generator error: {error}"
+        else:
+            try:
+                value = float(reward)
+            except (TypeError, ValueError):
+                value, failed_reason = None, f"reward is not a number ({reward!r})"
         if value is not None and not math.isfinite(value):
             failed_reason = f"reward is {value} (the reward could not be computed for this attempt)"
             value = None
@@ -171,7 +211,9 @@ class RetryState:
                             f"reward_range to 'unbounded'")
         passed = value is not None and value >= self.settings.threshold
         rec = AttemptRecord(attempt=index, seed=int(seed), reward=value, passed=passed, seconds=float(seconds),
-                            breakdown=parsed, failed_reason=failed_reason, warnings=warnings)
+                            breakdown=parsed, failed_reason=failed_reason, warnings=warnings,
+                            provider_seconds=float(provider_seconds), api_calls=int(api_calls),
+                            error=None if error is None else str(error))
         self.records.append(rec)
         if value is not None and (self.best is None or value > self.records[self.best].reward):
             self.best = index
@@ -188,18 +230,45 @@ class RetryState:
             return "passed"
         if len(self.records) >= self.settings.attempts:
             return "exhausted"
+        return self.budget_stop()
+
+    def budget_stop(self) -> str | None:
+        """'budget_seconds' / 'budget_api_calls' when the budget left cannot pay for another attempt as long and as
+        costly as the most expensive one so far; None otherwise."""
+        if not self.records:
+            return None
+        s = self.settings
+        if s.max_api_calls and self.total_api_calls + max(r.api_calls for r in self.records) > s.max_api_calls:
+            return "budget_api_calls"
+        if s.max_seconds and self.total_seconds + max(r.seconds for r in self.records) > s.max_seconds:
+            return "budget_seconds"
         return None
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(r.seconds for r in self.records)
+
+    @property
+    def total_provider_seconds(self) -> float:
+        return sum(r.provider_seconds for r in self.records)
+
+    @property
+    def total_api_calls(self) -> int:
+        return sum(r.api_calls for r in self.records)
 
     @property
     def done(self) -> bool:
         return self.stop_reason is not None
 
     @property
-    def chosen(self) -> int:
-        """Attempt returned to the graph: the best finite reward (earliest on ties), else attempt 0."""
+    def chosen(self) -> int | None:
+        """Attempt returned to the graph: the best finite reward (earliest on ties), else the first attempt that
+        produced a candidate; None when every attempt's generator failed (nothing to return)."""
         if not self.records:
             raise ValueError("no attempt recorded yet")
-        return self.best if self.best is not None else 0
+        if self.best is not None:
+            return self.best
+        return next((r.attempt for r in self.records if r.error is None), None)
 
     @property
     def best_reward(self) -> float | None:
@@ -207,7 +276,7 @@ class RetryState:
 
     @property
     def passed(self) -> bool:
-        return bool(self.records) and self.records[self.chosen].passed
+        return bool(self.records) and self.chosen is not None and self.records[self.chosen].passed
 
     def next_seed(self) -> int:
         return self.settings.seed(len(self.records))
@@ -217,13 +286,30 @@ class RetryState:
         n = self.settings.attempts
         best = "none yet" if self.best_reward is None else f"{self.best_reward:.4f} (attempt {self.best + 1})"
         if self.done:
-            verdict = "passed" if self.passed else "no attempt reached the threshold; returning the best"
+            if self.passed:
+                verdict = "passed"
+            elif self.chosen is None:
+                verdict = "every attempt failed"
+            else:
+                verdict = {"budget_seconds": "time budget reached", "budget_api_calls": "API-call budget reached"}.get(
+                    self.stop_reason, "no attempt reached the threshold") + "; returning the best"
             text = f"done after {self.attempts_run}/{n} attempts, best {best}: {verdict}"
         else:
             text = f"attempt {self.attempts_run}/{n}, best {best}, threshold {self.settings.threshold:g}"
         if self.settings.capped:
             text += f" (max_retries {self.settings.requested_retries} capped to {self.settings.max_retries})"
-        return text
+        return text + self.spend_text()
+
+    def spend_text(self) -> str:
+        """'; spent ...' when the loop made API calls or has a budget, else ''."""
+        s = self.settings
+        if not (self.total_api_calls or s.max_api_calls or s.max_seconds):
+            return ""
+        calls = f"{self.total_api_calls} API call{'s' if self.total_api_calls != 1 else ''}"
+        if s.max_api_calls:
+            calls += f" of {s.max_api_calls}"
+        seconds = f"{self.total_seconds:.1f} s" + (f" of {s.max_seconds:g} s" if s.max_seconds else "")
+        return f"; spent {calls}, {seconds} ({self.total_provider_seconds:.1f} s in API nodes)"
 
     def as_dict(self) -> dict:
         return {"version": LOG_VERSION, "settings": self.settings.as_dict(),
@@ -232,7 +318,10 @@ class RetryState:
                 "chosen_attempt": self.chosen if self.records else None,
                 "best_reward": self.best_reward, "passed": self.passed,
                 "stop_reason": self.stop_reason, "generated_after_stop": self.generated_after_stop,
-                "total_seconds": round(sum(r.seconds for r in self.records), 6)}
+                "total_seconds": round(self.total_seconds, 6),
+                "total_provider_seconds": round(self.total_provider_seconds, 6),
+                "total_api_calls": self.total_api_calls,
+                "failed_attempts": sum(1 for r in self.records if r.error is not None)}
 
     def to_json(self) -> str:
         return json.dumps(json_safe(self.as_dict()), allow_nan=False)

@@ -7,6 +7,8 @@ first result unchanged. Later attempts:
 - "hash": a 53-bit hash of (base, k): reproducible, far from neighbouring base seeds, and exact in JavaScript
   (the frontend reads the attempt log as JSON numbers, which are doubles);
 - "random": fresh randomness per attempt (not reproducible; the log records the seed used).
+A `limit` keeps every seed in the range of the seed input it feeds (Runway and Veo take 32-bit seeds, Vidu 31-bit):
+seeds are reduced modulo limit + 1, attempt 0's included only when the base seed itself is out of that range.
 """
 from __future__ import annotations
 
@@ -31,17 +33,19 @@ def hash_seed(base_seed: int, attempt: int, salt: str = "attempt") -> int:
     return int.from_bytes(digest, "little") & _JS_SAFE
 
 
-def attempt_seed(base_seed: int, attempt: int, policy: str) -> int:
-    """Seed of attempt `attempt` (0-based) under `policy`."""
+def attempt_seed(base_seed: int, attempt: int, policy: str, limit: int = SEED_MAX) -> int:
+    """Seed of attempt `attempt` (0-based) under `policy`, in 0..limit."""
     validate_seed(base_seed)
     if attempt < 0:
         raise ValueError(f"attempt index must be >= 0, got {attempt}")
     if policy not in SEED_POLICIES:
         raise ValueError(f"unknown seed policy {policy!r}; choose one of {', '.join(SEED_POLICIES)}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= SEED_MAX:
+        raise ValueError(f"seed limit must be an integer in 1..{SEED_MAX}, got {limit!r}")
     if attempt == 0:
-        return base_seed
+        return base_seed % (limit + 1)
     if policy == "increment":
-        return (base_seed + attempt) % (SEED_MAX + 1)
+        return (base_seed + attempt) % (limit + 1)
     if policy == "hash":
-        return hash_seed(base_seed, attempt)
-    return secrets.randbits(53)
+        return hash_seed(base_seed, attempt) % (limit + 1)
+    return secrets.randbelow(min(limit, _JS_SAFE) + 1)

@@ -79,10 +79,10 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
     Give either `frames_per_gap` (new frames between consecutive keyframes; T = (K-1)(n+1)+1) or explicit
     `positions` starting at 0 (KeyframePositions: strictly increasing; uneven gaps allowed; T = positions[-1] + 1).
     Output frames at the keyframe positions are exact copies of the keyframes. `flows` reuses flows already
-    computed between consecutive keyframes (forward [K-1], backward [K-1]). `progress(done, total)` is
-    called after each chunk of synthesised frames (the node layer hooks ComfyUI's progress/cancel in). A clip
-    that would not fit in the memory available is refused before anything is allocated. `raft`: where the
-    "raft" flow method keeps its network (a runtime's RaftModels).
+    computed between consecutive keyframes (forward [K-1], backward [K-1]). `progress(done, total)` counts the
+    keyframe flows as they finish, then each chunk of synthesised frames (the node layer hooks ComfyUI's
+    progress/cancel in). A clip that would not fit in the memory available is refused before anything is
+    allocated. `raft`: where the "raft" flow method keeps its network (a runtime's RaftModels).
     `scene_cuts` (method "flow" only) says what to do in gaps `detect_scene_cuts` flags: "extrapolate"
     (default: hard cut at mid-gap, each side continuing its keyframe's motion), "hold" (hard cut, still
     frames), "crossfade" (dissolve) or "interpolate" (warp anyway). `motion` (method "flow" only):
@@ -130,8 +130,12 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
     pair = flows
     if pair is not None and (pair.forward.shape != (K - 1, H, W, 2) or pair.backward.shape != (K - 1, H, W, 2)):
         raise ValueError(f"Precomputed flows must be [K-1,H,W,2] = {(K - 1, H, W, 2)} in both directions.")
+    flow_steps = 0
     if method != "crossfade" and pair is None:
-        pair = keyframe_flows(keys, flow_method, pos, temporal_init=flow_init == "temporal", raft=raft)
+        temporal = flow_init == "temporal"
+        flow_steps = keyframe_flow_count(K, flow_method, temporal)
+        report = None if progress is None else (lambda done, _n: progress(done, flow_steps + len(index)))
+        pair = keyframe_flows(keys, flow_method, pos, temporal_init=temporal, raft=raft, progress=report)
     cut = torch.zeros(K - 1, dtype=torch.bool, device=keys.device)
     acc0 = acc1 = None
     if method == "flow":
@@ -176,12 +180,18 @@ def inbetween(keyframes, frames_per_gap: int | None = None, method: str = "flow"
                 frames = torch.where(cut[g][:, None, None, None], held, frames)
         out[index[s:s + chunk]] = frames.clamp_(0, 1).to(out.dtype)
         if progress is not None:
-            progress(min(s + chunk, len(index)), len(index))
+            progress(flow_steps + min(s + chunk, len(index)), flow_steps + len(index))
     return out
 
 
+def keyframe_flow_count(K: int, flow_method: str = DEFAULT_FLOW_METHOD, temporal_init: bool = True) -> int:
+    """How many flows `keyframe_flows` computes for K keyframes (its progress total)."""
+    passes = 2 if temporal_init and K >= 3 and flow_method != "raft" else 1
+    return passes * 2 * (K - 1)
+
+
 def keyframe_flows(keys: torch.Tensor, flow_method: str = DEFAULT_FLOW_METHOD, positions: Sequence[int] | None = None,
-                   temporal_init: bool = True, raft: RaftModels | None = None) -> FlowPair:
+                   temporal_init: bool = True, raft: RaftModels | None = None, progress=None) -> FlowPair:
     """Flows between consecutive keyframes [K,H,W,C] (at clip `positions`, default evenly spaced), as
     `inbetween` computes them when none are given.
 
@@ -198,15 +208,20 @@ def keyframe_flows(keys: torch.Tensor, flow_method: str = DEFAULT_FLOW_METHOD, p
     K, H, W, _ = keys.shape
     if flow_method not in FLOW_METHODS:
         raise ValueError(f"Unknown flow method '{flow_method}'. Choose one of: {', '.join(FLOW_METHODS)}.")
+    total = keyframe_flow_count(K, flow_method, temporal_init)
+
+    def report(offset):  # `progress(done, total)` over both passes
+        return None if progress is None else (lambda done, _n: progress(offset + done, total))
+
     if not temporal_init or K < 3 or flow_method == "raft":
-        return bidirectional_flow(keys, flow_method, raft=raft)
+        return bidirectional_flow(keys, flow_method, raft=raft, progress=report(0))
     pos = list(range(K)) if positions is None else [int(p) for p in positions]
     span = torch.tensor([pos[i + 1] - pos[i] for i in range(K - 1)], dtype=torch.float32, device=keys.device)
     s = 4
     while s > 1 and min(H, W) // s < 32:  # keep the prediction pass above DIS's smallest useful size
         s //= 2
     small = F.interpolate(keys.permute(0, 3, 1, 2).float(), size=(H // s, W // s), mode="area")
-    coarse = bidirectional_flow(small.permute(0, 2, 3, 1).contiguous(), flow_method)
+    coarse = bidirectional_flow(small.permute(0, 2, 3, 1).contiguous(), flow_method, progress=report(0))
     cut = detect_scene_cuts(coarse)
 
     def up(f: torch.Tensor) -> torch.Tensor:  # on the keyframes' device (a GPU if there is one)
@@ -222,7 +237,7 @@ def keyframe_flows(keys: torch.Tensor, flow_method: str = DEFAULT_FLOW_METHOD, p
     init_f[1:] = ok * -bw[:-1] * (span[1:] / span[:-1])[:, None, None, None]
     # Backward flow of gap g (0..K-3) from gap g+1: keyframe g+1's pixels, looking back.
     init_b[:-1] = ok * -fw[1:] * (span[:-1] / span[1:])[:, None, None, None]
-    return bidirectional_flow(keys, flow_method, init=FlowPair(init_f, init_b, flow_method))
+    return bidirectional_flow(keys, flow_method, init=FlowPair(init_f, init_b, flow_method), progress=report(total // 2))
 
 
 def _neighbour_flows(pair: FlowPair, pos: Sequence[int], cut: torch.Tensor):

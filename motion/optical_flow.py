@@ -108,10 +108,11 @@ def compute_flow(src: torch.Tensor, dst: torch.Tensor, method: str = DEFAULT_MET
 
 def bidirectional_flow(frames: torch.Tensor, method: str = DEFAULT_METHOD,
                        device: torch.device | str | None = None, init: FlowPair | None = None,
-                       workers: int | None = None, raft: "RaftModels | None" = None) -> FlowPair:
+                       workers: int | None = None, raft: "RaftModels | None" = None, progress=None) -> FlowPair:
     """Forward and backward flow between consecutive frames of a clip [T,H,W,C], T >= 2, in one batch
     (`init`: first guesses for both directions, see `compute_flow`; `workers`: threads for the OpenCV
-    methods, default every usable core; `raft`: see `compute_flow`)."""
+    methods, default every usable core; `raft`: see `compute_flow`; `progress(done, total)`: called in the
+    caller's thread as the 2(T-1) flows finish, per flow for the OpenCV methods, once at the end for RAFT)."""
     _check_frames(frames, "frames")
     if frames.shape[0] < 2:
         raise ValueError("Flow needs at least 2 frames.")
@@ -122,11 +123,14 @@ def bidirectional_flow(frames: torch.Tensor, method: str = DEFAULT_METHOD,
     if method in METHODS and (method.startswith("dis_") or method == "farneback"):
         # Each frame converted once and the pairs indexed (not two concatenated copies of the clip).
         idx = list(range(n + 1))
-        both = _opencv_flow(_luma_u8(frames), idx[:-1] + idx[1:], idx[1:] + idx[:-1], method, guess, workers)
+        both = _opencv_flow(_luma_u8(frames), idx[:-1] + idx[1:], idx[1:] + idx[:-1], method, guess, workers,
+                            progress)
         both = both.to(frames.device)
     else:
         both = compute_flow(torch.cat([frames[:-1], frames[1:]]), torch.cat([frames[1:], frames[:-1]]), method,
                             device, guess, raft)
+        if progress is not None:
+            progress(2 * n, 2 * n)
     return FlowPair(both[:n], both[n:], method)
 
 
@@ -245,8 +249,9 @@ def usable_cores() -> int:
 
 
 def _opencv_flow(gray: np.ndarray, src: list[int], dst: list[int], method: str,
-                 init: torch.Tensor | None = None, workers: int | None = None) -> torch.Tensor:
-    """Flows gray[src[i]] -> gray[dst[i]] ([N,H,W] uint8) -> [n,H,W,2] float32 on the CPU."""
+                 init: torch.Tensor | None = None, workers: int | None = None, progress=None) -> torch.Tensor:
+    """Flows gray[src[i]] -> gray[dst[i]] ([N,H,W] uint8) -> [n,H,W,2] float32 on the CPU; `progress(done, n)`
+    after each pair, in the caller's thread (a progress hook may raise to cancel)."""
     n = len(src)
     H, W = gray.shape[1:3]
     # Every pair writes into its slice of one array (no per-pair result arrays stacked afterwards); a
@@ -265,9 +270,18 @@ def _opencv_flow(gray: np.ndarray, src: list[int], dst: list[int], method: str,
     if workers == 1:
         for i in range(n):
             _opencv_pair(method, gray[src[i]], gray[dst[i]], out[i], guided[i])
+            if progress is not None:
+                progress(i + 1, n)
     else:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda i: _opencv_pair(method, gray[src[i]], gray[dst[i]], out[i], guided[i]), range(n)))
+            done = pool.map(lambda i: _opencv_pair(method, gray[src[i]], gray[dst[i]], out[i], guided[i]), range(n))
+            try:
+                for i, _ in enumerate(done, 1):
+                    if progress is not None:
+                        progress(i, n)
+            except BaseException:  # a cancel from the progress hook: drop the pairs not started yet
+                pool.shutdown(cancel_futures=True)
+                raise
     return torch.from_numpy(out)
 
 

@@ -17,12 +17,32 @@ CATEGORY_ROOT = "RewardLoop"
 FAMILIES = (
     "scene",
     "generate",
-    "loop",
+    "retry",
     "best_of_n",
     "motion",
     "training",
     "rewards",
 )
+
+
+STATUS_EVENT = "rewardloop.status"
+
+
+def send_status(node_id: str | None, text: str, final: bool = False, server=None) -> None:
+    """A status line for a node's RewardLoop chart widget (web extension), to the client running the prompt.
+    Not ComfyUI's progress text: the frontend shows that as a widget it adds to the node mid-run, which grows the
+    node under its neighbours. `final` texts stay after the run (a loop's verdict); others go when it ends."""
+    if node_id is None:
+        return
+    try:
+        if server is None:
+            from server import PromptServer
+
+            server = PromptServer.instance
+        srv = server
+        srv.send_sync(STATUS_EVENT, {"node_id": str(node_id), "text": text, "final": final}, srv.client_id)
+    except Exception:  # no server (scripts, in-process tests) or a closed socket: the status line is optional
+        pass
 
 
 def all_node_classes() -> list[type[io.ComfyNode]]:

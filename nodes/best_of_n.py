@@ -12,7 +12,8 @@ from comfy_api.latest import io
 from .. import gating, rewards
 from ..common.keyframes import KeyframePositions
 from ..gating.best_of_n import best_of_n
-from .loop import CATEGORY, _notify, _validate_settings
+from ..rewards.chart import attempts_chart
+from .retry import CATEGORY, _notify, _validate_settings
 from . import runtime
 
 
@@ -33,23 +34,27 @@ class RewardLoopBestOfN(io.ComfyNode):
             display_name="Best-of-N Sampler (reward-gated)",
             category=CATEGORY,
             description=(
-                "KSampler that samples up to N candidates (batch_size at a time), decodes each with the VAE, scores "
-                "it with a RewardLoop reward (keyframe SSIM against the given keyframes by default) and stops at "
-                "the first candidate reaching the threshold (first_pass) or keeps the best of all (best_of). "
-                "Candidate k uses the k-th seed of seed_policy (candidate 0 = 'seed'); at batch_size 1 it is "
-                "exactly what a plain KSampler gives with that seed. Only the best candidate is kept in memory."),
+                "A KSampler that samples up to N candidates, scores each decoded candidate with a RewardLoop reward "
+                "and stops at the first one that reaches the threshold (or keeps the best). Every candidate's seed "
+                "is logged, so a plain KSampler can reproduce it."),
             inputs=[
-                io.Model.Input("model"),
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
-                io.Latent.Input("latent_image"),
-                io.Vae.Input("vae"),
-                io.Int.Input("seed", default=0, min=0, max=gating.SEED_MAX, control_after_generate=True),
-                io.Int.Input("steps", default=20, min=1, max=10000),
-                io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01),
-                io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES),
-                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01),
+                io.Model.Input("model", tooltip="The diffusion model, as for KSampler."),
+                io.Conditioning.Input("positive", tooltip="Encoded prompt: what the candidates should show."),
+                io.Conditioning.Input("negative", tooltip="Encoded negative prompt: what to avoid."),
+                io.Latent.Input("latent_image", tooltip="The empty (or starting) latent, as for KSampler."),
+                io.Vae.Input("vae", tooltip="Decodes each candidate so it can be scored."),
+                io.Int.Input("seed", default=0, min=0, max=gating.SEED_MAX, control_after_generate=True,
+                             tooltip="Seed of the first candidate; the others derive theirs (seed_policy)."),
+                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampling steps, as in KSampler."),
+                io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Guidance scale: how strongly the prompt is followed, as in KSampler."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES,
+                               tooltip="Sampling algorithm, as in KSampler."),
+                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES,
+                               tooltip="Noise schedule, as in KSampler."),
+                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
+                               tooltip="How much of the latent is replaced by noise (1.0 = from scratch), as in "
+                                       "KSampler."),
                 io.Int.Input("candidates", default=4, min=1, max=10000,
                              tooltip=f"At most this many candidates (capped at {gating.MAX_RETRIES + 1})."),
                 io.Int.Input("batch_size", default=1, min=1, max=64,
@@ -57,10 +62,17 @@ class RewardLoopBestOfN(io.ComfyNode):
                                      "a passing candidate still ends the loop after its batch)."),
                 io.Combo.Input("reward", options=rewards.reward_names(), default="keyframe_ssim",
                                tooltip="Which RewardLoop reward scores each decoded candidate."),
-                io.Float.Input("threshold", default=0.85, min=-1e6, max=1e6, step=0.01),
-                io.Combo.Input("mode", options=list(gating.MODES), default="first_pass"),
-                io.Combo.Input("seed_policy", options=list(gating.SEED_POLICIES), default="hash"),
-                io.Combo.Input("reward_range", options=list(gating.REWARD_RANGES), default="0..1"),
+                io.Float.Input("threshold", default=0.85, min=-1e6, max=1e6, step=0.01,
+                               tooltip="A candidate passes when its reward is at least this."),
+                io.Combo.Input("mode", options=list(gating.MODES), default="first_pass",
+                               tooltip="first_pass: stop at the first candidate that passes. best_of: sample every "
+                                       "candidate and keep the highest reward."),
+                io.Combo.Input("seed_policy", options=list(gating.SEED_POLICIES), default="hash",
+                               tooltip="hash: reproducible seeds far from neighbouring base seeds; increment: "
+                                       "seed + candidate; random: fresh each candidate (logged)."),
+                io.Combo.Input("reward_range", options=list(gating.REWARD_RANGES), default="0..1",
+                               tooltip="0..1 for bounded rewards (SSIM, composites): the threshold must lie in "
+                                       "[0, 1]. unbounded for rewards without that range."),
                 io.Image.Input("keyframes", optional=True, tooltip="Anchor frames for keyframe rewards."),
                 io.String.Input("keyframe_positions", optional=True, default="",
                                 tooltip="JSON list of the keyframes' frame indices; empty = first/last (2 "
@@ -69,12 +81,18 @@ class RewardLoopBestOfN(io.ComfyNode):
                                 tooltip="Prompt text for prompt-aware rewards (CLIPScore, captions, loop-break)."),
             ],
             outputs=[
-                io.Image.Output("chosen_frames"),
-                io.Latent.Output("chosen_latent"),
-                io.Float.Output("chosen_reward"),
-                io.Int.Output("chosen_candidate", tooltip="0-based index of the chosen candidate."),
-                io.Boolean.Output("passed"),
-                io.String.Output("attempt_log", tooltip="JSON: settings, one entry per candidate, decision."),
+                io.Image.Output("chosen_frames", display_name="chosen frames",
+                                tooltip="Decoded frames of the chosen candidate."),
+                io.Latent.Output("chosen_latent", display_name="chosen latent",
+                                 tooltip="Latent of the chosen candidate (for further sampling)."),
+                io.Float.Output("chosen_reward", display_name="chosen reward",
+                                tooltip="Reward of the chosen candidate."),
+                io.Int.Output("chosen_candidate", display_name="chosen candidate",
+                              tooltip="Index of the chosen candidate, counted from 0."),
+                io.Boolean.Output("passed", display_name="passed",
+                                  tooltip="Whether the chosen candidate reached the threshold."),
+                io.String.Output("attempt_log", display_name="attempt log",
+                                 tooltip="JSON: settings, one entry per candidate, decision."),
             ],
             hidden=[io.Hidden.unique_id],
         )
@@ -124,7 +142,8 @@ class RewardLoopBestOfN(io.ComfyNode):
                                       "seed": record.seed, "reward": record.reward, "passed": record.passed,
                                       "seconds": record.seconds, "best_reward": state.best_reward,
                                       "best_attempt": state.best, "threshold": settings.threshold,
-                                      "done": state.done, "failed_reason": record.failed_reason}))
+                                      "done": state.done, "failed_reason": record.failed_reason,
+                                      "what": "candidate"}))
 
         (frames, samples), state = best_of_n(
             settings, sample, lambda chunk: decode(vae, chunk),
@@ -135,9 +154,7 @@ class RewardLoopBestOfN(io.ComfyNode):
             on_oom=lambda n: comfy.model_management.soft_empty_cache(),
             should_stop=comfy.model_management.throw_exception_if_processing_interrupted, on_record=on_record)
         reward_value = state.best_reward if state.best_reward is not None else math.nan
-        chart = {"title": "reward per candidate", "x_label": "candidate",
-                 "series": [{"name": reward, "values": [r.reward for r in state.records]}],
-                 "threshold": settings.threshold}
+        chart = attempts_chart([r.reward for r in state.records], settings.threshold, "candidate", reward)
         ui = gating.json_safe({"rewardloop_chart": [chart], "rewardloop_log": [state.as_dict()]})
         return io.NodeOutput(frames, dict(latent_image, samples=samples), reward_value, state.chosen, state.passed,
                              state.to_json(), ui=ui)

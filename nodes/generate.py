@@ -69,11 +69,15 @@ def _sample(model, latent: torch.Tensor, positive, negative, seed: int, steps: i
 
 def _sampler_inputs(cfg_default: float, denoise_name: str, denoise_default: float, denoise_tip: str):
     return [
-        io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
-        io.Int.Input("steps", default=20, min=1, max=10000),
-        io.Float.Input("cfg", default=cfg_default, min=0.0, max=100.0, step=0.1, round=0.01),
-        io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, default="euler"),
-        io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="simple"),
+        io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                     tooltip="Noise seed: the same seed and settings give the same result."),
+        io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampling steps, as in KSampler."),
+        io.Float.Input("cfg", default=cfg_default, min=0.0, max=100.0, step=0.1, round=0.01,
+                       tooltip="Guidance scale: how strongly the prompt is followed, as in KSampler."),
+        io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, default="euler",
+                       tooltip="Sampling algorithm, as in KSampler."),
+        io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="simple",
+                       tooltip="Noise schedule, as in KSampler."),
         io.Float.Input(denoise_name, default=denoise_default, min=0.0, max=1.0, step=0.01, tooltip=denoise_tip),
     ]
 
@@ -88,21 +92,27 @@ class RewardLoopKeyframeGenerator(io.ComfyNode):
             node_id="RewardLoopKeyframeGenerator",
             display_name="Keyframe Generator",
             category=CATEGORY,
-            description="Generates the keyframes of a clip of `length` frames (one every `keyframe_every` frames, "
-                        "first and last always) with your model at high CFG. Consistency: img2img_chain builds each "
-                        "keyframe from the previous one; seed_per_keyframe samples all at once from one seed; "
-                        "anchor_blend starts every keyframe from a blend of the start and end anchors. Start/end "
-                        "images, when given, are used as keyframes unchanged.",
+            description="Generates the keyframes of a clip with your model at high CFG, one every keyframe_every "
+                        "frames. Optional start and end images are used as the first and last keyframes, "
+                        "unchanged.",
             inputs=[
-                io.Model.Input("model"),
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
-                io.Vae.Input("vae"),
-                io.Int.Input("width", default=512, min=16, max=8192, step=16),
-                io.Int.Input("height", default=512, min=16, max=8192, step=16),
+                io.Model.Input("model", tooltip="Your diffusion model: an image model or a video model (e.g. Wan 2.1)."),
+                io.Conditioning.Input("positive", tooltip="Encoded prompt: what the frames should show."),
+                io.Conditioning.Input("negative", tooltip="Encoded negative prompt: what to avoid."),
+                io.Vae.Input("vae", tooltip="The VAE that belongs to the model."),
+                io.Int.Input("width", default=512, min=16, max=8192, step=16,
+                             tooltip="Keyframe width in pixels (a multiple of the VAE's scale, e.g. 8 or 16)."),
+                io.Int.Input("height", default=512, min=16, max=8192, step=16,
+                             tooltip="Keyframe height in pixels (a multiple of the VAE's scale, e.g. 8 or 16)."),
                 io.Int.Input("length", default=65, min=1, max=100000, tooltip="Frames of the final clip."),
-                io.Int.Input("keyframe_every", default=8, min=0, max=100000),
-                io.Combo.Input("consistency", options=cls.MODES, default="img2img_chain"),
+                io.Int.Input("keyframe_every", default=8, min=0, max=100000,
+                             tooltip="A keyframe every this many frames (first and last always); 0 = first and "
+                                     "last only."),
+                io.Combo.Input("consistency", options=cls.MODES, default="img2img_chain",
+                               tooltip="How the keyframes stay alike. img2img_chain: each keyframe starts from the "
+                                       "previous one; seed_per_keyframe: all sampled at once from one seed; "
+                                       "anchor_blend: each starts from a blend of start_image and end_image (needs "
+                                       "both)."),
                 *_sampler_inputs(7.0, "chain_denoise", 0.6,
                                  "How far each keyframe may move from its starting point (img2img strength) in "
                                  "img2img_chain and anchor_blend, and from the start image in seed_per_keyframe."),
@@ -110,9 +120,10 @@ class RewardLoopKeyframeGenerator(io.ComfyNode):
                 io.Image.Input("end_image", optional=True, tooltip="Fixed last keyframe (never altered)."),
             ],
             outputs=[
-                io.Image.Output("keyframes", display_name="keyframes"),
-                io.String.Output("keyframe_positions", display_name="keyframe_positions"),
-                io.Int.Output("clip_length", display_name="length"),
+                io.Image.Output("keyframes", display_name="keyframes", tooltip="The keyframes, in order."),
+                io.String.Output("keyframe_positions", display_name="keyframe positions",
+                                 tooltip="JSON list of the keyframes' frame indices in the final clip."),
+                io.Int.Output("clip_length", display_name="clip length", tooltip="Frames of the final clip."),
             ],
         )
 
@@ -161,22 +172,21 @@ class RewardLoopFlowRefine(io.ComfyNode):
             node_id="RewardLoopFlowRefine",
             display_name="Flow-guided Refine",
             category=CATEGORY,
-            description="Refines flow-interpolated frames with your diffusion model at low strength and low CFG, "
-                        "starting from the interpolated frames themselves. Keyframes are held fixed while sampling "
-                        "(noise mask) and pasted back exactly afterwards. Video models refine the whole clip as one "
-                        "latent; image models refine every frame with shared noise so the frames stay coherent.",
+            description="Cleans up interpolated frames with your model at low strength and low CFG, starting from "
+                        "the frames themselves. The keyframes stay exactly as they are.",
             inputs=[
-                io.Model.Input("model"),
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
-                io.Vae.Input("vae"),
+                io.Model.Input("model", tooltip="Your diffusion model: an image model or a video model (e.g. Wan 2.1)."),
+                io.Conditioning.Input("positive", tooltip="Encoded prompt: what the frames should show."),
+                io.Conditioning.Input("negative", tooltip="Encoded negative prompt: what to avoid."),
+                io.Vae.Input("vae", tooltip="The VAE that belongs to the model."),
                 io.Image.Input("frames", tooltip="The interpolated clip (e.g. from Inbetween (flow))."),
                 io.String.Input("keyframe_positions", default="[]", multiline=False,
                                 tooltip="JSON list of frame indices to keep fixed, e.g. from the Keyframe Generator."),
                 *_sampler_inputs(3.0, "strength", 0.35,
                                  "Denoise strength: how much the model may change the interpolated frames."),
             ],
-            outputs=[io.Image.Output("refined", display_name="frames")],
+            outputs=[io.Image.Output("refined", display_name="frames",
+                                     tooltip="The refined clip; the keyframes are identical to the input's.")],
         )
 
     @classmethod

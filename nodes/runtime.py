@@ -2,7 +2,8 @@
 
 `PackRuntime` holds the reward/motion core's `RewardRuntime` (models, caches, the background flow worker, RAFT),
 whose model roots are ComfyUI's `rewardloop` model folders, read each time they are needed (extra_model_paths.yaml
-and folders added while the server runs count). `comfy_entrypoint()` creates it; nodes used without the entrypoint
+and folders added while the server runs count), and the training jobs with their watcher thread (`jobs`, made by
+nodes/training.py on first use). `comfy_entrypoint()` creates it; nodes used without the entrypoint
 (in-process tests, scripts) get it made on first use.
 """
 from __future__ import annotations
@@ -25,6 +26,16 @@ def comfy_model_folders() -> list[str]:
 class PackRuntime:
     def __init__(self):
         self.rewards = RewardRuntime(modelfiles.ModelRoots(comfy_model_folders))
+        self.jobs = None  # the training jobs and their watcher thread (nodes/training.py), made on first use
+        self._lock = threading.Lock()
+
+    def part(self, name: str, make):
+        """The runtime's `name` part, made by `make()` on first use: state whose code lives in a node module (the
+        training jobs) still has this one owner."""
+        with self._lock:
+            if getattr(self, name) is None:
+                setattr(self, name, make())
+            return getattr(self, name)
 
     def clear(self) -> int:
         """Free every model and cache the pack holds; returns how many networks were dropped."""

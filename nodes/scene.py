@@ -14,16 +14,17 @@ class RewardLoopProceduralScene(io.ComfyNode):
             node_id="RewardLoopProceduralScene",
             display_name="Procedural Scene (ground truth)",
             category="RewardLoop/Motion",
-            description="Renders a static landscape (sky, clouds, mountains, hills, glass skyscrapers, trees, "
-                        "grass) seen by a moving camera. The same seed always gives the same world; motion is "
-                        "known exactly, so it serves as ground truth for flow and inbetweening.",
+            description="Renders a made-up landscape seen by a moving camera, plus keyframes taken from it. Its "
+                        "motion is known exactly, so you can try inbetweening, rewards and retry loops without a "
+                        "video model.",
             inputs=[
-                io.Int.Input("width", default=512, min=16, max=4096, step=8),
-                io.Int.Input("height", default=512, min=16, max=4096, step=8),
+                io.Int.Input("width", default=512, min=16, max=4096, step=8, tooltip="Frame width in pixels."),
+                io.Int.Input("height", default=512, min=16, max=4096, step=8, tooltip="Frame height in pixels."),
                 io.Int.Input("length", default=65, min=1, max=4096,
                              tooltip="Number of frames spanning the whole camera move (Wan-style 4k+1 counts "
                                      "such as 33/65/97 suit video models)."),
-                io.Int.Input("seed", default=0, min=0, max=2**31 - 1),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1,
+                             tooltip="Which landscape is drawn: the same seed gives the same world at any size."),
                 io.Combo.Input("motion", options=list(scene.MOTIONS), default="pan",
                                tooltip="pan: sideways camera travel (parallax); dolly: forward; pan_dolly: both."),
                 io.Int.Input("keyframe_every", default=8, min=0, max=4096,
@@ -31,9 +32,11 @@ class RewardLoopProceduralScene(io.ComfyNode):
                                      "0 = first and last only."),
             ],
             outputs=[
-                io.Image.Output("frames"),
-                io.Image.Output("keyframes"),
-                io.String.Output("keyframe_positions", tooltip="JSON list of the keyframes' frame indices."),
+                io.Image.Output("frames", display_name="frames", tooltip="Every frame of the camera move."),
+                io.Image.Output("keyframes", display_name="keyframes",
+                                tooltip="The frames at the keyframe positions (first and last always)."),
+                io.String.Output("keyframe_positions", display_name="keyframe positions",
+                                 tooltip="JSON list of the keyframes' frame indices."),
             ],
         )
 

@@ -27,6 +27,7 @@ from ..trainers.reward_fns import reward_names
 from ..trainers.text_embeddings import read_prompt_list, save_text_embeddings
 from ..trust import PathRefused, Policy, check_text_size, looks_like_path, plain_name, publish, resolve_inside
 from ..trust.policy import DATASETS, KINDS, LORAS, MODELS, PROMPTS, RUNS, TEXT_EMBEDDINGS
+from . import routes, runtime
 
 log = logging.getLogger("rewardloop.training")
 
@@ -66,11 +67,9 @@ class TrainingJobs:
             self._manager = self._watcher = None
 
 
-_JOBS = TrainingJobs()
-
-
 def training_jobs() -> TrainingJobs:
-    return _JOBS
+    """The pack's training jobs, held by the pack runtime."""
+    return runtime.get().part("jobs", TrainingJobs)
 
 
 def _emit(job: dict) -> None:
@@ -86,9 +85,9 @@ def _emit(job: dict) -> None:
             "stage": progress.get("stage"), "metrics": job.get("last_metrics") or {}, "error": job.get("error"),
             "lora_path": job.get("lora_path")}
     try:
-        srv.send_sync(EVENT, data, None)  # broadcast: a job outlives the tab that started it
-        if data["node_id"]:
-            srv.send_progress_text(_summary(job), data["node_id"], None)
+        # Broadcast: a job outlives the tab that started it. No progress text on node_id: other tabs show other
+        # graphs, where that id is an unrelated node; the Training Job node's widget follows its job id instead.
+        srv.send_sync(EVENT, data, None)
     except Exception:
         log.exception("RewardLoop: could not send training event")
 
@@ -226,7 +225,7 @@ def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str, 
     if job is not None:
         _emit(job)
         note = "\n(already launched with these settings: change a setting, e.g. seed or lora_name, for a new job)"
-        return io.NodeOutput(job["id"], ui={"text": [_summary(job) + note]})
+        return io.NodeOutput(job["id"], ui=_job_ui(job, _summary(job) + note))
     import folder_paths
 
     # The job process has no folder_paths: hand it the reward model folders (extra_model_paths.yaml included).
@@ -236,7 +235,12 @@ def _launch(method: str, cfg: dict, gpus: int, free_vram: bool, unique_id: str, 
     job = manager.launch(method, cfg, nproc=gpus, meta={"node_id": unique_id, "config_hash": config_hash}, env=env,
                          policy=workflow_policy(picked), before_start=_free_vram if free_vram else None)
     _emit(job)
-    return io.NodeOutput(job["id"], ui={"text": [_summary(job)]})
+    return io.NodeOutput(job["id"], ui=_job_ui(job, _summary(job)))
+
+
+def _job_ui(job: dict, text: str) -> dict:
+    """The status text, and the job as the Training Job node's status widget and the sidebar read it."""
+    return {"text": [text], "rewardloop_job": [routes.job_view(job)]}
 
 
 def _common_inputs(default_lora: str, default_steps: int) -> list:
@@ -249,9 +253,12 @@ def _common_inputs(default_lora: str, default_steps: int) -> list:
                        tooltip="Wan 2.1 VAE: encodes dataset clips (DPO) and decodes samples for rewards (GRPO)."),
         io.String.Input("lora_name", default=default_lora,
                         tooltip="File name of the trained LoRA in models/loras (ComfyUI's Wan LoRA format)."),
-        io.Int.Input("steps", default=default_steps, min=1, max=1_000_000),
-        io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1.0, step=1e-5),
-        io.Int.Input("lora_rank", default=32, min=1, max=256),
+        io.Int.Input("steps", default=default_steps, min=1, max=1_000_000,
+                     tooltip="Training steps (optimizer updates) of the whole job."),
+        io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1.0, step=1e-5,
+                       tooltip="LoRA learning rate (AdamW); lower is safer, higher learns faster."),
+        io.Int.Input("lora_rank", default=32, min=1, max=256,
+                     tooltip="LoRA rank: higher = more capacity and a bigger file (16-64 is typical)."),
         io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
                      tooltip="Training seed. Fixed on purpose: the same settings address the same job."),
         io.Int.Input("checkpoint_every", default=100, min=0, max=1_000_000,
@@ -298,7 +305,9 @@ class _LaunchNode(_RunsEveryQueue):
     @staticmethod
     def launch_schema(node_id: str, display_name: str, description: str, inputs: list) -> io.Schema:
         return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
-                         inputs=inputs, outputs=[io.String.Output("job_id")], hidden=[io.Hidden.unique_id],
+                         inputs=inputs, hidden=[io.Hidden.unique_id],
+                         outputs=[io.String.Output("job_id", display_name="job id",
+                                                   tooltip="Id of the started job: connect it to a Training Job node.")],
                          is_output_node=True, not_idempotent=True)
 
     @classmethod
@@ -331,7 +340,7 @@ class RewardLoopLaunchDPO(_LaunchNode):
                                 tooltip="Text-embedding cache holding every prompt (Text Embedding Cache node)."),
                 io.Int.Input("frames", default=33, min=1, max=1025, step=4, tooltip="Clip length, 4k+1."),
                 io.Int.Input("height", default=480, min=0, max=2048, step=16, tooltip="0 with precomputed latents."),
-                io.Int.Input("width", default=832, min=0, max=2048, step=16),
+                io.Int.Input("width", default=832, min=0, max=2048, step=16, tooltip="0 with precomputed latents."),
                 io.Float.Input("beta", default=0.0, min=0.0, max=1e6, step=10.0,
                                tooltip="DPO beta; 0 = 1000 (flow-matching default; useful range ~100-2000)."),
                 io.Combo.Input("on_bad_sample", options=["error", "skip"], default="error",
@@ -359,14 +368,17 @@ def _grpo_inputs() -> list:
         io.Combo.Input("gold_reward", options=["none", *reward_names()], default="none",
                        tooltip="Held-out reward, logged but never optimised: a rising reward with a falling gold "
                                "reward means reward hacking."),
-        io.Int.Input("group_size", default=4, min=2, max=64),
-        io.Int.Input("sampling_steps", default=20, min=2, max=200),
+        io.Int.Input("group_size", default=4, min=2, max=64,
+                     tooltip="Samples generated per prompt and compared with each other (4-8 is typical; too small "
+                             "a group gives flat rewards)."),
+        io.Int.Input("sampling_steps", default=20, min=2, max=200, tooltip="Denoising steps per training sample."),
         io.Int.Input("train_window", default=4, min=1, max=200,
                      tooltip="Number of high-noise sampling steps that are SDE steps and trained on."),
-        io.Float.Input("kl_beta", default=0.0, min=0.0, max=1.0, step=0.01),
-        io.Int.Input("frames", default=33, min=1, max=1025, step=4),
-        io.Int.Input("height", default=240, min=16, max=2048, step=16),
-        io.Int.Input("width", default=416, min=16, max=2048, step=16),
+        io.Float.Input("kl_beta", default=0.0, min=0.0, max=1.0, step=0.01,
+                       tooltip="Pull towards the untrained model (0 = off; 0.01-0.04 slows reward hacking)."),
+        io.Int.Input("frames", default=33, min=1, max=1025, step=4, tooltip="Frames per training sample, 4k+1."),
+        io.Int.Input("height", default=240, min=16, max=2048, step=16, tooltip="Training sample height in pixels."),
+        io.Int.Input("width", default=416, min=16, max=2048, step=16, tooltip="Training sample width in pixels."),
     ]
 
 
@@ -402,12 +414,12 @@ class RewardLoopLaunchCurriculum(_LaunchNode):
     def define_schema(cls):
         return cls.launch_schema(
             "RewardLoopLaunchCurriculum", "Launch Length Curriculum",
-            "Trains stage by stage on longer clips (e.g. 33 -> 49 -> 65 -> 97 frames) with GRPO, each stage starting "
-            "from the previous LoRA, advancing only when the metric gates pass on the validation prompts; otherwise "
-            "it stops with a report.",
+            "Trains with GRPO stage by stage on longer clips (e.g. 33 -> 49 -> 65 -> 97 frames). The next stage "
+            "starts only when the gates pass on the validation prompts; otherwise the job stops with a report.",
             inputs=[
                 io.String.Input("stages", default="33, 49, 65, 97", tooltip="Frame counts (4k+1), in order."),
-                io.Int.Input("steps_per_stage", default=200, min=1, max=1_000_000),
+                io.Int.Input("steps_per_stage", default=200, min=1, max=1_000_000,
+                             tooltip="Training steps in each stage."),
                 io.String.Input("gates", default="temporal_smoothness >= -0.05", multiline=True,
                                 tooltip="One gate per line: '<metric> <op> <value>' (all must pass to advance)."),
                 io.String.Input("validation_prompts", default="", multiline=True,
@@ -450,8 +462,12 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
                                tooltip="cancel: the trainer checkpoints and stops; resume: continues from the newest "
                                        "checkpoint."),
             ],
-            outputs=[io.String.Output("status"), io.String.Output("lora_name"), io.Int.Output("step"),
-                     io.String.Output("metrics", tooltip="Latest metrics as JSON.")],
+            outputs=[io.String.Output("status", display_name="status",
+                                      tooltip="The job's state, e.g. running, finished, failed or cancelled."),
+                     io.String.Output("lora_name", display_name="LoRA name",
+                                      tooltip="File name of the trained LoRA in models/loras, once finished."),
+                     io.Int.Output("step", display_name="step", tooltip="Training steps done so far."),
+                     io.String.Output("metrics", display_name="metrics", tooltip="Latest metrics as JSON.")],
             hidden=[io.Hidden.unique_id], is_output_node=True, not_idempotent=True,
         )
 
@@ -462,7 +478,8 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
         if not job_id:
             jobs = manager.list_jobs()
             text = "\n".join(_summary(j).splitlines()[0] for j in jobs) or "no training jobs yet"
-            return io.NodeOutput("", "", 0, json.dumps([j["id"] for j in jobs]), ui={"text": [text]})
+            return io.NodeOutput("", "", 0, json.dumps([j["id"] for j in jobs]),
+                                 ui={"text": [text], "rewardloop_job": [{"jobs": [routes.job_view(j) for j in jobs]}]})
         if action == "cancel":
             job = manager.cancel(job_id, wait=False)
         elif action == "resume":
@@ -473,7 +490,7 @@ class RewardLoopTrainingJob(_RunsEveryQueue):
         lora = os.path.basename(job["lora_path"]) if job.get("status") == "finished" and job.get("lora_path") else ""
         step = int((job.get("progress") or {}).get("step") or 0)
         return io.NodeOutput(job["status"], lora, step, json.dumps(job.get("last_metrics") or {}),
-                             ui={"text": [_summary(job)]})
+                             ui=_job_ui(job, _summary(job)))
 
 
 def _cache_prompts(prompts: str) -> list[str]:
@@ -504,11 +521,8 @@ class RewardLoopTextEmbeddingCache(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="RewardLoopTextEmbeddingCache", display_name="Text Embedding Cache (training)", category=CATEGORY,
-            description="Encodes a prompt list once with the graph's text encoder (e.g. umt5 for Wan) and saves the "
-                        "cache the trainers read, so training never loads the text encoder. Give either a clip "
-                        "(every prompt line is encoded) or conditioning with one entry per prompt line (and one "
-                        "more for the negative prompt, if set), in order, e.g. CLIPTextEncode outputs joined with "
-                        "Conditioning (Combine).",
+            description="Encodes your training prompts once with the graph's text encoder (umt5 for Wan) and saves "
+                        "them for the trainers, so training never loads the text encoder.",
             inputs=[
                 io.String.Input("prompts", default="", multiline=True,
                                 tooltip="One prompt per line, or the name of a prompt list (.txt/.json/.jsonl), a DPO "
@@ -524,7 +538,8 @@ class RewardLoopTextEmbeddingCache(io.ComfyNode):
                                  tooltip="Replace a different cache of the same name. Off: it is kept and the new cache "
                                          "gets a numbered name (an identical cache is reused as it is)."),
             ],
-            outputs=[io.String.Output("text_embeddings", tooltip="Path of the cache file.")],
+            outputs=[io.String.Output("text_embeddings", display_name="text embeddings",
+                                      tooltip="Path of the cache file: connect it to a Launch node.")],
             is_output_node=True,
         )
 

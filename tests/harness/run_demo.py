@@ -1,7 +1,7 @@
 """README command (1), after setup: start ComfyUI with the pack, run the main example workflow headlessly
 through /prompt, and collect its outputs (video + reward report) in a folder it prints.
 
-    python tests/harness/run_demo.py [--workflow workflows/main_demo.json] [--out DIR] [--serve] [--port N]
+    python tests/harness/run_demo.py [--workflow FILE (default: the main demo)] [--out DIR] [--serve] [--port N]
 
 --serve keeps the server up afterwards and prints the URL; the pack's workflows are also copied into the
 server's user workflow folder, so they are one click away in the Workflows sidebar.
@@ -21,12 +21,13 @@ sys.path.insert(0, str(HERE))  # harness helpers only
 
 from comfy_server import ComfyServer, ServerError, env_from_setup  # noqa: E402
 from pack_info import PACK_ROOT, declared_node_ids, workflow_files  # noqa: E402
+from workflow_specs import template_path  # noqa: E402
 from workflows import load, ui_to_api  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workflow", default=str(PACK_ROOT / "workflows" / "main_demo.json"))
+    parser.add_argument("--workflow", default=str(template_path("main_demo")))
     parser.add_argument("--out", default=str(PACK_ROOT / "demo-output"))
     parser.add_argument("--serve", action="store_true", help="keep the server running and print its URL")
     parser.add_argument("--port", type=int, default=None)

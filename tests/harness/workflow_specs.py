@@ -1,14 +1,43 @@
 """Compact specs of the shareable workflows in workflows/. `make_workflows.py` turns them into UI-format
-files with a running server's /object_info (so widget order always matches the nodes). Edit a spec here,
-then regenerate; the browser test proves every file loads with no missing nodes."""
+files with a running server's /object_info (so widget order always matches the nodes), laid out in groups with a
+note (the spec's docstring: what the workflow shows and what to change) and model download links. Edit a spec
+here, then regenerate; the browser test proves every file loads with no missing nodes.
+
+The frontend's template browser shows a custom pack's workflow by its file name and `<file name>.jpg` beside it
+as the thumbnail, so each file is named by its readable title (TITLES; the key stays the name code uses).
+"""
 from __future__ import annotations
 
 from workflows import Node
 
+# Readable titles = file names in workflows/: the template browser's card titles, which show about 30
+# characters; sorted, the main demo comes first.
+TITLES = {
+    "main_demo": "Main demo - inbetween and score",
+    "keyframes_then_inbetween": "Wan 2.1 - keyframes, inbetween",
+    "loop_architectural_pan": "Retry loop - gate on anchors",
+    "loop_keyframes_then_inbetween_per_segment": "Retry loop - per segment",
+    "loop_master_frames_then_inbetween": "Retry loop - master frames",
+    "train_dpo": "Training - Flow-DPO",
+    "train_grpo": "Training - Flow-GRPO",
+    "train_curriculum": "Training - length curriculum",
+    "compare_lora": "Training - compare the LoRA",
+    "api_first_last_gated": "API - first-last frame, gated",
+    "api_master_frames_per_segment": "API - master frames, per segment",
+}
+
 
 def main_demo() -> list[Node]:
-    """The main example, seed 000's architectural pan: start/end anchors and keyframes every 8 frames from the
-    procedural scene -> flow inbetweening -> composite reward with its report -> video."""
+    """**What it shows:** a camera pan past glass skyscrapers rebuilt from keyframes. The Procedural Scene draws
+    the shot and hands over a keyframe every 8 frames (the first and last are your anchors); Inbetween (flow)
+    fills the 7 frames in each gap by following the motion; Reward: Composite scores the clip and Reward Report
+    saves the scores and charts them per frame; the clip is saved as an mp4. No model download is needed.
+
+    **What to change:**
+    - Procedural Scene: `seed` for another world, `motion` (pan, dolly, pan_dolly), `keyframe_every`.
+    - Inbetween: `method` (flow, naive_flow, crossfade) to compare, `flow_method` for speed or accuracy.
+    - Reward: Composite: the `w_...` weights; scorers without their model files are left out and listed.
+    - Replace the scene with your own keyframes (Anchor Frames) or a Keyframe Generator."""
     return [
         Node("scene", "RewardLoopProceduralScene",
              {"width": 256, "height": 256, "length": 33, "seed": 7, "motion": "pan", "keyframe_every": 8},
@@ -27,10 +56,17 @@ def main_demo() -> list[Node]:
     ]
 
 
-# ---- training (issue 5): real user file names of Wan 2.1 T2V 1.3B as ComfyUI's model folders hold them -----
+# ---- real user file names of Wan 2.1 T2V 1.3B as ComfyUI's model folders hold them --------------------------
 WAN_DIT = "wan2.1_t2v_1.3B_fp16.safetensors"
 WAN_VAE = "wan_2.1_vae.safetensors"
 WAN_TE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+_WAN_REPO = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+# Where the frontend's missing-model dialog sends users for each file (it accepts huggingface.co .safetensors).
+KNOWN_MODELS = {
+    WAN_DIT: {"url": f"{_WAN_REPO}/diffusion_models/{WAN_DIT}", "directory": "diffusion_models"},
+    WAN_VAE: {"url": f"{_WAN_REPO}/vae/{WAN_VAE}", "directory": "vae"},
+    WAN_TE: {"url": f"{_WAN_REPO}/text_encoders/{WAN_TE}", "directory": "text_encoders"},
+}
 TRAIN_PROMPTS = ("a red fox trotting through fresh snow, tracking shot\n"
                  "a glass skyscraper at dusk, slow camera pan\n"
                  "waves rolling onto a pebble beach, static camera")
@@ -55,8 +91,16 @@ def _common_train(lora: str, steps: int, lr: float, checkpoint_every: int) -> di
 
 
 def train_dpo() -> list[Node]:
-    """Offline Flow-DPO on preference pairs: the dataset path feeds the text-embedding cache (every prompt of the
-    pairs) and the launch node; the Training Job node follows the background job."""
+    """**What it shows:** offline Flow-DPO training of a Wan 2.1 1.3B LoRA on preference pairs. The dataset path
+    feeds the Text Embedding Cache (every prompt of the pairs is encoded once) and the Launch node; queueing
+    starts a background job and the Training Job node follows it.
+
+    **What to change:**
+    - The dataset: your pairs JSONL (`{"prompt", "chosen", "rejected"}` per line) or an official VideoDPO folder.
+    - Launch DPO Training: `lora_name`, `steps`, `frames` / `height` / `width` (frames 4k+1), `beta` (0 = default).
+    - Queue again to refresh the status; set the Training Job's `action` to cancel or resume.
+
+    Needs Wan 2.1 T2V 1.3B, its VAE and the umt5 text encoder (the frontend offers the downloads)."""
     return [
         Node("data", "PrimitiveString", {"value": "pairs.jsonl"},
              title="Dataset in ComfyUI/input: pairs JSONL {prompt, chosen, rejected} or VideoDPO folder"),
@@ -78,7 +122,16 @@ def _grpo_widgets() -> dict:
 
 
 def train_grpo() -> list[Node]:
-    """Online Flow-GRPO with the pack's composite reward (a held-out gold reward logged, never optimised)."""
+    """**What it shows:** online Flow-GRPO training of a Wan 2.1 1.3B LoRA with the pack's reward suite: samples
+    are generated, scored by the composite reward and compared in groups. A held-out gold reward is logged but
+    never optimised: if the reward rises while the gold reward falls, the model is fooling the reward.
+
+    **What to change:**
+    - Training prompts (one a line) and `reward_settings` (the composite's weights, YAML).
+    - Launch GRPO Training: `gold_reward`, `group_size`, `kl_beta`, `steps`, `lora_name`.
+    - Queue again to refresh the status; set the Training Job's `action` to cancel or resume.
+
+    Needs Wan 2.1 T2V 1.3B, its VAE and the umt5 text encoder (the frontend offers the downloads)."""
     return [
         Node("prompts", "PrimitiveStringMultiline", {"value": TRAIN_PROMPTS}, title="Training prompts (one a line)"),
         _text_encoder(),
@@ -92,8 +145,15 @@ def train_grpo() -> list[Node]:
 
 
 def train_curriculum() -> list[Node]:
-    """Length curriculum 33 -> 49 -> 65 -> 97 frames with GRPO; a stage advances only when the gates pass on the
-    validation prompts (empty: the training prompts), otherwise the job stops with a report."""
+    """**What it shows:** GRPO training on longer and longer clips, 33 -> 49 -> 65 -> 97 frames. A stage starts
+    from the previous stage's LoRA and the next one starts only when the gates pass on the validation prompts;
+    otherwise the job stops with a report.
+
+    **What to change:**
+    - `stages` (each 4k+1 frames), `steps_per_stage`, and the `gates` (one `metric >= value` per line).
+    - `validation_prompts` (empty = the training prompts) and the reward settings, as in the GRPO workflow.
+
+    Needs Wan 2.1 T2V 1.3B, its VAE and the umt5 text encoder (the frontend offers the downloads)."""
     return [
         Node("prompts", "PrimitiveStringMultiline", {"value": TRAIN_PROMPTS}, title="Training prompts (one a line)"),
         _text_encoder(),
@@ -110,8 +170,14 @@ def train_curriculum() -> list[Node]:
 
 
 def compare_lora() -> list[Node]:
-    """The same prompt and seed sampled without and with the trained LoRA (core LoraLoaderModelOnly), side by side
-    in one video, each clip scored by the composite reward with a report."""
+    """**What it shows:** the same prompt and seed sampled without and with your trained LoRA, side by side in one
+    video (left: without, right: with), each clip scored by the composite reward with a report.
+
+    **What to change:**
+    - Pick your LoRA in the LoRA loader (press R to refresh the file list after training).
+    - The prompt, the samplers' shared `seed`, and the reward weights.
+
+    Needs Wan 2.1 T2V 1.3B, its VAE, the umt5 text encoder and a LoRA trained by a training workflow."""
     nodes = [
         Node("prompt", "PrimitiveStringMultiline", {"value": COMPARE_PROMPT}, title="Prompt"),
         Node("unet", "UNETLoader", {"unet_name": WAN_DIT, "weight_dtype": "default"}),
@@ -152,9 +218,16 @@ def compare_lora() -> list[Node]:
 
 
 def keyframes_then_inbetween() -> list[Node]:
-    """Issue 4's generation recipe with the user's Wan 2.1 T2V 1.3B: keyframes first (one every 8 frames of 65,
-    CFG 7), then flow inbetweening, then a low-CFG (3.0) flow-guided refine with the keyframes held fixed -> video.
-    tests/server/test_motion_server.py runs the same graph on the tiny test model."""
+    """**What it shows:** keyframes first, then the frames between them, with Wan 2.1 T2V 1.3B. The Keyframe
+    Generator samples a keyframe every 8 frames of a 65-frame clip at CFG 7; Inbetween (flow) fills the gaps;
+    Flow-guided Refine cleans them up at CFG 3 with the keyframes held fixed; the clip is saved as an mp4.
+
+    **What to change:**
+    - The prompt and the Keyframe Generator's `seed`, `keyframe_every` and `consistency`.
+    - Connect your own start / end images to the Keyframe Generator to keep them as the first and last frames.
+    - Flow-guided Refine: `strength` (how much the model may change the in-betweens).
+
+    Needs Wan 2.1 T2V 1.3B, its VAE and the umt5 text encoder (the frontend offers the downloads)."""
     prompt = "a glass skyscraper at dusk, slow camera pan, static landscape, camera motion only"
     sampler = {"steps": 30, "sampler_name": "uni_pc", "scheduler": "simple"}
     models = {"model": ("shift", 0), "positive": ("pos", 0), "negative": ("neg", 0), "vae": ("vae", 0)}
@@ -189,3 +262,51 @@ SPECS = {
     "compare_lora": compare_lora,
     "keyframes_then_inbetween": keyframes_then_inbetween,
 }
+
+
+def all_specs() -> dict:
+    """Every workflow spec: these, the retry-loop specs (tests/server/loop_workflows.py) and the API-node specs
+    (api_workflows.py)."""
+    import sys
+    from pathlib import Path
+
+    server_tests = str(Path(__file__).resolve().parents[1] / "server")
+    if server_tests not in sys.path:
+        sys.path.append(server_tests)
+    import api_workflows
+    import loop_workflows
+
+    return {**SPECS, **loop_workflows.SPECS, **api_workflows.API_SPECS}
+
+
+def template_path(key: str):
+    """workflows/<readable title>.json of a spec key."""
+    from pack_info import PACK_ROOT
+
+    return PACK_ROOT / "workflows" / f"{TITLES.get(key, key)}.json"
+
+
+def build_template(key: str, object_info: dict) -> dict:
+    """The UI workflow of a spec: its nodes laid out, its docstring as the note, model download links."""
+    from workflow_layout import note_text
+    from workflows import build_ui
+
+    spec = all_specs()[key]
+    return build_ui(spec(), object_info, note=note_text(spec.__doc__), known_models=KNOWN_MODELS)
+
+
+def check_files_match_specs(keys, object_info: dict) -> None:
+    """Each spec's workflows/<title>.json equals what the spec builds against this server's node definitions; with
+    REWARDLOOP_WRITE_WORKFLOWS=1 in the environment the files are (re)written first."""
+    import json
+    import os
+
+    from workflows import load
+
+    for key in keys:
+        ui = build_template(key, object_info)
+        path = template_path(key)
+        if os.environ.get("REWARDLOOP_WRITE_WORKFLOWS"):
+            path.write_text(json.dumps(ui, indent=1) + "\n")
+        assert path.exists(), f"{path} missing: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"
+        assert load(path) == ui, f"{path.name} differs from its spec: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"

@@ -13,6 +13,8 @@ from pathlib import Path
 # Types whose inputs are widgets (values stored in widgets_values) rather than sockets.
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_NAMES = {"seed", "noise_seed"}
+# Frontend-only nodes (notes): the frontend leaves them out of the prompt it queues.
+VIRTUAL_TYPES = {"Note", "MarkdownNote"}
 
 
 def _input_specs(node_info: dict) -> list[tuple[str, str, dict]]:
@@ -44,7 +46,7 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     links = {link[0]: link for link in ui.get("links", [])}  # id -> [id, from, from_slot, to, to_slot, type]
     prompt: dict[str, dict] = {}
     for node in ui["nodes"]:
-        if node.get("mode", 0) in (2, 4):  # muted / bypassed
+        if node.get("mode", 0) in (2, 4) or node["type"] in VIRTUAL_TYPES:  # muted / bypassed / notes
             continue
         info = object_info.get(node["type"])
         if info is None:
@@ -82,19 +84,21 @@ class Node:
     links: dict = field(default_factory=dict)
     title: str | None = None
     column: int | None = None
+    group: str | None = None  # the group it is drawn in (default: computed from its stage or retry loop)
 
 
-def build_ui(nodes: list[Node], object_info: dict, extra: dict | None = None) -> dict:
-    """UI-format workflow (frontend schema version 0.4) from a spec, laid out left to right by depth."""
+def build_ui(nodes: list[Node], object_info: dict, extra: dict | None = None, note: str | None = None,
+             known_models: dict[str, dict] | None = None) -> dict:
+    """UI-format workflow (frontend schema version 0.4) from a spec, laid out in groups (workflow_layout.py), with
+    an optional Markdown note and `properties.models` for widget values naming a file of `known_models`
+    ({file name: {"url": ..., "directory": ...}})."""
+    from workflow_layout import TITLE_H, initial_view, layout, model_properties
+
     ids = {n.key: i + 1 for i, n in enumerate(nodes)}
     by_key = {n.key: n for n in nodes}
+    boxes, groups, note_box = layout(nodes, object_info, note)
 
-    def depth(n: Node, seen=()) -> int:
-        if n.column is not None:
-            return n.column
-        return 0 if not n.links else 1 + max(depth(by_key[src], seen + (n.key,)) for src, _ in n.links.values())
-
-    links, ui_nodes, rows = [], [], {}
+    links, ui_nodes = [], []
     out_links: dict[tuple[int, int], list[int]] = {}
     for n in nodes:
         for name, (src, slot) in n.links.items():
@@ -135,16 +139,27 @@ def build_ui(nodes: list[Node], object_info: dict, extra: dict | None = None) ->
             raise ValueError(f"{n.key} ({n.type}): unknown inputs {sorted(unknown)}")
         outputs = [{"name": name, "type": kind, "links": out_links.get((ids[n.key], i), [])}
                    for i, (name, kind) in enumerate(zip(info["output_name"], info["output"]))]
-        col = depth(n)
-        row = rows.get(col, 0)
-        rows[col] = row + 1
-        ui_nodes.append({"id": ids[n.key], "type": n.type, "pos": [60 + 360 * col, 60 + 300 * row],
-                         "size": [320, 240], "flags": {}, "order": len(ui_nodes), "mode": 0,
-                         "inputs": inputs, "outputs": outputs, "properties": {"Node name for S&R": n.type},
-                         "widgets_values": widgets_values, **({"title": n.title} if n.title else {})})
-    return {"id": "00000000-0000-4000-8000-000000000000", "revision": 0, "last_node_id": len(nodes),
-            "last_link_id": len(links), "nodes": ui_nodes, "links": links, "groups": [],
-            "config": {}, "extra": extra or {"ds": {"scale": 0.8, "offset": [40, 120]}}, "version": 0.4}
+        x, y, w, h = boxes[n.key]
+        properties = {"Node name for S&R": n.type}
+        models = model_properties(widgets_values, known_models or {})
+        if models:
+            properties["models"] = models
+        ui_nodes.append({"id": ids[n.key], "type": n.type, "pos": [x, y], "size": [w, h], "flags": {},
+                         "order": len(ui_nodes), "mode": 0, "inputs": inputs, "outputs": outputs,
+                         "properties": properties, "widgets_values": widgets_values,
+                         **({"title": n.title} if n.title else {})})
+    if note_box:
+        x, y, w, h = note_box
+        ui_nodes.append({"id": len(ui_nodes) + 1, "type": "MarkdownNote", "pos": [x, y], "size": [w, h], "flags": {},
+                         "order": len(ui_nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                         "widgets_values": [note], "title": "About this workflow", "color": "#432",
+                         "bgcolor": "#653"})
+    shown = [(n["pos"][0], n["pos"][1] - TITLE_H, n["size"][0], n["size"][1] + TITLE_H) for n in ui_nodes]
+    shown += [tuple(g["bounding"]) for g in groups]
+    return {"id": "00000000-0000-4000-8000-000000000000", "revision": 0, "last_node_id": len(ui_nodes),
+            "last_link_id": len(links), "nodes": ui_nodes, "links": links,
+            "groups": [dict(g, id=i + 1, color="#3f789e", font_size=24, flags={}) for i, g in enumerate(groups)],
+            "config": {}, "extra": extra or {"ds": initial_view(shown)}, "version": 0.4}
 
 
 def load(path: str | Path) -> dict:

@@ -1,10 +1,11 @@
 """Specs of the retry-loop example workflows in workflows/ (UI format, built with the harness's builder against a
 live server's /object_info so widget order always matches the nodes). The close node shows the reward per attempt
 as a chart and keeps the attempt log in its UI output (and 'attempt_log' output, for a save node); PreviewAny is
-left out because the frontend adds a 'preview' widget to it that plain UI->API conversion does not know. test_loop_workflows.py checks the files
-match these specs and runs them; to regenerate after a node change:
+left out because the frontend adds a 'preview' widget to it that plain UI->API conversion does not know.
+test_loop_workflows.py checks the files match SPECS and runs them (the api_* workflows: tests/harness/api_workflows.py).
+To regenerate after a node change:
 
-    REWARDLOOP_WRITE_WORKFLOWS=1 python -m pytest tests/server/test_loop_workflows.py
+    REWARDLOOP_WRITE_WORKFLOWS=1 python -m pytest tests/server/test_loop_workflows.py tests/server/test_api_loop.py
 """
 from __future__ import annotations
 
@@ -14,8 +15,17 @@ SIZE, LENGTH, EVERY = 256, 33, 8
 SEGMENT_PASS = round(0.4 ** (1 / 4), 3)  # four segments that each pass this often make a 40% clip
 
 
-def seed000_architectural_pan() -> list[Node]:
-    """Seed 000: start + end frames as fixed anchors, keyframe SSIM reward, threshold 0.85, 5 retries."""
+def architectural_pan() -> list[Node]:
+    """**What it shows:** a reward-gated retry loop around a generator. Your start and end frames are the anchors;
+    each attempt's clip is scored by Reward: Keyframe SSIM against them, and attempts below 0.85 are re-rolled with
+    a new seed, at most 5 times. The close node keeps the passing (or best) attempt and a log of every attempt.
+    The generator here is a stand-in that passes 40% of the time, so no model is needed.
+
+    **What to change:**
+    - Swap the stand-in for your own generator (a KSampler + VAE Decode, the Keyframe Generator, an API video
+      node) and wire the open node's `attempt seed` into its seed.
+    - The open node: `threshold`, `max_retries`, `mode` (first_pass or best_of).
+    - Connect previews and savers to the close node's outputs, not to nodes inside the loop."""
     return [
         Node("anchors", "RewardLoopProceduralScene",
              {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan", "keyframe_every": 0},
@@ -34,14 +44,20 @@ def seed000_architectural_pan() -> list[Node]:
              {"loop": ("open", 0), "frames": ("generate", 0), "reward": ("reward", 0), "scores": ("reward", 1)},
              title="Retry loop (close): best attempt, passed flag, attempt log"),
         Node("video", "CreateVideo", {"fps": 12.0}, {"images": ("close", 0)}),
-        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/seed000_pan", "format": "mp4", "codec": "h264"},
+        Node("save", "SaveVideo", {"filename_prefix": "rewardloop/architectural_pan", "format": "mp4", "codec": "h264"},
              {"video": ("video", 0)}),
     ]
 
 
 def keyframes_then_inbetween_per_segment() -> list[Node]:
-    """Keyframe-then-inbetween with per-segment gating: the clip is four segments between keyframes; each has its
-    own retry loop, so a failing segment is re-rolled without redoing the ones that passed."""
+    """**What it shows:** per-segment gating. The clip is four segments between keyframes and each segment has its
+    own retry loop, so a failing segment is re-rolled without redoing the ones that passed; Join Gated Segments
+    joins them (shared keyframes kept once) and says whether all passed. The generators are stand-ins, so no
+    model is needed.
+
+    **What to change:**
+    - Swap each stand-in generator for your own and wire its loop's `attempt seed` into its seed.
+    - Each open node's `threshold` and `max_retries` (fewer retries per segment than for a whole clip)."""
     segments = [(i * EVERY, (i + 1) * EVERY) for i in range((LENGTH - 1) // EVERY)]
     nodes = [Node("scene", "RewardLoopProceduralScene",
                   {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan",
@@ -78,7 +94,13 @@ def keyframes_then_inbetween_per_segment() -> list[Node]:
 
 
 def master_frames_then_inbetween() -> list[Node]:
-    """The professional pattern: gate only the master frames (cheap), then interpolate the middle once."""
+    """**What it shows:** the professional pattern. Only the master frames (one every 8 frames) are generated
+    inside the retry loop, which is cheap; once they pass, Inbetween (flow) fills the frames between them a single
+    time, outside the loop. The master-frame generator is a stand-in, so no model is needed.
+
+    **What to change:**
+    - Swap the stand-in for your keyframe generator (e.g. the Keyframe Generator) and wire `attempt seed` into it.
+    - The open node's `threshold` and `max_retries`; Inbetween's `method` and `flow_method`."""
     return [
         Node("scene", "RewardLoopProceduralScene",
              {"width": SIZE, "height": SIZE, "length": LENGTH, "seed": 7, "motion": "pan", "keyframe_every": EVERY},
@@ -103,7 +125,8 @@ def master_frames_then_inbetween() -> list[Node]:
 
 
 SPECS = {
-    "loop_seed000_architectural_pan": seed000_architectural_pan,
+    "loop_architectural_pan": architectural_pan,
     "loop_keyframes_then_inbetween_per_segment": keyframes_then_inbetween_per_segment,
     "loop_master_frames_then_inbetween": master_frames_then_inbetween,
 }
+

@@ -145,9 +145,10 @@ def test_tiny_wan_samples_through_comfyui(comfy):
 def test_main_demo_workflow_runs_end_to_end(comfy):
     """The shared main example (UI format, converted as the demo command does) runs in the real server and
     writes its video and reward report."""
+    from workflow_specs import template_path
     from workflows import load, ui_to_api
 
-    prompt = ui_to_api(load(PACK_ROOT / "workflows" / "main_demo.json"), comfy.object_info())
+    prompt = ui_to_api(load(template_path("main_demo")), comfy.object_info())
     scene = next(k for k, v in prompt.items() if v["class_type"] == "RewardLoopProceduralScene")
     prompt[scene]["inputs"]["seed"] = int(time.time()) % 100000  # fresh inputs: no cache hit across sessions
     result = comfy.run(prompt, timeout=600)
@@ -157,7 +158,7 @@ def test_main_demo_workflow_runs_end_to_end(comfy):
     assert video.stat().st_size > 1000
     report_ui = result.outputs[by_type["RewardLoopRewardReport"]]
     assert report_ui["rewardloop_chart"], report_ui.keys()
-    chart_png = comfy.output_path(report_ui["images"][0])
+    chart_png = comfy.output_path(report_ui["rewardloop_files"][0])
     report = json.loads(chart_png.with_suffix(".json").read_text())
     assert report["frames"] == 33
     assert 0.0 < report["aggregate"]["value"] <= 1.0

@@ -24,7 +24,7 @@ _unique = iter(range(int(time.time()) % 100_000 * 100, 10**12))  # fresh values:
 TERMINAL = ("execution_success", "execution_error", "execution_interrupted")
 
 
-def settle(comfy, result, first: int, timeout: float = 20.0):
+def settle(comfy, result, first: int, timeout: float = 60.0):
     """The harness returns when /history says done; the websocket may still be delivering the last messages
     (terminal event, errors). Wait for this prompt's terminal message, then rebuild the result from it."""
     deadline = time.time() + timeout

@@ -1,29 +1,25 @@
-"""The retry-loop example workflows (workflows/loop_*.json): the files are what their specs build against this
+"""The retry-loop example workflows (workflows/Retry loop - *.json): the files are what their specs build against this
 server's /object_info, and each one runs offline in the real server with the expected, pre-computable outcome."""
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 
 import pytest
 from loop_workflows import EVERY, LENGTH, SEGMENT_PASS, SIZE, SPECS
 from test_loop import goods, run, runs_of
-from workflows import build_ui, load, ui_to_api
+from workflow_specs import check_files_match_specs, template_path
+from workflows import load, ui_to_api
 
 from rewardloop import gating
 from rewardloop.gating import perturb
 
 pytestmark = pytest.mark.server
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-
 
 @pytest.fixture(scope="module")
 def prompts(comfy):
     """API prompts of the committed files (as the frontend would queue them)."""
     info = comfy.object_info()
-    return {name: ui_to_api(load(WORKFLOWS / f"{name}.json"), info) for name in SPECS}
+    return {name: ui_to_api(load(template_path(name)), info) for name in SPECS}
 
 
 def by_type(prompt: dict, class_type: str) -> list[str]:
@@ -45,18 +41,11 @@ def video_frames(comfy, result, save_id: str) -> int:
 
 
 def test_workflow_files_match_their_specs(comfy):
-    info = comfy.object_info()
-    for name, spec in SPECS.items():
-        ui = build_ui(spec(), info)
-        path = WORKFLOWS / f"{name}.json"
-        if os.environ.get("REWARDLOOP_WRITE_WORKFLOWS"):
-            path.write_text(json.dumps(ui, indent=1) + "\n")
-        assert path.exists(), f"{path} missing: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"
-        assert load(path) == ui, f"{path.name} differs from its spec: regenerate with REWARDLOOP_WRITE_WORKFLOWS=1"
+    check_files_match_specs(SPECS, comfy.object_info())
 
 
-def test_seed000_pan_workflow_runs_the_loop_to_its_known_outcome(comfy, prompts):
-    prompt = prompts["loop_seed000_architectural_pan"]
+def test_architectural_pan_workflow_runs_the_loop_to_its_known_outcome(comfy, prompts):
+    prompt = prompts["loop_architectural_pan"]
     [open_id] = by_type(prompt, "RewardLoopRetryOpen")
     inputs = prompt[open_id]["inputs"]
     assert (inputs["threshold"], inputs["max_retries"]) == (0.85, 5)

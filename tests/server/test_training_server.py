@@ -229,10 +229,10 @@ def test_bad_settings_surface_on_the_node_and_the_server_keeps_running(comfy):
 def test_training_workflows_validate_except_the_users_model_files(comfy, name):
     """The shared workflows name the user's real Wan 2.1 files, absent here: posting them must fail only on
     those file names (links, types and every other widget value validate)."""
-    from pack_info import PACK_ROOT
+    from workflow_specs import template_path
     from workflows import load, ui_to_api
 
-    prompt = ui_to_api(load(PACK_ROOT / "workflows" / f"{name}.json"), comfy.object_info())
+    prompt = ui_to_api(load(template_path(name)), comfy.object_info())
     status, answer = comfy.post_json("/prompt", {"prompt": prompt, "client_id": comfy.client_id})
     assert status == 400, answer
     user_files = {"wan2.1_t2v_1.3B_fp16.safetensors", "wan_2.1_vae.safetensors",

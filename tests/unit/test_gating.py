@@ -115,6 +115,7 @@ def test_attempt_log_has_seed_reward_breakdown_seconds_and_passed():
     assert log["settings"]["threshold"] == 0.85 and log["settings"]["mode"] == "first_pass"
     first, second = log["attempts"]
     assert first == {"attempt": 0, "seed": 10, "reward": 0.5, "passed": False, "seconds": 1.25,
+                     "provider_seconds": 0.0, "api_calls": 0,
                      "breakdown": {"ssim_first": 0.6, "ssim_last": 0.4, "bad": None}}
     assert second["seed"] == 11 and second["passed"] and second["breakdown"]["ssim_last"] == 0.85
     assert log["chosen_attempt"] == 1 and log["stop_reason"] == "passed" and log["total_seconds"] == 1.75
@@ -241,3 +242,75 @@ def test_summarize_segment_logs():
     assert not summary["all_passed"] and summary["failed_segments"] == [1]
     assert summary["total_attempts"] == 5 and summary["total_seconds"] == 4.5
     assert summary["segments"][2] == {"segment": 2, "gated": False, "passed": True}
+
+
+# ---- spend: API calls, provider time, budgets, generator errors -------------------------------------------
+def test_generator_error_is_a_failed_attempt_that_is_never_chosen():
+    state = RetryState(settings(max_retries=2))
+    rec = state.record(0.99, error="API Error: quota", api_calls=1, provider_seconds=2.0, seconds=2.5)
+    assert not rec.passed and rec.reward is None and rec.failed_reason == "generator error: API Error: quota"
+    assert state.chosen is None and not state.passed and not state.done
+    state.record(float("nan"), api_calls=1)  # a candidate with a NaN reward beats no candidate at all
+    assert state.chosen == 1
+    state.record(0.4, api_calls=1)
+    assert state.chosen == 2 and state.stop_reason == "exhausted"
+    log = json.loads(state.to_json())
+    assert log["attempts"][0]["error"] == "API Error: quota" and log["failed_attempts"] == 1
+    assert log["total_api_calls"] == 3 and log["total_provider_seconds"] == 2.0
+
+
+def test_every_attempt_erroring_leaves_nothing_to_choose():
+    state = RetryState(settings(max_retries=1))
+    state.record(None, error="boom")
+    state.record(None, error="boom again")
+    assert state.done and state.chosen is None and not state.passed
+    assert "every attempt failed" in state.progress_text()
+    assert json.loads(state.to_json())["chosen_attempt"] is None
+
+
+def test_api_call_budget_stops_before_an_attempt_that_could_exceed_it():
+    state = RetryState(settings(max_retries=10, max_api_calls=5))
+    state.record(0.1, api_calls=2)
+    assert not state.done  # 2 spent + 2 more <= 5
+    state.record(0.2, api_calls=2)
+    assert state.done and state.stop_reason == "budget_api_calls" and state.total_api_calls == 4
+    assert "API-call budget reached" in state.progress_text() and "spent 4 API calls of 5" in state.progress_text()
+
+
+def test_time_budget_uses_the_longest_attempt_so_far():
+    state = RetryState(settings(max_retries=10, max_seconds=10.0))
+    state.record(0.1, seconds=2.0)
+    state.record(0.1, seconds=4.0)  # 6 spent; the next could take 4: 10 <= 10, allowed
+    assert not state.done
+    state.record(0.1, seconds=1.0)  # 7 spent + 4 > 10
+    assert state.stop_reason == "budget_seconds"
+    first_alone = RetryState(settings(max_retries=10, max_seconds=1.0))
+    first_alone.record(0.1, seconds=3.0)  # the first attempt always runs, even over the budget
+    assert first_alone.stop_reason == "budget_seconds" and first_alone.attempts_run == 1
+
+
+def test_passing_wins_over_the_budget_and_budgets_validate():
+    state = RetryState(settings(max_api_calls=1))
+    state.record(0.9, api_calls=1)
+    assert state.stop_reason == "passed"
+    for kw, match in ((dict(max_seconds=-1), "max_total_seconds"), (dict(max_seconds=float("nan")), "max_total"),
+                      (dict(max_api_calls=-1), "max_api_calls"), (dict(max_api_calls=1.5), "max_api_calls"),
+                      (dict(seed_limit=0), "seed_limit")):
+        with pytest.raises(ValueError, match=match):
+            settings(**kw)
+    assert settings().as_dict()["max_api_calls"] == 0 and RetryState(settings()).spend_text() == ""
+
+
+def test_seed_limit_keeps_every_policy_in_range_and_leaves_the_default_unchanged():
+    for policy in gating.SEED_POLICIES:
+        s = settings(seed_policy=policy, base_seed=2**40 + 5, seed_limit=2**32 - 1, max_retries=20)
+        seeds = [s.seed(k) for k in range(21)]
+        assert all(0 <= x <= 2**32 - 1 for x in seeds)
+        assert seeds[0] == (2**40 + 5) % 2**32  # an out-of-range base seed is folded, attempt 0 included
+        if policy != "random":
+            assert len(set(seeds)) == 21
+    inside = settings(base_seed=77, seed_limit=2**31 - 1)
+    assert inside.seed(0) == 77  # a base seed in range is used unchanged
+    default = settings(base_seed=77)
+    assert [default.seed(k) for k in range(5)] == [gating.attempt_seed(77, k, "hash") for k in range(5)]
+    assert default.seed(3) == gating.hash_seed(77, 3)  # the default range keeps the seeds of earlier versions

@@ -149,19 +149,25 @@ def import_comfy(name):
     return module
 
 
-@pytest.fixture(scope="module")
-def h(comfy_inprocess):
+def loop_harness(extra_nodes=lambda harness: []):
+    """A Harness with the loop nodes, the test nodes and `extra_nodes(harness)` registered in ComfyUI's node table,
+    the loop's progress messages going to the harness (a generator, for fixtures)."""
     comfy_nodes = import_comfy("nodes")  # ComfyUI's, not the pack's
     execution = import_comfy("execution")
     from comfy_api.latest import io
 
-    loop = importlib.import_module("rewardloop.nodes.loop")
+    loop = importlib.import_module("rewardloop.nodes.retry")
     harness = Harness(execution, comfy_nodes, loop, io)
-    for cls in [*loop.NODES, *make_test_nodes(harness)]:
+    for cls in [*loop.NODES, *make_test_nodes(harness), *extra_nodes(harness)]:
         comfy_nodes.NODE_CLASS_MAPPINGS[cls.GET_SCHEMA().node_id] = cls
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(loop, "_server", lambda: harness)
         yield harness
+
+
+@pytest.fixture(scope="module")
+def h(comfy_inprocess):
+    yield from loop_harness()
 
 
 @pytest.fixture(autouse=True)
@@ -196,17 +202,18 @@ def loop_prompt(seed, max_retries=5, p=0.4, mode="first_pass", threshold=THRESHO
     }
 
 
-def expected_goods(seed, attempts, p=0.4, policy="hash"):
-    """Ground truth of the generator: which attempts draw the small warp."""
-    s = gating.make_settings(THRESHOLD, attempts - 1, seed_policy=policy, base_seed=seed)
+def expected_goods(seed, attempts, p=0.4, policy="hash", seed_limit=gating.SEED_MAX):
+    """Ground truth of the generator: which attempts draw the small warp (seeds kept within seed_limit, as the loop
+    keeps them within the range of the generator's seed input)."""
+    s = gating.make_settings(THRESHOLD, attempts - 1, seed_policy=policy, base_seed=seed, seed_limit=seed_limit)
     return [perturb.segment_draw(s.seed(k), 0, p, SIZE)[0] for k in range(attempts)]
 
 
-def seed_with_first_pass_at(k, p=0.4, start=0):
+def seed_with_first_pass_at(k, p=0.4, start=0, seed_limit=gating.SEED_MAX):
     """A base seed whose first 'good' draw is attempt k."""
     seed = start
     while True:
-        goods = expected_goods(seed, k + 1, p)
+        goods = expected_goods(seed, k + 1, p, seed_limit=seed_limit)
         if goods.index(True) == k if True in goods else False:
             return seed
         seed += 1
@@ -227,8 +234,10 @@ def test_stops_at_the_first_passing_attempt_and_reruns_only_the_body(h):
     events = h.loop_events()
     assert [e["attempt"] for e in events] == [0, 1, 2]  # one per attempt; the last one carries the decision
     assert events[-1]["done"] and events[-1]["chosen_attempt"] == 2 and events[0]["node_id"] == "close"
-    texts = [t for e, (node, t) in ((e, d) for e, d in h.events if e == "text") if node == "close"]
-    assert texts[0].startswith("attempt 1/6, best") and texts[-1].startswith("done after 3/6 attempts")
+    status = [d for e, d in h.events if e == "rewardloop.status" and d["node_id"] == "close"]
+    assert status[0]["text"].startswith("attempt 1/6, best") and not status[0]["final"]
+    # the verdict replaces the "running attempt k" line and stays after the run
+    assert status[-1]["text"].startswith("done after 3/6 attempts") and status[-1]["final"]
 
 
 def test_requeue_of_the_same_prompt_is_served_from_cache(h):
@@ -492,7 +501,8 @@ def test_best_of_n_keeps_the_best_candidate_and_matches_a_plain_ksampler(h, tiny
     seed = log["attempts"][chosen]["seed"]
     assert torch.equal(frames, plain_ksampler(h, tiny_wan, seed))  # the logged seed reproduces the choice
     assert latent["samples"].shape == (1, 16, 2, 4, 4)
-    assert out.ui["rewardloop_chart"][0]["series"][0]["values"] == pytest.approx(rewards)
+    series = out.ui["rewardloop_chart"][0]["series"][0]
+    assert series["y"] == pytest.approx(rewards) and series["x"] == [1, 2, 3]  # candidates counted from 1
     assert [e["attempt"] for e in h.loop_events()][-3:] == [0, 1, 2]
 
 

@@ -39,7 +39,7 @@ def test_family_registered_and_every_scorer_has_a_node(nodes_mod):
         schema = cls.GET_SCHEMA()
         inputs, outputs = _ids(schema)
         assert outputs == ["reward", "scores", "breakdown"]
-        assert inputs[0] == "frames" and "Value" in schema.description  # definition + range shown as tooltip
+        assert inputs[0] == "frames" and ".." in schema.description  # the range, in the tooltip (details: help page)
     comp_inputs, _ = _ids(nodes_mod.Composite.GET_SCHEMA())
     assert {f"w_{n}" for n in rewards.SCORERS} <= set(comp_inputs)
 
@@ -52,7 +52,9 @@ def test_scorer_node_outputs_float_scores_and_json(nodes_mod, scene_frames):
     assert scores["scores"]["temporal_lpips"]["value"] == pytest.approx(reward)
     assert len(scores["scores"]["temporal_lpips"]["per_item"]) == 9
     assert json.loads(breakdown) == scores
-    assert out.ui["rewardloop_chart"][0]["series"][0]["values"][0] is not None
+    (panel,) = out.ui["rewardloop_chart"]  # one score: one panel, its items at their pair positions
+    assert panel["series"][0]["y"] == scores["scores"]["temporal_lpips"]["per_item"]
+    assert panel["series"][0]["x"] == pytest.approx([i + 0.5 for i in range(9)])
 
 
 def test_nodes_fed_the_same_tensor_share_the_flow(nodes_mod, scene_frames, monkeypatch):
@@ -122,9 +124,10 @@ def test_report_node_writes_json_and_chart(nodes_mod, scene_frames, tmp_path):
     assert float(chart.std()) > 0.01  # something was drawn
     saved = json.loads(open(path).read())
     assert saved["scores"]["novelty_after_k"]["value"] is None  # not applicable stays null, not 0
-    image = out.ui["images"][0]
+    image = out.ui["rewardloop_files"][0]
     assert image["type"] == "output" and os.path.isfile(tmp_path / image["subfolder"] / image["filename"])
-    assert {c["title"].split(" ")[0] for c in out.ui["rewardloop_chart"]} >= {"composite", "keyframe_ssim"}
+    assert [s["name"] for c in out.ui["rewardloop_chart"] for s in c["series"]][:3] == \
+        ["composite", "keyframe_ssim", "temporal_lpips"]
     with pytest.raises(ValueError, match="scores"):
         nodes_mod.RewardReport.execute(scores={"x": 1}, filename_prefix="rl/report")
 

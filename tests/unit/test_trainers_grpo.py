@@ -1,4 +1,4 @@
-"""Flow-GRPO: the SDE step and log-prob math (DESIGN.md section 6), group advantages, the on-policy ratio
+"""Flow-GRPO: the SDE step and log-prob math (Flow-GRPO, Liu et al. 2025), group advantages, the on-policy ratio
 (exactly 1), off-policy drift after an update, and a rising toy reward on a tiny WanTransformer3DModel."""
 from __future__ import annotations
 
