@@ -78,7 +78,6 @@ class GRPOTrainer(Trainer):
         self.decoder = make_decoder(cfg, self.device, g.decoder)
         self.reward_fn = build_reward(g.reward, self.device)  # on the training device unless its params say
         self.gold_fn = build_reward(g.gold_reward, self.device)
-        self._reward_worker: ThreadPoolExecutor | None = None
         self._reward_stream = None
         self.sigmas = sampling_sigmas(g.sampling_steps, cfg.model.flow_shift).to(self.device)
         self.window = list(range(g.window_start, g.window_start + g.window_size))
@@ -180,16 +179,17 @@ class GRPOTrainer(Trainer):
             return (ro, *self.score(self.decode(ro.final), prompts))
         G = self.g.group_size
         x, eps = self.draw_noise(len(prompts), gen)
-        if self._reward_worker is None:
-            self._reward_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardloop-grpo-reward")
         parts, pending = [], []
-        for start in range(0, len(prompts), G):
-            sl = slice(start, start + G)
-            part = self.rollout(prompts[sl], noise=(x[sl], [e[sl] for e in eps]))
-            frames = self.decode(part.final)  # before the next group: the reward thread gets finished clips
-            pending.append(self._reward_worker.submit(self._score_beside, frames, prompts[sl]))
-            parts.append(part)
-        scored = [p.result() for p in pending]
+        # One reward thread per step: it ends with the step (a cancel or an error waits for the groups already
+        # handed to it), so no thread outlives a training job.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardloop-grpo-reward") as worker:
+            for start in range(0, len(prompts), G):
+                sl = slice(start, start + G)
+                part = self.rollout(prompts[sl], noise=(x[sl], [e[sl] for e in eps]))
+                frames = self.decode(part.final)  # before the next group: the reward thread gets finished clips
+                pending.append(worker.submit(self._score_beside, frames, prompts[sl]))
+                parts.append(part)
+            scored = [p.result() for p in pending]
         rewards = torch.cat([r for r, _ in scored])
         gold = None if self.gold_fn is None else torch.cat([g for _, g in scored])
         return Rollout.cat(parts), rewards, gold

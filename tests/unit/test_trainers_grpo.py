@@ -136,7 +136,8 @@ def test_periodic_validation_is_logged_and_leaves_training_unchanged(tmp_path):
 
 def test_a_group_is_scored_while_the_next_samples_with_the_same_samples_and_rewards(tmp_path, monkeypatch):
     """prompts_per_step 2: group 0's clips are scored on the reward thread (one batched call per group) while group 1
-    is sampled; samples, rewards, losses and gold equal those of rolling both groups out together and scoring after."""
+    is sampled; samples, rewards, losses and gold equal those of rolling both groups out together and scoring after;
+    the reward thread ends with its step."""
     import threading
 
     reward = {"name": "composite", "weights": {"flow_smoothness": 1.0, "framing": 1.0}, "params": {"device": "auto"}}
@@ -157,6 +158,7 @@ def test_a_group_is_scored_while_the_next_samples_with_the_same_samples_and_rewa
     overlapped, together = threads[:4], threads[4:]
     assert all(name.startswith("rewardloop-grpo-reward") and n == 4 for name, n in overlapped), overlapped
     assert together == [(threading.main_thread().name, 8)] * 2
+    assert not [t for t in threading.enumerate() if t.name.startswith("rewardloop-grpo-reward")]  # none outlives a run
     keys = ("reward_mean", "reward_std", "gold_mean", "loss", "grad_norm", "ratio", "adv_abs_mean")
     assert [[r[k] for k in keys] for r in runs[True]] == [[r[k] for k in keys] for r in runs[False]]
     assert runs[True][0]["reward_std"] > 0
