@@ -220,7 +220,9 @@ class Bench:
                        "sampling_steps": 4 if a.tiny else 20, "window_size": 2 if a.tiny else 4,
                        "kl_beta": a.kl_beta, "guidance_scale": a.guidance, "reward": self.reward_spec(reward),
                        "decoder": "vae" if self.vae else "preview"}
-        return GRPOTrainer(config_from_dict(cfg, method="grpo"), self.rt)
+        trainer = GRPOTrainer(config_from_dict(cfg, method="grpo"), self.rt)
+        trainer.overlap_rewards = not a.no_overlap
+        return trainer
 
 
 def _ckpt_setting(a):
@@ -246,6 +248,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=None,
                    help="unmeasured first steps (default 2; 10 with --compile: past the CPU-heavy phase after a start "
                         "from a warm inductor cache)")
+    p.add_argument("--no-overlap", action="store_true",
+                   help="with --prompts-per-step > 1: score all groups after sampling (no reward thread), to compare")
     p.add_argument("--reward", default="brightness",
                    help="GRPO reward: brightness (toy) or composite (then the toy reward runs first, same run)")
     p.add_argument("--prompts-per-step", type=int, default=1, help="GRPO groups per process per step")
@@ -299,8 +303,8 @@ def main() -> None:
             samples = 4 * args.prompts_per_step * world
             toy = next(t for t in results if t["label"].startswith("GRPO") and t["label"].endswith("brightness"))
             extra = (f"; {samples / r['median_s']:.2f} samples/s ({samples} samples/step over {world} process(es)); "
-                     f"reward {r['reward_s']:.2f} s/iteration ({100 * r['reward_s'] / r['median_s']:.0f}% of it"
-                     f"{', overlapping the next group' if args.prompts_per_step > 1 else ''})"
+                     f"reward {r['reward_s'] * 1000:.0f} ms/iteration ({100 * r['reward_s'] / r['median_s']:.0f}% of it"
+                     f"{', overlapping the next group' if args.prompts_per_step > 1 and not args.no_overlap else ''})"
                      + (f", **{r['median_s'] / toy['median_s']:.2f}x the toy reward's iteration**"
                         if r is not toy else "")
                      + f"; VAE decode {'off' if args.no_vae else 'on'}, KL {'on' if args.kl_beta > 0 else 'off'}, "
