@@ -56,6 +56,19 @@ def write_tiny_wan(models_dir: Path, seed: int = 0) -> dict[str, Path]:
     return paths
 
 
+def sampler_inputs(text: str, size: int, length: int) -> dict[str, dict]:
+    """API-format nodes every tiny-Wan server test starts from: the two core loaders, the test pack's text
+    conditioning (positive `text`, empty negative) and an empty video latent (ids unet, vae, pos, neg, latent)."""
+    return {
+        "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": DIT_FILE, "weight_dtype": "default"}},
+        "vae": {"class_type": "VAELoader", "inputs": {"vae_name": VAE_FILE}},
+        "pos": {"class_type": "RLTestTextConditioning", "inputs": {"text": text, "tokens": 8}},
+        "neg": {"class_type": "RLTestTextConditioning", "inputs": {"text": "", "tokens": 8}},
+        "latent": {"class_type": "EmptyHunyuanLatentVideo",
+                   "inputs": {"width": size, "height": size, "length": length, "batch_size": 1}},
+    }
+
+
 def main(models_dir: str) -> None:
     comfy_dir = os.environ["REWARDLOOP_COMFYUI"]
     sys.path.append(comfy_dir)

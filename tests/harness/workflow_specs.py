@@ -79,6 +79,16 @@ def _text_encoder() -> Node:
                 title="Text encoder (umt5, type wan)")
 
 
+def _training_prompts(cache_name: str) -> list[Node]:
+    """The training prompts, the text encoder and the embedding cache that encodes them once (GRPO, curriculum)."""
+    return [
+        Node("prompts", "PrimitiveStringMultiline", {"value": TRAIN_PROMPTS}, title="Training prompts (one a line)"),
+        _text_encoder(),
+        Node("emb", "RewardLoopTextEmbeddingCache", {"negative_prompt": "", "cache_name": cache_name},
+             {"prompts": ("prompts", 0), "clip": ("te", 0)}),
+    ]
+
+
 def _job(launch_key: str) -> Node:
     return Node("job", "RewardLoopTrainingJob", {"action": "status"}, {"job_id": (launch_key, 0)},
                 title="Training Job (queue again: status; set action to cancel / resume)")
@@ -133,10 +143,7 @@ def train_grpo() -> list[Node]:
 
     Needs Wan 2.1 T2V 1.3B, its VAE and the umt5 text encoder (the frontend offers the downloads)."""
     return [
-        Node("prompts", "PrimitiveStringMultiline", {"value": TRAIN_PROMPTS}, title="Training prompts (one a line)"),
-        _text_encoder(),
-        Node("emb", "RewardLoopTextEmbeddingCache", {"negative_prompt": "", "cache_name": "grpo_prompts"},
-             {"prompts": ("prompts", 0), "clip": ("te", 0)}),
+        *_training_prompts("grpo_prompts"),
         Node("launch", "RewardLoopLaunchGRPO", {**_grpo_widgets(), "frames": 33,
                                                  **_common_train("wan13b_grpo", 500, 1e-4, 25)},
              {"prompts": ("prompts", 0), "text_embeddings": ("emb", 0)}),
@@ -155,10 +162,7 @@ def train_curriculum() -> list[Node]:
 
     Needs Wan 2.1 T2V 1.3B, its VAE and the umt5 text encoder (the frontend offers the downloads)."""
     return [
-        Node("prompts", "PrimitiveStringMultiline", {"value": TRAIN_PROMPTS}, title="Training prompts (one a line)"),
-        _text_encoder(),
-        Node("emb", "RewardLoopTextEmbeddingCache", {"negative_prompt": "", "cache_name": "curriculum_prompts"},
-             {"prompts": ("prompts", 0), "clip": ("te", 0)}),
+        *_training_prompts("curriculum_prompts"),
         Node("launch", "RewardLoopLaunchCurriculum",
              {"stages": "33, 49, 65, 97", "steps_per_stage": 200,
               "gates": "temporal_lpips >= 0.8\nflow_smoothness >= 0.5", "validation_prompts": "",

@@ -123,22 +123,21 @@ def test_pack_install_leaves_torch_untouched(tmp_path):
 def test_tiny_wan_samples_through_comfyui(comfy):
     """The tiny real models (tests/harness/tiny_models.py) load with core loaders and sample with core KSampler:
     the path every generator test builds on."""
+    from tiny_models import sampler_inputs
+
     prompt = {
-        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "rl_tiny_wan21.safetensors", "weight_dtype": "default"}},
-        "2": {"class_type": "VAELoader", "inputs": {"vae_name": "rl_tiny_wan21_vae.safetensors"}},
-        "3": {"class_type": "RLTestTextConditioning", "inputs": {"text": "glass skyscraper, sunset", "tokens": 8}},
-        "4": {"class_type": "RLTestTextConditioning", "inputs": {"text": "", "tokens": 8}},
-        "5": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {"width": 64, "height": 64, "length": 9, "batch_size": 1}},
-        "6": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["3", 0], "negative": ["4", 0],
-                                                  "latent_image": ["5", 0], "seed": int(time.time()) % 10000,
-                                                  "steps": 2, "cfg": 3.0, "sampler_name": "euler",
-                                                  "scheduler": "simple", "denoise": 1.0}},
-        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["2", 0]}},
-        "8": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
+        **sampler_inputs("glass skyscraper, sunset", 64, 9),
+        "sample": {"class_type": "KSampler", "inputs": {"model": ["unet", 0], "positive": ["pos", 0],
+                                                       "negative": ["neg", 0], "latent_image": ["latent", 0],
+                                                       "seed": int(time.time()) % 10000, "steps": 2, "cfg": 3.0,
+                                                       "sampler_name": "euler", "scheduler": "simple",
+                                                       "denoise": 1.0}},
+        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["vae", 0]}},
+        "preview": {"class_type": "PreviewImage", "inputs": {"images": ["decode", 0]}},
     }
     result = comfy.run(prompt, timeout=300)
     assert result.status == "success", result.error
-    assert len(result.outputs["8"]["images"]) == 9  # Wan: 9 frames <-> 3 latent frames
+    assert len(result.outputs["preview"]["images"]) == 9  # Wan: 9 frames <-> 3 latent frames
     assert any(m["type"] == "progress" for m in result.messages)
 
 

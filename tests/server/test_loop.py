@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tiny_models import sampler_inputs
+
 from rewardloop import gating
 from rewardloop.gating import perturb
 
@@ -235,11 +237,7 @@ def test_loop_around_a_real_sampler_with_the_tiny_wan_model(comfy):
     VAEDecode re-run with each attempt's seed."""
     seed = next(_unique)
     prompt = {
-        "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": "rl_tiny_wan21.safetensors", "weight_dtype": "default"}},
-        "vae": {"class_type": "VAELoader", "inputs": {"vae_name": "rl_tiny_wan21_vae.safetensors"}},
-        "pos": {"class_type": "RLTestTextConditioning", "inputs": {"text": f"glass skyscraper {seed}", "tokens": 8}},
-        "neg": {"class_type": "RLTestTextConditioning", "inputs": {"text": "", "tokens": 8}},
-        "latent": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {"width": 32, "height": 32, "length": 5, "batch_size": 1}},
+        **sampler_inputs(f"glass skyscraper {seed}", 32, 5),
         "scene": {"class_type": "RewardLoopProceduralScene",
                   "inputs": {"width": 32, "height": 32, "length": 5, "seed": 0, "motion": "pan", "keyframe_every": 0}},
         "open": {"class_type": "RewardLoopRetryOpen",
@@ -270,11 +268,7 @@ def test_loop_around_a_real_sampler_with_the_tiny_wan_model(comfy):
 def test_best_of_n_sampler_in_the_server(comfy):
     seed = next(_unique)
     prompt = {
-        "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": "rl_tiny_wan21.safetensors", "weight_dtype": "default"}},
-        "vae": {"class_type": "VAELoader", "inputs": {"vae_name": "rl_tiny_wan21_vae.safetensors"}},
-        "pos": {"class_type": "RLTestTextConditioning", "inputs": {"text": "glass skyscraper", "tokens": 8}},
-        "neg": {"class_type": "RLTestTextConditioning", "inputs": {"text": "", "tokens": 8}},
-        "latent": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {"width": 32, "height": 32, "length": 5, "batch_size": 1}},
+        **sampler_inputs("glass skyscraper", 32, 5),
         "scene": {"class_type": "RewardLoopProceduralScene",
                   "inputs": {"width": 32, "height": 32, "length": 5, "seed": 0, "motion": "pan", "keyframe_every": 0}},
         "bon": {"class_type": "RewardLoopBestOfN",

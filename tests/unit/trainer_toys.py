@@ -45,13 +45,20 @@ def write_dpo_toy(root: Path, n_pairs: int = 12, n_prompts: int = 3, latent_t: i
     return root / "pairs.jsonl"
 
 
-def dpo_config(root: Path, out: Path, **run) -> dict:
+def _toy_config(out: Path, max_steps: int, checkpoint_every: int, lr: float, run: dict) -> dict:
+    """The sections every toy run shares: the tiny random Wan, a rank-4 LoRA, CPU, one thread."""
     return {
-        "run": {"output_dir": str(out), "max_steps": 8, "checkpoint_every": 4, "num_threads": 1,
-                "tensorboard": False, "device": "cpu", **run},
+        "run": {"output_dir": str(out), "max_steps": max_steps, "checkpoint_every": checkpoint_every,
+                "num_threads": 1, "tensorboard": False, "device": "cpu", **run},
         "model": {"config": TINY_WAN, "random_init": True, "text_len": 8},
         "lora": {"rank": 4},
-        "optim": {"lr": 3e-3},
+        "optim": {"lr": lr},
+    }
+
+
+def dpo_config(root: Path, out: Path, **run) -> dict:
+    return {
+        **_toy_config(out, 8, 4, 3e-3, run),
         "dpo": {"data": str(root / "pairs.jsonl"), "text_embeddings": str(root / "emb.safetensors"), "frames": 9,
                 "beta": 200.0, "eval_pairs": 3, "eval_every": 4},
     }
@@ -63,11 +70,7 @@ def grpo_config(root: Path, out: Path, **run) -> dict:
     write_embeddings(root / "emb.safetensors", prompts + [""], seed=2)
     (root / "prompts.txt").write_text("\n".join(prompts))
     return {
-        "run": {"output_dir": str(out), "max_steps": 6, "checkpoint_every": 2, "num_threads": 1,
-                "tensorboard": False, "device": "cpu", **run},
-        "model": {"config": TINY_WAN, "random_init": True, "text_len": 8},
-        "lora": {"rank": 4},
-        "optim": {"lr": 3e-2},
+        **_toy_config(out, 6, 2, 3e-2, run),
         "grpo": {"prompts": str(root / "prompts.txt"), "text_embeddings": str(root / "emb.safetensors"),
                  "frames": 5, "height": 32, "width": 32, "group_size": 4, "prompts_per_step": 2,
                  "sampling_steps": 6, "window_size": 3, "clip_range": 1e-3, "decoder": "preview",
