@@ -15,11 +15,15 @@ with L = `length_scale` (8 px: structure finer than this counts as roughness) an
 read where frame t's pixels land. `valid` = forward-backward consistent pixels, eroded by 2 px so that
 motion boundaries (legitimate discontinuities) and occlusions are excluded; `track` = valid pixels that
 land on valid pixels of pair t+1. A steady pan or zoom has A ~ 0; a shaken camera (a new offset every frame),
-a held-then-skipped frame, or a reversal has A ~ 1-2. The last pair has no temporal terms. Without A (before
-this term existed) a clip shaken by a different whole-frame shift every frame scored *smoother* than the
-original: a shift has no divergence or curl and enlarges the magnitude the fields are divided by.
-Value: mean_t 1 / (1 + S_t + V_t + 2 A_t), range (0, 1], higher = better (1 = piecewise-affine, steady
-motion). per_item: per pair. details: mean S, V and A.
+a held-then-skipped frame, or a reversal has A ~ 1-2. The last pair has no temporal terms.
+    U_t = 1 - mean(consistent_t)                                 motion that cannot be followed
+the share of frame t's pixels whose forward and backward flows disagree (before erosion): occlusions give a
+little of it in every clip, shuffled or cut frames most of it. Without U, pairs the flow cannot follow left
+S, V and A with nothing to average over and read as perfectly smooth. Without A (before this term existed) a
+clip shaken by a different whole-frame shift every frame scored *smoother* than the original: a shift has no
+divergence or curl and enlarges the magnitude the fields are divided by.
+Value: mean_t 1 / (1 + S_t + V_t + 2 A_t + U_t), range (0, 1], higher = better (1 = piecewise-affine, steady,
+trackable motion). per_item: per pair. details: mean S, V, A and U.
 """
 from __future__ import annotations
 
@@ -35,9 +39,11 @@ RANGE = (0.0, 1.0)
 LENGTH_SCALE = 8.0
 MIN_MAGNITUDE = 0.5  # px: keeps near-static clips from dividing by ~0
 EROSION = 2
-# Weight of the acceleration term. On real AI clips (33 frames, benchmarks/reward_validity.py) weight 1 still let
-# some stuttered and shuffled copies through; 2 ranked every original of the design set above them.
+# Weights of the acceleration and untracked terms, chosen on a few real AI clips (benchmarks/reward_validity.py):
+# acceleration 1 still let some stuttered copies through, 2 did not; untracked 1 was the smallest weight that put
+# every shuffled copy of those clips below its original.
 ACCEL_WEIGHT = 2.0
+UNTRACKED_WEIGHT = 1.0
 
 
 def div_curl(flow: torch.Tensor) -> torch.Tensor:
@@ -58,8 +64,8 @@ def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 @scorer(NAME, RANGE, uses=("flow",),
-        summary="1/(1 + spatial and temporal variation of curl and divergence + acceleration along the motion), "
-                "magnitude-normalised")
+        summary="1/(1 + spatial and temporal variation of curl and divergence + acceleration along the motion + "
+                "untracked share), magnitude-normalised")
 def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
     if clip.num_frames < 2:
         return RewardResult.not_applicable(NAME, "needs at least 2 frames", RANGE, "pair")
@@ -69,11 +75,13 @@ def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
     spatial = torch.zeros(n)
     temporal = torch.zeros(n)
     accel = torch.zeros(n)
+    untracked = torch.zeros(n)
     valid_frac = torch.zeros(n)
     for s, e in clip.chunks(n, "flow smoothness", clip.analysis_chunk):
         e1 = min(e + 1, n)  # one extra pair for the temporal terms of the chunk's last pair
         fwd = clip.flow_chunk(s, e1).forward
-        valid = erode(clip.valid_mask(s, e1), EROSION)
+        consistent = clip.valid_mask(s, e1)
+        valid = erode(consistent, EROSION)
         mag = _masked_mean(fwd.pow(2).sum(-1).sqrt(), valid) + MIN_MAGNITUDE
         dc = div_curl(fwd / mag[:, None, None, None])  # [m,2,h,w]
         gx, gy = sobel_xy(dc)
@@ -81,6 +89,7 @@ def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
         k = e - s
         spatial[s:e] = (length_scale ** 2 * _masked_mean(grad[:k], valid[:k])).cpu()
         valid_frac[s:e] = valid[:k].mean(dim=(1, 2)).cpu()
+        untracked[s:e] = (1 - consistent[:k].mean(dim=(1, 2))).cpu()
         if dc.shape[0] > 1:  # temporal terms for pairs s .. e1-2 (the clip's last pair has none)
             step = fwd[:-1]
             # pair t+1's fields, velocity and validity read where frame t's pixels land
@@ -91,8 +100,9 @@ def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
             ta = _masked_mean((nxt[..., 2:4] - step).norm(dim=-1), track) / speed
             temporal[s:s + tv.shape[0]] = tv.cpu()
             accel[s:s + ta.shape[0]] = ta.cpu()
-    values = 1 / (1 + spatial + temporal + ACCEL_WEIGHT * accel)
+    values = 1 / (1 + spatial + temporal + ACCEL_WEIGHT * accel + UNTRACKED_WEIGHT * untracked)
     details = {"spatial_variation_mean": float(spatial.mean()), "temporal_variation_mean": float(temporal.mean()),
-               "acceleration_mean": float(accel.mean()), "valid_fraction_mean": float(valid_frac.mean()),
+               "acceleration_mean": float(accel.mean()), "untracked_mean": float(untracked.mean()),
+               "valid_fraction_mean": float(valid_frac.mean()),
                "length_scale_px": length_scale, "analysis_size": list(clip.analysis_hw)}
     return RewardResult(NAME, float(values.mean()), values, torch.arange(n) + 0.5, "pair", RANGE, details)
