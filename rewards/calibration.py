@@ -8,7 +8,10 @@ composite averages *calibrated* values, each a logistic function of the raw valu
                       scale = (clean - broken) / (2 * logit(CLEAN_LEVEL))
 
     clean   the raw value reached by 90% of clean clips (their 10th percentile)       -> 0.85
-    broken  the median raw value of the corrupted copies the scorer exists to catch  -> 0.15
+    broken  the median raw value of the corrupted copies the scorer exists to catch  -> 0.15,
+            but at least twice the clean clips' own spread (median - 10th percentile) below `clean`
+The floor keeps a scorer whose own corruptions barely move it (or, like framing, are not really its defects)
+from a calibration steeper than clean clips vary among themselves: noise would then swing its 0..1 value.
 
 So a calibrated 0.85 reads "as good as nine clean clips in ten", 0.5 "halfway to typical breakage", and a
 composite threshold of 0.85 is a "clean clip" line for any weights. The map is strictly increasing: it never
@@ -69,14 +72,18 @@ class Calibration:
 
 
 def fit(clean_values, broken_values, how: str, measured: bool = True) -> Calibration:
-    """Anchors from raw values of clean clips and of their corrupted copies (see the module docstring)."""
+    """Anchors from raw values of clean clips and of their corrupted copies (see the module docstring); NaN (not
+    applicable) values are left out."""
     clean = torch.as_tensor(list(clean_values), dtype=torch.float64)
     broken = torch.as_tensor(list(broken_values), dtype=torch.float64)
     clean, broken = clean[torch.isfinite(clean)], broken[torch.isfinite(broken)]
     if clean.numel() < 2 or broken.numel() < 2:
         raise ValueError(f"calibration needs >= 2 finite clean and broken values, got {clean.numel()} and "
                          f"{broken.numel()}")
-    return Calibration(float(torch.quantile(clean, CLEAN_QUANTILE)), float(broken.median()), how, measured)
+    anchor = float(torch.quantile(clean, CLEAN_QUANTILE))
+    spread = float(torch.quantile(clean, 0.5)) - anchor
+    floor = anchor - max(2 * spread, 1e-6 * max(1.0, abs(anchor)))
+    return Calibration(anchor, min(float(torch.quantile(broken, 0.5)), floor), how, measured)
 
 
 _HOW = "real AI clips, 33 frames, long side 256, default settings (benchmarks/reward_validity.py --calibrate)"

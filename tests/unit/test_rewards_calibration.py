@@ -39,6 +39,10 @@ def test_fit_takes_the_clean_tenth_percentile_and_the_broken_median():
     cal = fit(clean.tolist(), broken.tolist(), "test")
     assert cal.clean == pytest.approx(float(torch.quantile(clean.double(), 0.10)))
     assert cal.broken == pytest.approx(0.3)  # NaN (not applicable) left out
+    # corruptions that hardly move the scorer: the broken anchor sits twice the clean spread below the clean one
+    weak = fit(clean.tolist(), (clean - 0.01).tolist(), "weak")
+    spread = float(torch.quantile(clean.double(), 0.5)) - weak.clean
+    assert weak.broken == pytest.approx(weak.clean - 2 * spread)
     with pytest.raises(ValueError, match="clean > broken"):
         Calibration(clean=0.2, broken=0.5, how="inverted")
     with pytest.raises(ValueError, match=">= 2 finite"):
