@@ -1,8 +1,9 @@
 """Reward validity on real AI video: how often does each scorer, and the default composite, score a clip strictly
 higher than its corrupted copies?
 
-    python benchmarks/reward_validity.py [--conditions 33,long] [--max-clips N] [--every K] [--offset I]
-                                         [--cache DIR] [--fresh] [--calibrate] [--append-results]
+    python benchmarks/reward_validity.py [--conditions 33,long] [--clips A.webp,B.webp] [--max-clips N]
+                                         [--every K] [--offset I] [--cache DIR] [--fresh] [--full-table]
+                                         [--calibrate] [--append-results]
 
 Clips: the real AI-generated clips of $REWARDLOOP_MEDIA_DIR (animated WebP outputs of current video models in the
 registry packages comfyui-workflow-templates-media-assets-01/-02; tests/harness/setup_env.sh unpacks them), chosen
@@ -18,6 +19,8 @@ default composite combined from those results with `rewards.composite.combine` (
 composite uses). Identity Lock, CLIPScore, caption consistency and aesthetic need weights that cannot be obtained
 offline: they are reported as not validated (and are excluded from the composite here, as for a user without them).
 
+FVD-lite and novelty (weight 0 in the default composite, the costliest on a CPU) are scored on the original and
+their own corruption family only, unless --full-table.
 Results are cached per clip and scorer under --cache (default ~/.cache/comfyui-rewardloop/validity), keyed by the
 source of the scorer's module and of the corruptions and the harness's COPIES_VERSION: a rerun recomputes only what changed (--fresh: all).
 --calibrate prints the calibration anchors (rewards/calibration.py) measured on the 33-frame condition.
@@ -219,6 +222,7 @@ def main():
     ap.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition (0 = all)")
     ap.add_argument("--every", type=int, default=1, help="every K-th selected clip (a reproducible subset) ...")
     ap.add_argument("--offset", type=int, default=0, help="... starting with the selected clip of this index")
+    ap.add_argument("--clips", default="", help="comma-separated clip file names (of the selection) to run")
     ap.add_argument("--cache", type=Path, default=CACHE)
     ap.add_argument("--fresh", action="store_true", help="ignore cached results")
     ap.add_argument("--full-table", action="store_true",
@@ -244,7 +248,14 @@ def main():
     t0 = time.time()
     for condition in args.conditions.split(","):
         min_frames, max_frames = CONDITIONS[condition]
-        clips = vh.select_clips(media, min_frames)[args.offset::args.every]
+        clips = vh.select_clips(media, min_frames)
+        if args.clips:  # named clips of the selection, in selection order
+            wanted = set(args.clips.split(","))
+            unknown = wanted - {p.name for p, _ in clips}
+            if unknown:
+                raise SystemExit(f"--clips: not among the selected clips of {condition}: {sorted(unknown)}")
+            clips = [c for c in clips if c[0].name in wanted]
+        clips = clips[args.offset::args.every]
         if args.max_clips:
             clips = clips[:args.max_clips]
         per_clip, frames = {}, {}
