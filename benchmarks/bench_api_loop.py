@@ -5,8 +5,8 @@ Everything is real except the video service: a real ComfyUI 0.3.75 with its API 
 pointing at the local API stand-in (tests/harness/api_standin), the real LumaImageToVideoNode, the real executor
 and the pack's loop, queued with an API key in extra_data as the frontend does. Each clip is one prompt of the
 shipped workflows, unchanged except for the loops' base seeds:
-  - the "API - first-last frame, gated" workflow (whole clip: keyframe SSIM + 0.25 temporal LPIPS >= 0.85, 5 retries);
-  - the "API - master frames, per segment" workflow (two segments between three master frames, each its own loop,
+  - the "Paid API - first-last, gated" workflow (whole clip: keyframe SSIM + 0.25 temporal LPIPS >= 0.85, 5 retries);
+  - the "Paid API - master frames" workflow (two segments between three master frames, each its own loop,
     3 retries each), with the stand-in's pass rate per segment set to 0.4 ** (1/2) = 63%: a clip made of two
     independently failing halves that passes 40% as a whole (the same assumption as bench_loop.py).
 The stand-in renders every generation with a defect (drift, hallucinated object, lighting jump, wrong end frame)

@@ -4,6 +4,10 @@ model-per-call implementation (the seed sketches' way), measured in the same run
     python benchmarks/bench_rewards.py [--frames 64] [--size 512] [--device cuda|cpu] [--skip-naive]
                                        [--long]            # also: 2000 frames at 1080p, bounded-memory run
                                        [--append-results]  # add the rows to benchmarks/RESULTS.md
+    python benchmarks/bench_rewards.py --skip-naive --processes 3   # warm suite in 3 fresh processes: min/median
+    python benchmarks/bench_rewards.py --batch 8 --size 33x240x416  # 8 clips as one batch vs one at a time
+
+`--size` is a side (square frames, `--frames` long) or FRAMESxHEIGHTxWIDTH.
 
 Data: the procedural parallax scene (pan + dolly) with a face (scikit-image's public-domain astronaut photo)
 pasted into its top-left corner so identity_lock embeds faces, keyframes = its first and last frame, a
@@ -17,6 +21,10 @@ Optimised: `composite` over all 13 scorers on one Clip (flow, masks, edges, feat
 cached, frames batched). "cold" includes model loading; "warm" is the steady per-clip cost (new Clip, models
 already loaded), the number a retry loop or a trainer pays per sample.
 Everything runs in the library's default runtime (rewards.default_runtime(), models from this script's folder).
+Batch (`--batch N`): N different clips (the scene from N seeds, each with the face, its keyframes and a prompt) scored
+by the full composite through `reward_function(...).batch` (every shared analysis once for the batch) and through
+the same function one clip at a time, alternating, in the same process after a warm-up of each; clips/s of both
+and the largest difference between the two paths' values.
 Naive: for each scorer, the runtime is cleared and a new Clip is made per frame / pair / sampled frame
 (flow recomputed per pair and per scorer, every model reloaded per call); clip-level scorers (fvd_lite,
 seam, loop_break, novelty) get one fresh Clip each.
@@ -29,6 +37,7 @@ import json
 import os
 import resource
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -227,6 +236,45 @@ def optimised(data, dev, times: dict | None = None, staged: bool = False):
     return agg
 
 
+def make_data(T: int, H: int, W: int, seed: int = 0) -> dict:
+    from rewardloop.motion.scene import render_scene
+
+    frames = with_face(render_scene(torch.linspace(0, 0.5, T), W, H, seed=seed, motion="pan_dolly"))
+    return {"frames": frames, "keyframes": frames[[0, -1]].clone(),
+            "reference": render_scene(torch.linspace(0.5, 1.0, 33), W, H, seed=0, motion="pan_dolly")}
+
+
+def batch_vs_single(datas: list[dict], dev, repeat: int) -> dict:
+    """Seconds to score the clips with the full composite as one batch and one at a time (same reward function,
+    alternating runs after one warm-up of each), and how far apart the two paths' values are."""
+    from rewardloop.rewards import reward_function
+
+    fn = reward_function("composite", weights=all_weights(), options={"caption_consistency": TEXT_OPTIONS},
+                         device=dev, flow_method=FLOW_METHOD, **_analysis_kw())
+    frames = [d["frames"] for d in datas]
+    inputs = [{"keyframes": d["keyframes"], "prompt": PROMPT, "windows": (32, 8), "reference": d["reference"]}
+              for d in datas]
+
+    def timed(run):
+        _sync(dev)
+        t = time.perf_counter()
+        out = run()
+        _sync(dev)
+        return time.perf_counter() - t, out
+
+    one = lambda: [fn(f, **i) for f, i in zip(frames, inputs)]  # noqa: E731
+    together = lambda: fn.batch(frames, inputs)  # noqa: E731
+    _, alone = timed(one)  # warm-up: every model loaded, reference features cached
+    _, batched = timed(together)
+    single_s, batch_s = [], []
+    for _ in range(repeat):
+        single_s.append(timed(one)[0])
+        batch_s.append(timed(together)[0])
+    return {"single_s": single_s, "batch_s": batch_s, "clips": len(datas),
+            "max_diff": max(abs(a.value - b.value) for a, b in zip(alone, batched)),
+            "excluded": sorted(alone[0].details["excluded"])}
+
+
 def naive(data, dev) -> dict[str, float]:
     """Per-scorer seconds of the per-frame, model-per-call implementation."""
     from rewardloop.common.keyframes import evenly_spaced
@@ -310,7 +358,12 @@ def long_run(dev) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=64)
-    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--size", default="512", help="a side (square, --frames long) or FRAMESxHEIGHTxWIDTH")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="score this many clips as one batch vs one at a time (full composite); nothing else runs")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="run the warm suite (or --batch) in this many fresh processes, one after another: min/median")
+    ap.add_argument("--json", default="", help=argparse.SUPPRESS)  # a --processes child writes its numbers here
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeat", type=int, default=2, help="warm runs (the minimum is reported)")
     ap.add_argument("--skip-naive", action="store_true")
@@ -329,12 +382,18 @@ def main():
     args = ap.parse_args()
     global FLOW_METHOD, ANALYSIS_SIZE
     FLOW_METHOD, ANALYSIS_SIZE = args.flow_method, args.analysis_size
+    dims = [int(x) for x in args.size.lower().split("x")]
+    if len(dims) not in (1, 3):
+        ap.error(f"--size must be a side or FRAMESxHEIGHTxWIDTH, got {args.size!r}")
+    T, H, W = dims if len(dims) == 3 else (args.frames, dims[0], dims[0])
+    if args.processes > 1:
+        _over_processes(args, T, H, W)
+        return
     import_pack()
     if args.spare_cores is not None:
         from rewardloop.rewards import context
 
         context.BACKGROUND_FLOW_SPARE_CORES = args.spare_cores
-    from rewardloop.motion.scene import render_scene
     from rewardloop.rewards import default_runtime
 
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -350,11 +409,16 @@ def main():
     if args.long_only:
         _report(args, dev, None, None, None, None, None, long_run(dev))
         return
-    T, S = args.frames, args.size
-    frames = with_face(render_scene(torch.linspace(0, 0.5, T), S, S, seed=0, motion="pan_dolly"))
-    data = {"frames": frames, "keyframes": frames[[0, -1]].clone(),
-            "reference": render_scene(torch.linspace(0.5, 1.0, 33), S, S, seed=0, motion="pan_dolly")}
-    print(f"[bench] device {dev}, {T} frames {S}x{S}, weights: {json.dumps(notes)}")
+    print(f"[bench] device {dev}, {T} frames {H}x{W}, weights: {json.dumps(notes)}")
+    if args.batch:
+        r = batch_vs_single([make_data(T, H, W, seed=i) for i in range(args.batch)], dev, args.repeat)
+        print(f"[bench] batch: {json.dumps(r)}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(r))
+        else:
+            _report_rows(args, dev, [_batch_row(args, T, H, W, [r])])
+        return
+    data = make_data(T, H, W)
 
     default_runtime().clear()
     _sync(dev)
@@ -362,17 +426,21 @@ def main():
     agg = optimised(data, dev)
     _sync(dev)
     cold = time.perf_counter() - t
-    warm, times = float("inf"), {}
+    warm, times, warm_runs = float("inf"), {}, []
     for _ in range(args.repeat):
         run_times: dict = {}
         t = time.perf_counter()
         agg = optimised(data, dev, run_times)
         _sync(dev)
         elapsed = time.perf_counter() - t
+        warm_runs.append(elapsed)
         if elapsed < warm:
             warm, times = elapsed, run_times
     print(f"[bench] optimised: cold {cold:.2f} s, warm {warm:.2f} s; composite {agg.value:.4f}; "
           f"excluded {agg.details['excluded']}")
+    if args.json:  # a --processes child: the warm runs only
+        Path(args.json).write_text(json.dumps({"cold": cold, "warm": warm_runs, "per_stage": times}))
+        return
     print("[bench] warm per stage (s; flow on a background thread): " +
           ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
     staged: dict = {}
@@ -391,16 +459,67 @@ def main():
         total = sum(naive_times.values())
         print(f"[bench] naive: {total:.1f} s ({total / warm:.1f}x the warm optimised run, {total / cold:.1f}x cold)")
         print("[bench] naive per scorer (s): " + ", ".join(f"{k} {v:.1f}" for k, v in naive_times.items()))
-    _report(args, dev, T, S, warm, cold, times, long_run(dev) if args.long else None, naive_times)
+    _report(args, dev, T, f"{H}x{W}", warm, cold, times, long_run(dev) if args.long else None, naive_times)
+
+
+def _machine(args, dev) -> str:
+    load = os.getloadavg()[0]
+    return args.machine or (f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}" if dev.type == "cuda" else
+                            f"CPU {os.cpu_count()} cores (shared: load avg {load:.1f} during the run), "
+                            f"torch {torch.__version__}")
+
+
+def _batch_row(args, T, H, W, runs: list[dict]) -> str:
+    """One RESULTS.md row for `--batch` results of one or more processes."""
+    import statistics
+
+    n = runs[0]["clips"]
+    per = [(n / statistics.median(r["single_s"]), n / statistics.median(r["batch_s"])) for r in runs]
+    nums = "; ".join(f"one at a time {a:.2f} clips/s, batch {b:.2f} clips/s (**{b / a:.2f}x**)" for a, b in per)
+    return (f"| {datetime.date.today().isoformat()} | {{machine}} | `bench_rewards.py --batch {n} --size {T}x{H}x{W} "
+            f"--repeat {args.repeat}{f' --processes {len(runs)}' if len(runs) > 1 else ''}` full composite (13 "
+            f"scorers), {n} different clips, flow {FLOW_METHOD}, analysis {ANALYSIS_SIZE or 'default 256'}, medians "
+            f"of the alternating runs{' per process' if len(runs) > 1 else ''} | {nums}; batch and one-at-a-time "
+            f"values differ by at most {max(r['max_diff'] for r in runs):.1e}; excluded: "
+            f"{', '.join(runs[0]['excluded']) or 'none'} |")
+
+
+def _over_processes(args, T, H, W) -> None:
+    """The warm suite (or --batch) in `--processes` fresh processes, one after another; min and median over them."""
+    import statistics
+
+    from _pack import run_processes, spread, without_options
+
+    argv = without_options(sys.argv[1:], "--processes") + ["--skip-naive"]
+    runs = run_processes(__file__, argv, args.processes)
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.batch:
+        rows = [_batch_row(args, T, H, W, runs)]
+    else:
+        medians = [statistics.median(r["warm"]) for r in runs]
+        colds = " / ".join(f"{r['cold']:.1f}" for r in runs)
+        s = spread(medians)
+        rows = [f"| {datetime.date.today().isoformat()} | {{machine}} | `bench_rewards.py --skip-naive --repeat "
+                f"{args.repeat} --processes {args.processes}` full suite (13 scorers, composite), {T} frames {H}x{W}, "
+                f"flow {FLOW_METHOD} shared (background thread), analysis {ANALYSIS_SIZE or 'default 256'} | warm "
+                f"median per process {' / '.join(f'{m:.2f}' for m in medians)} s: **median {s['median']:.2f} s, min "
+                f"{s['min']:.2f} s over {args.processes} processes**; cold {colds} s |"]
+    _report_rows(args, dev, rows)
+
+
+def _report_rows(args, dev, rows: list[str]) -> None:
+    rows = [r.replace("{machine}", _machine(args, dev)) for r in rows]
+    for r in rows:
+        print(r)
+    if args.append_results:
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
+            f.write("\n".join(rows) + "\n")
 
 
 def _report(args, dev, T, S, warm, cold, times, long, naive_times=None):
     if long:
         print(f"[bench] long: {json.dumps(long)}")
-    load = os.getloadavg()[0]
-    machine = args.machine or (f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}" if dev.type == "cuda" else
-                               f"CPU {os.cpu_count()} cores (shared: load avg {load:.1f} during the run), "
-                               f"torch {torch.__version__}")
+    machine = _machine(args, dev)
     rows = []
     date = datetime.date.today().isoformat()
     if warm is not None:
@@ -409,7 +528,7 @@ def _report(args, dev, T, S, warm, cold, times, long, naive_times=None):
         if naive_times:
             nums += (f"; naive per-frame/model-per-call {sum(naive_times.values()):.1f} s = "
                      f"{sum(naive_times.values()) / warm:.1f}x warm")
-        rows.append(f"| {date} | {machine} | `bench_rewards.py` full suite (13 scorers, composite), {T} frames {S}x{S}, "
+        rows.append(f"| {date} | {machine} | `bench_rewards.py` full suite (13 scorers, composite), {T} frames {S}, "
                     f"flow {FLOW_METHOD} shared (background thread), analysis {ANALYSIS_SIZE or 'default 256'}, precision "
                     f"{os.environ.get('REWARDLOOP_REWARD_PRECISION', 'auto')} | {nums} |")
     if long:

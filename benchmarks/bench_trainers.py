@@ -10,11 +10,17 @@ speed settings (trainers/speed.py; --compile for torch.compile, whose time shows
     torchrun --nproc_per_node 2 benchmarks/bench_trainers.py --grpo --ddp    # 2 GPUs, 1 group of 4 per GPU
     python benchmarks/bench_trainers.py --tiny          # CPU smoke run (tiny model, tiny shapes)
     python benchmarks/bench_trainers.py --checkpointing 0.5 --compile default
+    python benchmarks/bench_trainers.py --grpo --reward composite  # GRPO with the toy reward, then the composite
 
 GRPO iteration = group of 4 samples x 20 sampling steps (SDE on the 4-step train window, ODE elsewhere), VAE
 decode of the 4 clips (random-init Wan 2.1 VAE unless --no-vae), reward, then 4 window steps of policy
-fwd+bwd and one optimizer step. The same global batch on 1 GPU (--prompts-per-step 2) and on 2 GPUs (--ddp,
-1 prompt per GPU) makes the loss/reward curves comparable; --out FILE writes per-step metrics as JSONL.
+fwd+bwd and one optimizer step. `--reward composite`: the same iteration twice in one run, with the toy reward
+(brightness) and with the pack's composite reward at its default weights (the models of bench_rewards.py: real
+where installed, random full-size networks otherwise), each row with the seconds the reward took per iteration and
+their share of it. With --compile the warm-up defaults to 10 steps: after a start from a warm inductor cache the
+first ~8 steps run a CPU-heavy phase (RESULTS.md, DPO variance) that is not the steady step. The same global batch
+on 1 GPU (--prompts-per-step 2) and on 2 GPUs (--ddp, 1 prompt per GPU) makes the loss/reward curves comparable;
+--out FILE writes per-step metrics as JSONL.
 Prints markdown rows for benchmarks/RESULTS.md (rank 0 only).
 """
 from __future__ import annotations
@@ -102,6 +108,17 @@ class Bench:
         a = self.args
         loop.prepare()
         loop.reseed(0)
+        reward_s = [0.0]
+        if hasattr(loop, "score"):  # GRPO: time spent in the reward (on the reward thread when groups overlap)
+            score = loop.score
+
+            def timed_score(frames, prompts):
+                t = time.perf_counter()
+                try:
+                    return score(frames, prompts)
+                finally:
+                    reward_s[0] += time.perf_counter() - t
+            loop.score = timed_score
         if a.no_gc_freeze:
             loop._gc_frozen = True  # skip Trainer.step's gc.freeze() after the first step (A/B of GC pauses)
         gc_ms = [0.0]
@@ -114,26 +131,29 @@ class Bench:
                 gc_ms[0] += 1000 * (time.perf_counter() - gc_t0[0])
 
         gc.callbacks.append(gc_timer)
-        times, rows = [], []
+        times, rows, rewards = [], [], []
         for i in range(a.warmup + a.steps):
             if i == a.warmup:
                 gc_ms[0] = 0.0
                 if self.dev.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(self.dev)
             _sync(self.dev)
+            reward_s[0] = 0.0
             t0 = time.perf_counter()
             metrics = loop.step(i)
             _sync(self.dev)
             dt = time.perf_counter() - t0
             metrics = self.rt.mean_across(metrics)
-            rows.append({"step": i + 1, "time_s": dt, **metrics})
+            rows.append({"step": i + 1, "time_s": dt, "reward_s": reward_s[0], **metrics})
             if i >= a.warmup:
                 times.append(dt)
+                rewards.append(reward_s[0])
         gc.callbacks.remove(gc_timer)
         peak = torch.cuda.max_memory_allocated(self.dev) / 2 ** 30 if self.dev.type == "cuda" else float("nan")
         times.sort()
         out = {"label": label, "median_s": times[len(times) // 2], "min_s": times[0], "peak_gib": peak, "rows": rows,
-               "first_s": rows[0]["time_s"], "gc_ms_per_step": gc_ms[0] / max(1, a.steps)}
+               "first_s": rows[0]["time_s"], "gc_ms_per_step": gc_ms[0] / max(1, a.steps),
+               "reward_s": sorted(rewards)[len(rewards) // 2] if rewards else 0.0}
         del loop
         self.rt.accelerator.free_memory()
         gc.collect()
@@ -167,10 +187,26 @@ class Bench:
                       "height": height, "width": width}
         return DPOTrainer(config_from_dict(cfg, method="dpo"), self.rt)
 
-    def grpo(self, frames: int, height: int, width: int) -> dict:
-        return self._measure(self.grpo_loop(frames, height, width), f"GRPO iteration {frames}x{height}x{width}")
+    def grpo(self, frames: int, height: int, width: int, reward: str = "brightness") -> dict:
+        return self._measure(self.grpo_loop(frames, height, width, reward),
+                             f"GRPO iteration {frames}x{height}x{width}, reward {reward}")
 
-    def grpo_loop(self, frames: int, height: int, width: int):
+    def reward_spec(self, reward: str) -> dict:
+        """The toy reward, or the pack's composite at its default weights on the models bench_rewards.py prepares
+        (real where installed, random full-size networks otherwise)."""
+        if reward != "composite":
+            return {"name": reward}
+        import bench_rewards
+
+        from rewardloop.rewards import default_runtime
+
+        if not getattr(self, "_reward_models", None):
+            self._reward_models = bench_rewards.prepare_models(bench_rewards.BENCH_MODELS)
+            default_runtime().roots.set([bench_rewards.BENCH_MODELS])
+            print(f"[bench] reward models: {json.dumps(self._reward_models)}", flush=True)
+        return {"name": "composite", "params": {"options": {"caption_consistency": dict(bench_rewards.TEXT_OPTIONS)}}}
+
+    def grpo_loop(self, frames: int, height: int, width: int, reward: str = "brightness"):
         from rewardloop.trainers.config import config_from_dict
         from rewardloop.trainers.grpo import GRPOTrainer
 
@@ -182,9 +218,11 @@ class Bench:
         cfg["grpo"] = {"prompts": str(self.tmp / "prompts.txt"), "text_embeddings": emb, "frames": frames,
                        "height": height, "width": width, "group_size": 4, "prompts_per_step": a.prompts_per_step,
                        "sampling_steps": 4 if a.tiny else 20, "window_size": 2 if a.tiny else 4,
-                       "kl_beta": a.kl_beta, "guidance_scale": a.guidance, "reward": {"name": "brightness"},
+                       "kl_beta": a.kl_beta, "guidance_scale": a.guidance, "reward": self.reward_spec(reward),
                        "decoder": "vae" if self.vae else "preview"}
-        return GRPOTrainer(config_from_dict(cfg, method="grpo"), self.rt)
+        trainer = GRPOTrainer(config_from_dict(cfg, method="grpo"), self.rt)
+        trainer.overlap_rewards = not a.no_overlap
+        return trainer
 
 
 def _ckpt_setting(a):
@@ -207,7 +245,13 @@ def main() -> None:
     p.add_argument("--sizes", default="", help="comma list of FxHxW for DPO (default 33x240x416,33x480x832)")
     p.add_argument("--grpo-size", default="33x240x416")
     p.add_argument("--steps", type=int, default=5, help="measured steps")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=None,
+                   help="unmeasured first steps (default 2; 10 with --compile: past the CPU-heavy phase after a start "
+                        "from a warm inductor cache)")
+    p.add_argument("--no-overlap", action="store_true",
+                   help="with --prompts-per-step > 1: score all groups after sampling (no reward thread), to compare")
+    p.add_argument("--reward", default="brightness",
+                   help="GRPO reward: brightness (toy) or composite (then the toy reward runs first, same run)")
     p.add_argument("--prompts-per-step", type=int, default=1, help="GRPO groups per process per step")
     p.add_argument("--kl-beta", type=float, default=0.0, help="> 0 adds the reference pass for the KL term")
     p.add_argument("--guidance", type=float, default=1.0, help="> 1 samples and trains with CFG (2x forward cost)")
@@ -222,6 +266,8 @@ def main() -> None:
     p.add_argument("--tiny", action="store_true", help="CPU smoke run with a tiny model")
     p.add_argument("--out", default="", help="write per-step metrics of every run as JSONL")
     args = p.parse_args()
+    if args.warmup is None:
+        args.warmup = 10 if args.compile else 2
     if not args.dpo and not args.grpo:  # default: everything; under --ddp only GRPO (the multi-GPU target)
         args.dpo, args.grpo = not args.ddp, True
     if args.ddp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
@@ -239,7 +285,8 @@ def main() -> None:
     if args.dpo:
         results += [bench.dpo(*s) for s in sizes]
     if args.grpo:
-        results.append(bench.grpo(*grpo_size))
+        for reward in (["brightness"] if args.reward == "brightness" else ["brightness", args.reward]):
+            results.append(bench.grpo(*grpo_size, reward))
     if not bench.rt.is_main:
         return
     dev = bench.dev
@@ -254,21 +301,28 @@ def main() -> None:
         extra = ""
         if r["label"].startswith("GRPO"):
             samples = 4 * args.prompts_per_step * world
+            toy = next(t for t in results if t["label"].startswith("GRPO") and t["label"].endswith("brightness"))
             extra = (f"; {samples / r['median_s']:.2f} samples/s ({samples} samples/step over {world} process(es)); "
-                     f"VAE decode {'off' if args.no_vae else 'on'}, KL {'on' if args.kl_beta > 0 else 'off'}, "
+                     f"reward {r['reward_s'] * 1000:.0f} ms/iteration ({100 * r['reward_s'] / r['median_s']:.0f}% of it"
+                     f"{', overlapping the next group' if args.prompts_per_step > 1 and not args.no_overlap else ''})"
+                     + (f", **{r['median_s'] / toy['median_s']:.2f}x the toy reward's iteration**"
+                        if r is not toy else "")
+                     + f"; VAE decode {'off' if args.no_vae else 'on'}, KL {'on' if args.kl_beta > 0 else 'off'}, "
                      f"CFG {args.guidance:g}")
         settings = (f"`bench_trainers.py` {r['label']}, {model}, LoRA r{4 if args.tiny else 32}, "
                     f"{'fp32' if args.tiny else 'bf16'}, {_ckpt_text(args)}, attention {args.attention}, "
                     f"compile {args.compile or 'off'}{', DDP x' + str(world) if world > 1 else ''}")
         print(f"| {datetime.date.today()} | {gpu}, torch {torch.__version__} | {settings} | "
-              f"{r['median_s'] * 1000:.0f} ms/step median (min {r['min_s'] * 1000:.0f}) over {args.steps} steps; "
+              f"{r['median_s'] * 1000:.0f} ms/step median (min {r['min_s'] * 1000:.0f}) over {args.steps} steps "
+              f"after {args.warmup} warm-up; "
               f"peak {'n/a' if r['peak_gib'] != r['peak_gib'] else format(r['peak_gib'], '.1f') + ' GiB'}{extra}; "
               f"first step {r['first_s']:.1f} s{' (incl. compile)' if args.compile else ''}; "
               f"GC {r['gc_ms_per_step']:.0f} ms/step |")
-    curve = [(row["step"], row.get("loss"), row.get("reward_mean")) for r in results for row in r["rows"]
-             if r["label"].startswith("GRPO")]
-    if curve:
-        print("\nGRPO curve (step, loss, reward_mean):", ", ".join(f"({s}, {l:.4g}, {m:.4g})" for s, l, m in curve))
+    for r in results:
+        if r["label"].startswith("GRPO"):
+            curve = [(row["step"], row.get("loss"), row.get("reward_mean")) for row in r["rows"]]
+            print(f"\n{r['label']} curve (step, loss, reward_mean):",
+                  ", ".join(f"({s}, {l:.4g}, {m:.4g})" for s, l, m in curve))
     if args.out:
         with open(args.out, "w") as f:
             for r in results:

@@ -4,8 +4,13 @@ setting, in one process. Run it several times (separate processes) and compare: 
 is idle much of the step, the step is launch-bound and its time follows the host CPU.
 
     python benchmarks/dpo_step_variance.py --size 33x240x416 --compile default --checkpointing 1,0 --out DIR
+    python benchmarks/dpo_step_variance.py --processes 3 --checkpointing 1 --out DIR   # min / median over 3 processes
 
-Prints one JSON line per setting (and writes DIR/dpo_variance_<pid>.json).
+Prints one JSON line per setting (and writes DIR/dpo_variance_<pid>.json). With --compile the warm-up defaults to 10
+steps: a process that starts from a warm inductor cache spends its first ~8 steps in a CPU-heavy phase (RESULTS.md).
+`--processes N` runs the measurement in N fresh processes one after another, sharing one inductor cache (the first
+compiles, the others start warm, as a user's later runs do), and prints per setting the median and min step of each
+process and over all of them, with a RESULTS.md row.
 """
 from __future__ import annotations
 
@@ -99,16 +104,55 @@ def measure(loop, steps: int, warmup: int, start: int) -> dict:
             "cpu_ms": [round(x, 1) for x in cpus], "thread_cpu_ms": threads, "median_ms": statistics.median(walls), "min_ms": min(walls)}
 
 
+def over_processes(a) -> None:
+    """`--processes N`: this script in N fresh processes sharing one inductor cache; min/median per setting."""
+    import datetime
+    import sys
+
+    from _pack import run_processes, spread, without_options
+
+    argv = without_options(sys.argv[1:], "--processes", "--warmup")
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(Path(a.out).resolve() / "inductor-cache")
+    reports = run_processes(__file__, argv + ["--warmup", str(a.warmup)], a.processes,
+                            env={"TORCHINDUCTOR_CACHE_DIR": cache})
+    host_info = reports[0]["host"]
+    machine = (f"{host_info.get('gpu', 'CPU')} (host {host_info.get('cpu', '?')}, {host_info.get('cores')} cores), "
+               f"torch {host_info['torch']}")
+    for k, setting in enumerate(reports[0]["settings"]):
+        runs = [r["settings"][k] for r in reports]
+        medians, mins = [r["median_ms"] for r in runs], [r["min_ms"] for r in runs]
+        pooled = statistics.median([w for r in runs for w in r["wall_ms"]])
+        summary = {"checkpointing": setting["checkpointing"], "median_ms_per_process": medians,
+                   "min_ms_per_process": mins, "median_of_medians_ms": spread(medians)["median"],
+                   "median_all_steps_ms": pooled, "min_ms": min(mins)}
+        print(json.dumps(summary), flush=True)
+        size = "--tiny (5x32x32)" if a.tiny else f"--size {a.size}"
+        cache_note = ", one inductor cache (process 1 compiles, the rest start warm)" if a.compile else ""
+        print(f"| {datetime.date.today()} | {machine} | `dpo_step_variance.py {size} --compile {a.compile or 'off'} "
+              f"--steps {a.steps} --warmup {a.warmup} --processes {a.processes}`, checkpointing "
+              f"{setting['checkpointing']:g}{cache_note} | DPO pair "
+              f"step median per process {' / '.join(f'{m:.0f}' for m in medians)} ms, min "
+              f"{' / '.join(f'{m:.0f}' for m in mins)} ms: **median {pooled:.0f} ms over all {len(runs) * a.steps} "
+              f"measured steps, min {min(mins):.0f} ms** |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="33x240x416")
     p.add_argument("--compile", default="default")
     p.add_argument("--checkpointing", default="1,0", help="comma list of fractions of blocks checkpointed")
     p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=None, help="unmeasured steps (default 10 with --compile, else 3)")
+    p.add_argument("--processes", type=int, default=1, help="fresh processes one after another: min/median over them")
+    p.add_argument("--json", default="", help=argparse.SUPPRESS)  # a --processes child writes its report here
     p.add_argument("--out", default="gpu-out")
     p.add_argument("--tiny", action="store_true", help="CPU smoke run (tiny model): checks the script, no timings")
     a = p.parse_args()
+    if a.warmup is None:
+        a.warmup = 10 if a.compile and not a.tiny else 3
+    if a.processes > 1:
+        over_processes(a)
+        return
     import_pack()
     from rewardloop.trainers import speed
 
@@ -137,6 +181,8 @@ def main() -> None:
         print(json.dumps(r), flush=True)
     report["host_after"] = host()
     (out / f"dpo_variance_{os.getpid()}.json").write_text(json.dumps(report, indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps(report))
     print(json.dumps(report["host"]), json.dumps(report["host_after"].get("nvidia_smi")), flush=True)
 
 

@@ -20,6 +20,14 @@ for what in "$@"; do
     trainers) python3 benchmarks/bench_trainers.py --out "$OUT/trainers_metrics.jsonl" 2>&1 | tee "$OUT/trainers.log" ;;
     trainers_compiled) python3 benchmarks/bench_trainers.py --compile default --out "$OUT/trainers_compiled_metrics.jsonl" 2>&1 \
                          | tee "$OUT/trainers_compiled.log" ;;
+    rewards_batch) python3 benchmarks/bench_rewards.py --device cuda --flow-method "${REWARDS_FLOW:-dis_medium}" \
+                     --batch 8 --size 33x240x416 --repeat 5 2>&1 | tee "$OUT/rewards_batch.log" ;;
+    rewards_processes) python3 benchmarks/bench_rewards.py --device cuda --flow-method "${REWARDS_FLOW:-dis_medium}" \
+                         --skip-naive --repeat 5 --processes 3 2>&1 | tee "$OUT/rewards_processes.log" ;;
+    trainers_reward) python3 benchmarks/bench_trainers.py --grpo --compile default --reward composite \
+                       --out "$OUT/trainers_reward_metrics.jsonl" 2>&1 | tee "$OUT/trainers_reward.log" ;;
+    dpo_processes) python3 benchmarks/dpo_step_variance.py --size 33x240x416 --compile default --checkpointing 1 \
+                     --processes 3 --out "$OUT/dpo_variance" 2>&1 | tee "$OUT/dpo_processes.log" ;;
     resume_fsdp) python3 benchmarks/resume_check.py --device cuda --nproc "${NPROC:-2}" --distributed fsdp \
                    --model "${RESUME_MODEL:-wan2.1_t2v_1.3b}" --size 64 2>&1 | tee "$OUT/resume_fsdp.log" ;;
     *) echo "unknown benchmark $what" ;;

@@ -1,7 +1,9 @@
 """Where the GPU reward suite's remaining time goes (identity's MTCNN, BLIP generation): quick timings of the
 pieces at several settings, to choose defaults, and a check that the CUDA-graph greedy BLIP decoder
-(rewards/blip_decode.py) returns generate()'s tokens on a full-size BLIP.
-    python benchmarks/profile_rewards_gpu.py [--device cuda] [--parts mtcnn,blip]"""
+(rewards/blip_decode.py) returns generate()'s tokens on a full-size BLIP. `mtcnn_batched`: facenet-pytorch's own
+detect() against the pack's batched-crop detection (rewards/face_detect.py) on the same frames (Identity Lock's
+probe frames of one 64-frame clip, and of 8 such clips in one call), with the largest box difference.
+    python benchmarks/profile_rewards_gpu.py [--device cuda] [--parts mtcnn,blip,mtcnn_batched]"""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +38,43 @@ def main():
         profile_mtcnn(dev)
     if "blip" in parts:
         profile_blip(dev)
+    if "mtcnn_batched" in parts:
+        profile_mtcnn_batched(dev)
+
+
+def profile_mtcnn_batched(dev, size: int = 512, frames: int = 64, clips: int = 8):
+    """Library detect() vs rewards.face_detect.detect() on Identity Lock's input: probe frames (every STRIDE-th and
+    the last) of scene clips with a real face, scaled to the detection size, as 8-bit images."""
+    from _pack import import_pack
+
+    import_pack()
+    from bench_rewards import with_face
+    from facenet_pytorch import MTCNN
+    from rewardloop.motion.scene import render_scene
+    from rewardloop.rewards import face_detect, identity
+    from rewardloop.rewards.context import resize
+
+    mtcnn = MTCNN(image_size=160, margin=0, min_face_size=identity.MIN_FACE, thresholds=[0.6, 0.7, 0.7],
+                  select_largest=True, device=dev).eval()
+    probes = identity.probe_indices(frames, identity.STRIDE, [])
+    side = round(size * identity.detection_scale(size, size))
+    batch = []
+    for seed in range(clips):
+        clip = with_face(render_scene(torch.linspace(0, 0.5, frames)[probes], size, size, seed=seed, motion="pan_dolly"))
+        batch.append((resize(clip, (side, side)).clamp(0, 1) * 255).round().to(torch.uint8))
+    for label, x in ((f"1 clip, {len(probes)} probe frames", batch[0]),
+                     (f"{clips} clips, {clips * len(probes)} probe frames", torch.cat(batch))):
+        theirs, _ = mtcnn.detect(x.numpy())
+        ours, _ = face_detect.detect(mtcnn, x)
+        diff = max((float(np.abs(np.asarray(a, np.float32) - b).max()) for a, b in zip(theirs, ours)
+                    if a is not None and b is not None and np.asarray(a).shape == b.shape), default=float("nan"))
+        same = all((a is None) == (b is None) and (a is None or np.asarray(a).shape == b.shape)
+                   for a, b in zip(theirs, ours))
+        lib = timed(lambda: mtcnn.detect(x.numpy()), dev)
+        pack = timed(lambda: face_detect.detect(mtcnn, x), dev)
+        print(f"[profile] MTCNN {label} at {side}x{side} on {dev.type}: facenet-pytorch detect() {lib * 1000:.1f} ms, "
+              f"batched crops {pack * 1000:.1f} ms ({lib / pack:.2f}x); same faces found: {same}, largest box "
+              f"difference {diff:.2e} px", flush=True)
 
 
 def profile_mtcnn(dev):

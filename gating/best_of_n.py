@@ -1,11 +1,13 @@
-"""Best-of-N sampling: sample candidates in batches, decode and score each one, keep the best, stop at the first
-pass (the retry loop's decision rules, `run_retry_loop`).
+"""Best-of-N sampling: sample candidates in batches, decode them, score each batch in one call, keep the best, stop
+at the first pass (the retry loop's decision rules, `run_retry_loop`).
 
 Everything model-specific comes in as callables, so this runs and is tested without ComfyUI:
-    sample(seeds) -> samples   one candidate per seed, concatenated on the batch axis (per_candidate rows each)
-    decode(samples) -> frames  one candidate's samples -> IMAGE frames
-    score(frames) -> result    a RewardResult (rewards.reward_function builds one from a reward name)
-Only the best candidate so far is kept, so memory is one batch plus one candidate whatever N is.
+    sample(seeds) -> samples       one candidate per seed, concatenated on the batch axis (per_candidate rows each)
+    decode(samples) -> frames      one candidate's samples -> IMAGE frames
+    score(frames_list) -> results  one RewardResult per candidate's frames (`rewards.reward_function(...).batch`
+                                   builds it from a reward name: shared analyses computed once for the batch)
+Only the best candidate so far is kept, so memory is one batch (its samples and decoded frames) plus one candidate
+whatever N is.
 """
 from __future__ import annotations
 
@@ -52,23 +54,22 @@ def breakdown(result) -> dict:
 
 
 def best_of_n(settings: LoopSettings, sample: Callable[[list[int]], torch.Tensor],
-              decode: Callable[[torch.Tensor], Any], score: Callable[[Any], Any], *, per_candidate: int,
+              decode: Callable[[torch.Tensor], Any], score: Callable[[list], Sequence[Any]], *, per_candidate: int,
               batch_size: int = 1, is_oom: Callable[[BaseException], bool] = lambda err: False,
               on_oom: Callable[[int], None] | None = None, should_stop: Callable[[], None] | None = None,
               on_record: Callable[[RetryState, AttemptRecord], None] | None = None
               ) -> tuple[tuple[Any, torch.Tensor], RetryState]:
-    """Up to `settings.attempts` candidates, `batch_size` sampled at a time (halved on out-of-memory), each decoded
-    and scored one at a time (a decoded video batch would be the memory peak). Returns ((frames, samples) of the
-    chosen candidate, the loop state with one logged attempt per scored candidate)."""
+    """Up to `settings.attempts` candidates, `batch_size` sampled at a time (halved on out-of-memory), decoded one by
+    one and scored together in one `score` call. Returns ((frames, samples) of the chosen candidate, the loop state
+    with one logged attempt per scored candidate)."""
 
     def generate(todo: list[tuple[int, int]]):
         samples = sample_halving(sample, [seed for _, seed in todo], is_oom=is_oom, on_oom=on_oom)
-        out = []
-        for i in range(len(todo)):
-            chunk = samples[i * per_candidate:(i + 1) * per_candidate]
-            frames = decode(chunk)
-            result = score(frames)
-            out.append(((frames, chunk), result.value, breakdown(result)))
-        return out
+        chunks = [samples[i * per_candidate:(i + 1) * per_candidate] for i in range(len(todo))]
+        frames = [decode(chunk) for chunk in chunks]
+        results = list(score(frames))
+        if len(results) != len(frames):
+            raise ValueError(f"score returned {len(results)} results for {len(frames)} candidates")
+        return [((f, chunk), r.value, breakdown(r)) for f, chunk, r in zip(frames, chunks, results)]
 
     return run_retry_loop(settings, generate, batch_size=batch_size, should_stop=should_stop, on_record=on_record)

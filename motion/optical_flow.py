@@ -134,6 +134,35 @@ def bidirectional_flow(frames: torch.Tensor, method: str = DEFAULT_METHOD,
     return FlowPair(both[:n], both[n:], method)
 
 
+def bidirectional_flows(clips: list[torch.Tensor], method: str = DEFAULT_METHOD,
+                        device: torch.device | str | None = None, workers: int | None = None,
+                        raft: "RaftModels | None" = None) -> list[FlowPair]:
+    """`bidirectional_flow` of several clips of one frame size in one pass: every consecutive pair of every clip
+    (never a pair across two clips) in one thread-pool map (OpenCV) or one batched run (RAFT), so a batch of short
+    clips keeps every core busy. Each result equals that clip's own `bidirectional_flow`."""
+    for i, frames in enumerate(clips):
+        _check_frames(frames, f"clips[{i}]")
+        if frames.shape[0] < 2:
+            raise ValueError(f"clips[{i}] has {frames.shape[0]} frame: flow needs at least 2.")
+        if frames.shape[1:] != clips[0].shape[1:]:
+            raise ValueError(f"clips[{i}] frames are {tuple(frames.shape[1:])}, clips[0]'s {tuple(clips[0].shape[1:])}: "
+                             "one call takes clips of one frame size.")
+    starts = np.cumsum([0] + [c.shape[0] for c in clips])
+    src = [int(s) + t for s, c in zip(starts, clips) for t in range(c.shape[0] - 1)]
+    dst = [s + 1 for s in src]
+    if method in METHODS and (method.startswith("dis_") or method == "farneback"):
+        both = _opencv_flow(_luma_u8(torch.cat(clips)), src + dst, dst + src, method, None, workers)
+    else:
+        frames = torch.cat(clips)
+        both = compute_flow(frames[src + dst], frames[dst + src], method, device, None, raft)
+    n, out, at = len(src), [], 0
+    for c in clips:
+        k = c.shape[0] - 1
+        out.append(FlowPair(both[at:at + k].to(c.device), both[n + at:n + at + k].to(c.device), method))
+        at += k
+    return out
+
+
 def flow_to_color(flow: torch.Tensor, max_magnitude: float | None = None) -> torch.Tensor:
     """Flow [N,H,W,2] -> [N,H,W,3] float 0..1 in the Middlebury colour wheel (torchvision's flow_to_image):
     hue = direction, saturation = magnitude. The scale is shared by the whole batch (the largest

@@ -147,7 +147,8 @@ class RewardLoopBestOfN(io.ComfyNode):
 
         (frames, samples), state = best_of_n(
             settings, sample, lambda chunk: decode(vae, chunk),
-            lambda f: score(f, keyframes=keyframes, keyframe_positions=positions, prompt=prompt),
+            lambda candidates: score.batch(candidates, {"keyframes": keyframes, "keyframe_positions": positions,
+                                                        "prompt": prompt}),
             per_candidate=per, batch_size=batch_size,
             is_oom=lambda err: isinstance(err, comfy.model_management.OOM_EXCEPTION),
             on_oom=lambda n: comfy.model_management.soft_empty_cache(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from . import models
-from .clip_embed import image_embeddings
+from .clip_embed import image_embeddings, prefetch_image_embeddings
 from .context import Clip
 from .result import RewardResult
 from .scorer import scorer
@@ -33,6 +33,13 @@ def head_scores(embeddings: torch.Tensor, head_file: str = models.AESTHETIC_HEAD
                          f"{embeddings.shape[-1]}-d: use CLIP ViT-L/14 for the L/14 heads.")
     with torch.no_grad():
         return head(embeddings.to(device).float()).cpu()
+
+
+def prefetch(clips: list[Clip], num_samples: int = NUM_SAMPLES, head: str = models.AESTHETIC_HEADS["mlp"],
+             clip_weights: str = models.AESTHETIC_CLIP_FILE, arch: str | None = None, reduce: str = "mean") -> None:
+    """The batched feature path: the sampled frames of every clip through CLIP together (the head is one matrix
+    product per clip)."""
+    prefetch_image_embeddings(clips, [c.sample_indices(num_samples) for c in clips], clip_weights, arch)
 
 
 @scorer(NAME, RANGE, model_folders=("clip", "aesthetic"),

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 from . import models
-from .context import Clip, resize, to_nchw
+from .context import Clip, resize, spans, to_nchw
 
-EMBED_BATCH = 16
+EMBED_BATCH = 64  # frames per forward: all 8 sampled frames of 8 clips in one
 
 
 def preprocess(frames: torch.Tensor, net: models.OpenClip) -> torch.Tensor:
@@ -28,20 +28,47 @@ def preprocess(frames: torch.Tensor, net: models.OpenClip) -> torch.Tensor:
     return (x - mean) / std
 
 
+def _image_key(clip: Clip, indices: list[int], filename: str, arch: str) -> tuple:
+    return ("clip_image", filename, arch, tuple(indices), str(models.reduced_dtype(clip.device, clip.precision)))
+
+
+def embed_frames(clips: list[Clip], indices: list[list[int]], filename: str, arch: str | None = None
+                 ) -> list[torch.Tensor]:
+    """[n_i, d] L2-normalised image embeddings of frames `indices[i]` of each clip, `EMBED_BATCH` frames of any clips
+    per forward (clips on one device, runtime and precision)."""
+    first = clips[0]
+    dtype = models.reduced_dtype(first.device, first.precision)
+    net = models.open_clip_model(filename, arch, first.device, dtype, runtime=first.runtime)
+    out = [[] for _ in clips]
+    for part in spans([len(i) for i in indices], EMBED_BATCH):
+        x = torch.cat([preprocess(clips[k].frames_at(indices[k][s:e]), net) for k, s, e in part])
+        with torch.no_grad():
+            emb = torch.nn.functional.normalize(net.model.encode_image(x.to(dtype or torch.float32)).float(), dim=-1)
+        emb, at = emb.cpu(), 0
+        for k, s, e in part:
+            out[k].append(emb[at:at + e - s])
+            at += e - s
+            clips[k].report(f"CLIP {net.arch}", e, len(indices[k]))
+    return [torch.cat(parts) if parts else torch.zeros(0, 0) for parts in out]
+
+
 def image_embeddings(clip: Clip, indices: list[int], filename: str, arch: str | None = None) -> torch.Tensor:
     """[n, d] L2-normalised image embeddings of the frames at `indices` (memoised on the clip)."""
-    dtype = models.reduced_dtype(clip.device, clip.precision)
-    net = models.open_clip_model(filename, arch, clip.device, dtype, runtime=clip.runtime)
+    arch = arch or models.clip_arch_from_filename(filename)
+    return clip.memo(_image_key(clip, indices, filename, arch), lambda: embed_frames([clip], [indices], filename, arch)[0])
 
-    def compute():
-        out = []
-        for s, e in clip.chunks(len(indices), f"CLIP {net.arch}", EMBED_BATCH):
-            with torch.no_grad():
-                emb = net.model.encode_image(preprocess(clip.frames_at(indices[s:e]), net).to(dtype or torch.float32))
-            out.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu())
-        return torch.cat(out)
 
-    return clip.memo(("clip_image", filename, net.arch, tuple(indices), str(dtype)), compute)
+def prefetch_image_embeddings(clips: list[Clip], indices: list[list[int]], filename: str,
+                              arch: str | None = None) -> None:
+    """The batched feature path of the CLIP-based scorers: the sampled frames of every clip embedded together, each
+    clip's embeddings put in its memo under the key `image_embeddings` reads."""
+    arch = arch or models.clip_arch_from_filename(filename)
+    todo = [(c, i) for c, i in zip(clips, indices) if not c.has(_image_key(c, i, filename, arch))]
+    if not todo:
+        return
+    embedded = embed_frames([c for c, _ in todo], [i for _, i in todo], filename, arch)
+    for (clip, idx), emb in zip(todo, embedded):
+        clip.memo(_image_key(clip, idx, filename, arch), lambda emb=emb: emb)
 
 
 def text_embedding(texts: list[str], filename: str, arch: str | None = None, device="cpu",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from . import models
-from .clip_embed import image_embeddings, text_embedding
+from .clip_embed import image_embeddings, prefetch_image_embeddings, text_embedding
 from .context import Clip
 from .result import RewardResult
 from .scorer import scorer
@@ -29,6 +29,38 @@ def clipscore_from_cosine(cos: torch.Tensor) -> torch.Tensor:
     return WEIGHT * cos.clamp(min=0)
 
 
+def _text_key(clip: Clip, weights: str, arch: str | None) -> tuple:
+    dtype = models.reduced_dtype(clip.device, clip.precision)
+    return ("clip_text", weights, arch or models.clip_arch_from_filename(weights), clip.prompt.strip(), str(dtype))
+
+
+def prompt_embedding(clip: Clip, weights: str = models.CLIPSCORE_FILE, arch: str | None = None) -> torch.Tensor:
+    """[d] L2-normalised CLIP text embedding of the clip's prompt (memoised on the clip, keyed by the prompt)."""
+    dtype = models.reduced_dtype(clip.device, clip.precision)
+    return clip.memo(_text_key(clip, weights, arch), lambda: text_embedding(
+        [clip.prompt.strip()], weights, arch, clip.device, dtype, runtime=clip.runtime)[0])
+
+
+def prefetch(clips: list[Clip], num_samples: int = NUM_SAMPLES, weights: str = models.CLIPSCORE_FILE,
+             arch: str | None = None) -> None:
+    """The batched feature path: sampled frames of every clip with a prompt embedded together, and each distinct
+    prompt once; each clip's embeddings put in its memo under the keys `score` reads."""
+    clips = [c for c in clips if c.prompt.strip()]
+    if not clips:
+        return
+    prefetch_image_embeddings(clips, [c.sample_indices(num_samples) for c in clips], weights, arch)
+    todo = [c for c in clips if not c.has(_text_key(c, weights, arch))]
+    if not todo:
+        return
+    prompts = sorted({c.prompt.strip() for c in todo})
+    first = todo[0]
+    emb = text_embedding(prompts, weights, arch, first.device, models.reduced_dtype(first.device, first.precision),
+                         runtime=first.runtime)
+    for clip in todo:
+        row = emb[prompts.index(clip.prompt.strip())]
+        clip.memo(_text_key(clip, weights, arch), lambda row=row: row)
+
+
 @scorer(NAME, RANGE, uses=("prompt",), model_folders=("clip",),
         summary="Hessel CLIPScore 2.5*max(cos,0) of evenly sampled frames vs the prompt")
 def score(clip: Clip, num_samples: int = NUM_SAMPLES, weights: str = models.CLIPSCORE_FILE,
@@ -38,10 +70,9 @@ def score(clip: Clip, num_samples: int = NUM_SAMPLES, weights: str = models.CLIP
         return RewardResult.not_applicable(NAME, "no prompt given", RANGE, "sample")
     idx = clip.sample_indices(num_samples)
     img = image_embeddings(clip, idx, weights, arch)
-    dtype = models.reduced_dtype(clip.device, clip.precision)
-    txt = text_embedding([prompt], weights, arch, clip.device, dtype, runtime=clip.runtime)[0]
-    cos = img @ txt
+    cos = img @ prompt_embedding(clip, weights, arch)
     values = clipscore_from_cosine(cos)
+    dtype = models.reduced_dtype(clip.device, clip.precision)
     net = models.open_clip_model(weights, arch, clip.device, dtype, runtime=clip.runtime)
     details = {"sampled_frames": idx, "cosine": cos.tolist(), "model": net.arch}
     return RewardResult(NAME, float(values.mean()), values, torch.tensor(idx, dtype=torch.float32), "sample", RANGE,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 import torch
@@ -141,6 +141,10 @@ class Clip:
             self._shared[key] = compute()
         return self._shared[key]
 
+    def has(self, key: tuple) -> bool:
+        """Whether `memo(key, ...)` would find its product already computed (a batch computes only the missing)."""
+        return key in self._shared
+
     def sample_indices(self, count: int) -> list[int]:
         return evenly_spaced(count, self.num_frames)
 
@@ -251,15 +255,30 @@ class Clip:
                 or self.num_pairs * h * w > PREFETCH_MAX_PIXELS):
             return False
         self._analysis_cache()  # downscale once, here, not concurrently from two threads
-        cores = optical_flow.usable_cores()
-        workers = cores - BACKGROUND_FLOW_SPARE_CORES if cores > 2 * BACKGROUND_FLOW_SPARE_CORES else cores
-        self._shared[("pending",) + key] = self.runtime.background().submit(self._compute_flow, None, workers)
+        self.expect_flow(self.runtime.background().submit(self._compute_flow, None, background_flow_workers()))
         return True
+
+    def needs_flow(self) -> bool:
+        """Whether this clip's flow is neither computed nor on its way (a batch computes only those)."""
+        key = self._flow_key()
+        return self.num_frames >= 2 and key not in self._shared and ("pending",) + key not in self._shared
+
+    def expect_flow(self, pending: Future) -> None:
+        """The flow arrives from `pending` (a Future of a FlowPair stored as `flow_dtype` on the clip's device),
+        computed elsewhere: on the background thread, or with a batch of clips (rewards.batch); `flow()` waits
+        for it, and computes it itself if `pending` is cancelled."""
+        self._shared[("pending",) + self._flow_key()] = pending
+
+    @property
+    def flow_dtype(self) -> torch.dtype:
+        """How the flow is kept: float32, or float16 once it would exceed the cache budget."""
+        h, w = self.analysis_hw
+        return torch.float32 if 2 * self.num_pairs * h * w * 2 * 4 <= self.cache_budget_bytes else torch.float16
 
     def _compute_flow(self, stage: str | None, workers: int | None = None) -> FlowPair:
         h, w = self.analysis_hw
         n = self.num_pairs
-        dtype = torch.float32 if 2 * n * h * w * 2 * 4 <= self.cache_budget_bytes else torch.float16
+        dtype = self.flow_dtype
         fwd = torch.empty(n, h, w, 2, dtype=dtype, device=self.device)
         bwd = torch.empty(n, h, w, 2, dtype=dtype, device=self.device)
         for s, e in self.chunks(n, stage, self.analysis_chunk):
@@ -321,6 +340,13 @@ class Clip:
 
 
 # -------------------------------------------------------------------------------------- helpers
+def background_flow_workers() -> int:
+    """Threads for a flow computed in the background: every usable core but BACKGROUND_FLOW_SPARE_CORES on machines
+    with more than twice that many."""
+    cores = optical_flow.usable_cores()
+    return cores - BACKGROUND_FLOW_SPARE_CORES if cores > 2 * BACKGROUND_FLOW_SPARE_CORES else cores
+
+
 def resize(frames: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
     """[n,H,W,C] -> [n,h,w,C], antialiased when shrinking (antialiased bilinear rather than area averaging: much
     faster on CPU at the same quality)."""
@@ -359,6 +385,24 @@ def canny(frames: torch.Tensor, low: int = CANNY_LOW, high: int = CANNY_HIGH) ->
 
     edges = thread_map(one, list(luma))
     return torch.from_numpy(np.stack(edges) > 0).to(frames.device, torch.float32)
+
+
+def spans(counts: Sequence[int], step: int):
+    """Steps of at most `step` items over several clips' items laid end to end (clips' pairs, sampled frames,
+    crops): each step a list of (clip index, start, end) ranges, so one network call can serve several clips."""
+    part, room = [], step
+    for i, n in enumerate(counts):
+        start = 0
+        while start < n:
+            end = min(n, start + room)
+            part.append((i, start, end))
+            room -= end - start
+            start = end
+            if room == 0:
+                yield part
+                part, room = [], step
+    if part:
+        yield part
 
 
 def thread_map(fn: Callable[[Any], Any], items: list) -> list:

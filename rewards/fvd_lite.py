@@ -23,7 +23,7 @@ import math
 import torch
 
 from . import models
-from .context import Clip, evenly_spaced
+from .context import Clip, evenly_spaced, spans
 from .result import RewardResult
 from .scorer import scorer
 from .runtime import content_key
@@ -33,7 +33,7 @@ RANGE = (float("-inf"), 0.0)
 CROP = 16
 I3D_SIZE = 224
 MAX_CROPS = 16
-CROP_BATCH = 2
+CROP_BATCH = 4  # 16-frame crops per I3D forward
 
 
 def crop_starts(num_frames: int, max_crops: int = MAX_CROPS) -> list[int]:
@@ -46,27 +46,58 @@ def crop_starts(num_frames: int, max_crops: int = MAX_CROPS) -> list[int]:
     return evenly_spaced(n, num_frames - CROP + 1) if n > 1 else [0]
 
 
-def i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS) -> tuple[torch.Tensor, list[int]]:
-    """[n_crops, 400 or 1024] float64 I3D features of the clip's 16-frame crops (memoised on the clip)."""
+def _check_feature(feature: str) -> None:
     if feature not in ("logits", "pool"):
         raise ValueError(f"feature must be 'logits' or 'pool', got {feature!r}")
-    starts = crop_starts(clip.num_frames, max_crops)
 
-    def compute():
-        if not starts:
-            return torch.zeros(0, 400 if feature == "logits" else 1024, dtype=torch.float64)
-        # CPU stays fp32: ATen has no bf16 avg_pool3d on CPU.
-        dtype = models.reduced_dtype(clip.device, clip.precision) if clip.device.type != "cpu" else None
-        net = models.i3d_model(clip.device, dtype, runtime=clip.runtime)
-        out = []
-        for s, e in clip.chunks(len(starts), "I3D features", CROP_BATCH):
-            batch = torch.stack([clip.frames_at(range(st, st + CROP), (I3D_SIZE, I3D_SIZE)) for st in starts[s:e]])
-            x = (batch.permute(0, 4, 1, 2, 3) * 2 - 1).to(dtype or torch.float32)  # [b,3,16,224,224] in [-1,1]
-            with torch.no_grad():
-                out.append(net(x, features=feature == "pool").double().cpu())
-        return torch.cat(out)
 
-    return clip.memo(("i3d", feature, tuple(starts), clip.precision), compute), starts
+def _features_key(clip: Clip, feature: str, max_crops: int) -> tuple:
+    return ("i3d", feature, tuple(crop_starts(clip.num_frames, max_crops)), clip.precision)
+
+
+def clip_features(clips: list[Clip], feature: str = "logits", max_crops: int = MAX_CROPS) -> list[torch.Tensor]:
+    """[n_crops, 400 or 1024] float64 I3D features of each clip's 16-frame crops, `CROP_BATCH` crops of any clips per
+    forward (clips on one device, runtime and precision)."""
+    _check_feature(feature)
+    starts = [crop_starts(c.num_frames, max_crops) for c in clips]
+    out = [[torch.zeros(0, 400 if feature == "logits" else 1024, dtype=torch.float64)] for _ in clips]
+    if not any(starts):
+        return [parts[0] for parts in out]
+    first = clips[0]
+    # CPU stays fp32: ATen has no bf16 avg_pool3d on CPU.
+    dtype = models.reduced_dtype(first.device, first.precision) if first.device.type != "cpu" else None
+    net = models.i3d_model(first.device, dtype, runtime=first.runtime)
+    for part in spans([len(s) for s in starts], CROP_BATCH):
+        batch = torch.stack([clips[k].frames_at(range(st, st + CROP), (I3D_SIZE, I3D_SIZE))
+                             for k, s, e in part for st in starts[k][s:e]])
+        x = (batch.permute(0, 4, 1, 2, 3) * 2 - 1).to(dtype or torch.float32)  # [b,3,16,224,224] in [-1,1]
+        with torch.no_grad():
+            feats, at = net(x, features=feature == "pool").double().cpu(), 0
+        for k, s, e in part:
+            out[k].append(feats[at:at + e - s])
+            at += e - s
+            clips[k].report("I3D features", e, len(starts[k]))
+    return [torch.cat(parts) for parts in out]
+
+
+def i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS) -> tuple[torch.Tensor, list[int]]:
+    """[n_crops, 400 or 1024] float64 I3D features of the clip's 16-frame crops (memoised on the clip), and the
+    crops' first frames."""
+    _check_feature(feature)
+    features = clip.memo(_features_key(clip, feature, max_crops), lambda: clip_features([clip], feature, max_crops)[0])
+    return features, crop_starts(clip.num_frames, max_crops)
+
+
+def prefetch(clips: list[Clip], feature: str = "logits", max_crops: int = MAX_CROPS,
+             reference_features: torch.Tensor | None = None) -> None:
+    """The batched feature path: the crops of every clip that has a reference through I3D together, each clip's
+    features put in its memo under the key `score` reads (a shared reference's features are cached once in the
+    runtime by the first clip that needs them)."""
+    _check_feature(feature)
+    todo = [c for c in clips if (reference_features is not None or c.reference is not None)
+            and len(crop_starts(c.num_frames, max_crops)) >= 2 and not c.has(_features_key(c, feature, max_crops))]
+    for clip, feats in zip(todo, clip_features(todo, feature, max_crops) if todo else []):
+        clip.memo(_features_key(clip, feature, max_crops), lambda feats=feats: feats)
 
 
 def reference_i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS) -> torch.Tensor:

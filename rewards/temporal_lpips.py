@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from . import models
-from .context import Clip, to_nchw
+from .context import Clip, spans, to_nchw
 from .result import RewardResult
 from .scorer import scorer
 
@@ -37,34 +37,71 @@ def lpips_distance(a: torch.Tensor, b: torch.Tensor, net: str = "alex", spatial:
     return out[:, 0] if spatial else out.reshape(-1)
 
 
+def _key(clip: Clip, net: str, min_valid: float) -> tuple:
+    return ("temporal_lpips", net, float(min_valid), clip.flow_method, *clip.analysis_hw)
+
+
+def pair_distances(clips: list[Clip], net: str = "alex", min_valid: float = MIN_VALID
+                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per clip ([n] LPIPS distance of each pair, occlusion-masked or plain as the module docstring says; [n] valid
+    fraction). The pairs of all clips of one analysis size go through LPIPS together, `analysis_chunk` pairs a step
+    (clips on one device and runtime, each with at least 2 frames)."""
+    out = [(torch.empty(c.num_pairs), torch.empty(c.num_pairs)) for c in clips]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, clip in enumerate(clips):
+        groups.setdefault(clip.analysis_hw, []).append(i)
+    runtime = clips[0].runtime if clips else None
+    for members in groups.values():
+        mine = [clips[i] for i in members]
+        for part in spans([c.num_pairs for c in mine], mine[0].analysis_chunk):
+            ref = torch.cat([mine[k].analysis_frames(s, e) for k, s, e in part])
+            warped = torch.cat([mine[k].warped_next(s, e) for k, s, e in part])
+            valid = torch.cat([mine[k].valid_mask(s, e) for k, s, e in part])
+            m = valid[..., None]
+            dmap = lpips_distance(ref, m * warped + (1 - m) * ref, net, spatial=True, runtime=runtime)
+            frac = valid.mean(dim=(1, 2))
+            masked = (dmap * valid).sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)
+            low = frac < min_valid
+            if bool(low.any()):
+                nxt = torch.cat([mine[k].analysis_frames(s + 1, e + 1) for k, s, e in part])
+                masked[low] = lpips_distance(ref[low], nxt[low], net, runtime=runtime)
+            masked, frac, at = masked.cpu(), frac.cpu(), 0
+            for k, s, e in part:
+                d, f = out[members[k]]
+                d[s:e], f[s:e] = masked[at:at + e - s], frac[at:at + e - s]
+                at += e - s
+                mine[k].report("temporal LPIPS", e, mine[k].num_pairs)
+    return out
+
+
+def _applicable(clip: Clip, net: str) -> str:
+    """Why the scorer cannot run on this clip, or ""."""
+    if clip.num_frames < 2:
+        return "needs at least 2 frames"
+    if min(clip.analysis_hw) < MIN_SIZE[net]:
+        return (f"LPIPS-{net} needs frames of at least {MIN_SIZE[net]} px per side (analysis size is "
+                f"{clip.analysis_hw[1]}x{clip.analysis_hw[0]})")
+    return ""
+
+
+def prefetch(clips: list[Clip], net: str = "alex", min_valid: float = MIN_VALID) -> None:
+    """The batched feature path: the pairs of every clip through LPIPS together, each clip's distances put in its
+    memo under the key `score` reads."""
+    models.check_lpips_net(net)
+    todo = [c for c in clips if not _applicable(c, net) and not c.has(_key(c, net, min_valid))]
+    for clip, result in zip(todo, pair_distances(todo, net, min_valid) if todo else []):
+        clip.memo(_key(clip, net, min_valid), lambda result=result: result)
+
+
 @scorer(NAME, RANGE, uses=("flow",), model_folders=("lpips",),
         summary="1 - occlusion-masked LPIPS between each frame and the flow-warped next frame")
 def score(clip: Clip, net: str = "alex", min_valid: float = MIN_VALID) -> RewardResult:
     models.check_lpips_net(net)
-    if clip.num_frames < 2:
-        return RewardResult.not_applicable(NAME, "needs at least 2 frames", RANGE, "pair")
-    if min(clip.analysis_hw) < MIN_SIZE[net]:
-        return RewardResult.not_applicable(NAME, f"LPIPS-{net} needs frames of at least {MIN_SIZE[net]} px per side "
-                                           f"(analysis size is {clip.analysis_hw[1]}x{clip.analysis_hw[0]})", RANGE,
-                                           "pair")
+    why = _applicable(clip, net)
+    if why:
+        return RewardResult.not_applicable(NAME, why, RANGE, "pair")
     n = clip.num_pairs
-    d = torch.empty(n)
-    valid_frac = torch.empty(n)
-    for s, e in clip.chunks(n, "temporal LPIPS"):
-        ref = clip.analysis_frames(s, e)
-        warped = clip.warped_next(s, e)
-        valid = clip.valid_mask(s, e)
-        m = valid[..., None]
-        composite = m * warped + (1 - m) * ref
-        dmap = lpips_distance(ref, composite, net, spatial=True, runtime=clip.runtime)
-        frac = valid.mean(dim=(1, 2))
-        masked = (dmap * valid).sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)
-        low = frac < min_valid
-        if bool(low.any()):
-            plain = lpips_distance(ref[low], clip.analysis_frames(s + 1, e + 1)[low], net, runtime=clip.runtime)
-            masked[low] = plain
-        d[s:e] = masked.cpu()
-        valid_frac[s:e] = frac.cpu()
+    d, valid_frac = clip.memo(_key(clip, net, min_valid), lambda: pair_distances([clip], net, min_valid)[0])
     values = 1 - d
     unexplained = int((valid_frac < min_valid).sum())
     details = {"net": net, "mean_lpips": float(d.mean()), "max_lpips": float(d.max()),

@@ -140,3 +140,6 @@ def main(argv=None) -> int:
             write_result(run_dir, "failed", error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__,
                          traceback=tb[-4000:])
         return EXIT["failed"]
+    finally:
+        if rt is not None:
+            rt.close()

@@ -5,8 +5,9 @@ One training step (= one optimizer update per inner epoch):
      steps of the train window [window_start, window_start + window_size) (the high-noise end) are SDE
      steps with recorded fp32 log-probs, the others deterministic Euler/ODE steps (MixGRPO's mix: a short
      window costs a fraction of full-trajectory training);
-  2. decode the final latents (VAE) and score them with the reward function; the gold reward, if set, is
-     logged and never enters the loss;
+  2. decode the final latents (VAE) and score them with the reward function, a group's clips in one call; the
+     gold reward, if set, is logged and never enters the loss. With several prompts per step, group g is scored
+     on a background thread while group g+1 is sampled (`rollout_and_score`; the same samples and rewards);
   3. advantages A = (r - group mean) / (group std + 1e-4), clipped to +-adv_clip;
   4. for every window step and micro-batch recompute the policy's SDE mean and log-prob of the recorded
      next latent, ratio = exp(logp - logp_old), loss = mean(max(-A r, -A clip(r, 1-eps, 1+eps)))
@@ -17,6 +18,7 @@ the ratio is exactly 1 (a unit test holds this).
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +41,14 @@ class Rollout:
     logp: torch.Tensor             # [W, N] fp32 log-probs at sampling time
     final: torch.Tensor            # [N, C, T, h, w]
 
+    @staticmethod
+    def cat(parts: list["Rollout"]) -> "Rollout":
+        """Rollouts of consecutive groups as one (samples in order)."""
+        first = parts[0]
+        return Rollout([p for r in parts for p in r.prompts], torch.cat([r.context for r in parts]), first.window,
+                       torch.cat([r.xs for r in parts], dim=1), torch.cat([r.xs_next for r in parts], dim=1),
+                       torch.cat([r.logp for r in parts], dim=1), torch.cat([r.final for r in parts]))
+
 
 def group_advantages(rewards: torch.Tensor, group_size: int, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (advantages, per-group std); rewards ordered group by group."""
@@ -51,6 +61,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, clip: float) -> tup
 
 class GRPOTrainer(Trainer):
     method = "grpo"
+    overlap_rewards = True  # score group g while group g+1 samples (rollout_and_score); off only to compare
 
     def setup(self) -> None:
         cfg, g = self.cfg, self.cfg.grpo
@@ -65,8 +76,9 @@ class GRPOTrainer(Trainer):
         self.text_dim, self.text_len = tcfg.text_dim, cfg.model.text_len
         self.latent_shape = (tcfg.in_channels, latent_frames(g.frames), g.height // 8, g.width // 8)
         self.decoder = make_decoder(cfg, self.device, g.decoder)
-        self.reward_fn = build_reward(g.reward)
-        self.gold_fn = build_reward(g.gold_reward)
+        self.reward_fn = build_reward(g.reward, self.device)  # on the training device unless its params say
+        self.gold_fn = build_reward(g.gold_reward, self.device)
+        self._reward_stream = None
         self.sigmas = sampling_sigmas(g.sampling_steps, cfg.model.flow_shift).to(self.device)
         self.window = list(range(g.window_start, g.window_start + g.window_size))
         self.micro = g.micro_batch or g.group_size
@@ -97,13 +109,22 @@ class GRPOTrainer(Trainer):
             self._cap = float(self.sigmas[1])
         return self._cap
 
+    def draw_noise(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The rollout's random numbers for n samples: the starting latents, then the SDE noise of each window step,
+        drawn in that order (so rolling the samples out together or group by group gives the same samples)."""
+        shape = (n, *self.latent_shape)
+        x = torch.randn(shape, generator=gen, device=self.device)
+        return x, [torch.randn(shape, generator=gen, device=self.device) for _ in self.window]
+
     @torch.no_grad()
-    def rollout(self, prompts: list[str], gen: torch.Generator) -> Rollout:
-        """prompts: one entry per sample (a group repeats its prompt)."""
+    def rollout(self, prompts: list[str], gen: torch.Generator | None = None,
+                noise: tuple[torch.Tensor, list[torch.Tensor]] | None = None) -> Rollout:
+        """prompts: one entry per sample (a group repeats its prompt); the random numbers come from `gen`
+        (draw_noise) or are given (`noise`)."""
         g, sigmas = self.g, self.sigmas
         n = len(prompts)
         ctx = self.contexts(prompts)
-        x = torch.randn((n, *self.latent_shape), generator=gen, device=self.device)
+        x, eps = noise if noise is not None else self.draw_noise(n, gen)
         xs, xs_next, logps = [], [], []
         chunks = self._chunks(n)
         for k in range(len(sigmas) - 1):
@@ -112,7 +133,7 @@ class GRPOTrainer(Trainer):
             v = torch.cat([self.velocity(x[c], sig, ctx[c]) for c in chunks])
             if k in self.window:
                 mu, _, std = sde_step_mean(x, v, sig.expand(n), sig_next.expand(n), self._sigma_cap(), g.noise_level)
-                x_next = mu + std * torch.randn(x.shape, generator=gen, device=self.device)
+                x_next = mu + std * eps[len(xs)]
                 xs.append(x)
                 xs_next.append(x_next)
                 logps.append(gaussian_logprob(x_next, mu, std))
@@ -123,6 +144,55 @@ class GRPOTrainer(Trainer):
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.decoder.decode(latents[c]).cpu() for c in self._chunks(latents.shape[0])])
+
+    # ------------------------------------------------------------------ rewards
+    def score(self, frames: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(rewards, gold rewards or None) of decoded clips [N,T,H,W,C], each a whole batch in one call."""
+        rewards = score_batch(self.reward_fn, frames, prompts)
+        gold = score_batch(self.gold_fn, frames, prompts) if self.gold_fn is not None else None
+        return rewards, gold
+
+    def _score_beside(self, frames: torch.Tensor, prompts: list[str]):
+        """`score` on the reward thread: on a GPU on its own CUDA stream, so its kernels can run beside the next
+        group's sampling."""
+        if self.device.type != "cuda":
+            return self.score(frames, prompts)
+        if self._reward_stream is None:
+            self._reward_stream = torch.cuda.Stream(self.device)
+        with torch.cuda.device(self.device), torch.cuda.stream(self._reward_stream):
+            out = self.score(frames, prompts)
+            self._reward_stream.synchronize()
+        return out
+
+    def overlaps_rewards(self) -> bool:
+        """Whether a step rolls its groups out one at a time and scores group g while group g+1 samples: with
+        several groups per step, when every micro-batch lies inside one group (then the samples are the same as
+        rolled out together: the same forwards on the same inputs and random numbers)."""
+        return self.overlap_rewards and self.g.prompts_per_step > 1 and self.g.group_size % self.micro == 0
+
+    def rollout_and_score(self, prompts: list[str], gen: torch.Generator):
+        """(Rollout, rewards, gold rewards or None) of one step's samples. Where `overlaps_rewards`, group g's decoded
+        clips are scored on a background thread while group g+1 is sampled: the reward's CPU work (optical flow, face
+        detection, Python) and, on a GPU, its kernels on a second stream hide behind the sampler's."""
+        if not self.overlaps_rewards():
+            ro = self.rollout(prompts, gen)
+            return (ro, *self.score(self.decode(ro.final), prompts))
+        G = self.g.group_size
+        x, eps = self.draw_noise(len(prompts), gen)
+        parts, pending = [], []
+        # One reward thread per step: it ends with the step (a cancel or an error waits for the groups already
+        # handed to it), so no thread outlives a training job.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardloop-grpo-reward") as worker:
+            for start in range(0, len(prompts), G):
+                sl = slice(start, start + G)
+                part = self.rollout(prompts[sl], noise=(x[sl], [e[sl] for e in eps]))
+                frames = self.decode(part.final)  # before the next group: the reward thread gets finished clips
+                pending.append(worker.submit(self._score_beside, frames, prompts[sl]))
+                parts.append(part)
+            scored = [p.result() for p in pending]
+        rewards = torch.cat([r for r, _ in scored])
+        gold = None if self.gold_fn is None else torch.cat([g for _, g in scored])
+        return Rollout.cat(parts), rewards, gold
 
     # ------------------------------------------------------------------ policy log-probs
     def step_logprob(self, ro: Rollout, w: int, c: slice, with_ref: bool):
@@ -150,9 +220,7 @@ class GRPOTrainer(Trainer):
     def train_step(self, step: int) -> dict:
         g = self.g
         prompts = self._sample_prompts()
-        ro = self.rollout(prompts, self.generators["noise"])
-        frames = self.decode(ro.final)
-        rewards = score_batch(self.reward_fn, frames, prompts)
+        ro, rewards, gold = self.rollout_and_score(prompts, self.generators["noise"])
         adv, group_std = group_advantages(rewards, g.group_size, g.adv_clip)
         adv_dev = adv.to(self.device)
         metrics = {
@@ -160,8 +228,7 @@ class GRPOTrainer(Trainer):
             "reward_min": float(rewards.min()), "reward_max": float(rewards.max()),
             "adv_abs_mean": float(adv.abs().mean()), "zero_std_groups": float((group_std < 1e-6).float().mean()),
         }
-        if self.gold_fn is not None:
-            gold = score_batch(self.gold_fn, frames, prompts)
+        if gold is not None:
             metrics.update(gold_mean=float(gold.mean()), gold_std=float(gold.std(unbiased=False)))
         chunks = self._chunks(len(prompts))
         n_terms = len(ro.window) * len(chunks)

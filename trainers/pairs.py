@@ -9,7 +9,8 @@ Output (pairs.out): JSONL rows {prompt, chosen, rejected, chosen_score, rejected
 relative to the output file, plus `<out>.scores.jsonl` with every clip's score.
 Strategies: best_worst (one pair per prompt: top vs bottom score) or all_pairs (every ordered pair whose
 score gap is >= min_margin, best gaps first, capped by max_pairs_per_prompt).
-Under torchrun each process scores a stride of the clips and process 0 writes the files.
+Under torchrun each process scores a stride of the clips and process 0 writes the files. Clips of one prompt are
+scored together (SCORE_BATCH at a time, one call: shared analyses batched across them).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from itertools import combinations
 from pathlib import Path
 
 from .config import TrainerConfig, resolve_path
-from .reward_fns import build_reward
+from .reward_fns import build_reward, score_batch
 from .video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_clip
 
 log = logging.getLogger(__name__)
@@ -77,27 +78,62 @@ def make_pairs(scored: list[dict], strategy: str, min_margin: float, cap: int) -
     return pairs
 
 
+SCORE_BATCH = 8  # clips of one prompt scored in one call (read into memory together)
+
+
+def _batches(items: list[tuple[str, Path]]) -> list[list[tuple[str, Path]]]:
+    """Consecutive clips of the same prompt, at most SCORE_BATCH at a time."""
+    out: list[list[tuple[str, Path]]] = []
+    for item in items:
+        if out and out[-1][0][0] == item[0] and len(out[-1]) < SCORE_BATCH:
+            out[-1].append(item)
+        else:
+            out.append([item])
+    return out
+
+
+def _score(fn, read: list[tuple[str, Path, object]], reject) -> list[tuple[str, Path, float]]:
+    """(prompt, clip, score) of the read clips in one call; if that fails, clip by clip, so a clip the reward cannot
+    score (too small, no finite value) is named and passed to `reject`."""
+    if not read:
+        return []
+    try:
+        values = score_batch(fn, [f for _, _, f in read], [prompt for prompt, _, _ in read]).tolist()
+    except (ValueError, FloatingPointError) as exc:
+        if len(read) > 1:
+            return [row for item in read for row in _score(fn, [item], reject)]
+        reject(ValueError(f"{read[0][1]}: {exc}"))
+        return []
+    return [(prompt, clip, v) for (prompt, clip, _), v in zip(read, values)]
+
+
 def build_pairs(cfg: TrainerConfig, rt) -> dict:
     p = cfg.pairs
     out = resolve_path(cfg, p.out)
-    fn = build_reward(p.reward)
+    fn = build_reward(p.reward, rt.device)
     items = list_clips(cfg)
     mine = items[rt.rank:: rt.world]
     scored, bad = [], []
-    for i, (prompt, clip) in enumerate(mine):  # one clip at a time: clips differ in length and size
+
+    def reject(exc: ValueError) -> None:
+        if p.on_bad_sample == "error":
+            raise exc
+        bad.append(str(exc))
+
+    for batch in _batches(mine):  # a prompt's clips scored together (sizes may differ)
         if rt.stop_requested_local():  # local check: ranks score different numbers of clips
-            return {"status": "cancelled", "step": i, "method": "pairs", "out": str(out)}
-        try:
-            frames = read_clip(clip, p.frames)
-            if p.frames and frames.shape[0] < p.frames:
-                raise ValueError(f"Clip {clip} has {frames.shape[0]} frames, pairs.frames={p.frames}.")
-            score = float(fn(frames, prompt=prompt))
-        except ValueError as exc:
-            if p.on_bad_sample == "error":
-                raise
-            bad.append(str(exc))
-            continue
-        scored.append({"prompt": prompt, "clip": os.path.relpath(clip, out.parent), "score": score})
+            return {"status": "cancelled", "step": len(scored), "method": "pairs", "out": str(out)}
+        read = []
+        for prompt, clip in batch:
+            try:
+                frames = read_clip(clip, p.frames)
+                if p.frames and frames.shape[0] < p.frames:
+                    raise ValueError(f"Clip {clip} has {frames.shape[0]} frames, pairs.frames={p.frames}.")
+                read.append((prompt, clip, frames))
+            except ValueError as exc:
+                reject(exc)
+        for prompt, clip, score in _score(fn, read, reject):
+            scored.append({"prompt": prompt, "clip": os.path.relpath(clip, out.parent), "score": score})
     if rt.world > 1:
         from accelerate.utils import gather_object
 

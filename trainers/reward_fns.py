@@ -1,8 +1,11 @@
 """Reward and metric functions the trainers call on decoded clips.
 
 Interface: `RewardFn(frames, prompt=None) -> float`, frames a [T,H,W,C] float32 tensor in 0..1 (ComfyUI
-IMAGE layout), higher = better. The same registry serves GRPO rewards, the held-out gold reward, the
-curriculum's validation gates and the preference-pair builder. Built-ins:
+IMAGE layout), higher = better; `score_batch(fn, frames, prompts)` scores a batch [B,T,H,W,C], in one call for the
+pack's suite rewards (`SuiteReward.batch`: flow, LPIPS, CLIP, BLIP, I3D and face detection batched across the
+clips). The same registry serves GRPO rewards, the held-out gold reward, the curriculum's validation gates and the
+preference-pair builder; the suite rewards are built by the pack's one reward factory (rewards.reward_function) and
+run on the trainer's device unless their params name another. Built-ins:
   brightness   mean intensity (a toy reward for tests and smoke runs)
   target       -mean((frames - value)^2), value a float or [r,g,b] (toy: match a colour)
   temporal_smoothness  -mean |frame[t+1] - frame[t]| (a cheap stand-in for t-LPIPS in smoke runs)
@@ -84,40 +87,52 @@ def _rewards_package():
     return rewards
 
 
-def _reward_device(params: dict) -> str:
+def reward_device(params: dict, device: torch.device | str | None = None) -> str:
+    """Where a suite reward runs: `params["device"]`, or with "auto" (the default) the trainer's `device` (the
+    training GPU), else the first GPU if there is one."""
     dev = params.get("device", "auto")
-    return ("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev
+    if dev != "auto":
+        return str(dev)
+    if device is not None:
+        return str(device)
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _composite(spec: RewardSpec) -> RewardFn:
-    """The pack's composite reward (rewardloop.rewards.composite): weighted mean of the scorers that apply.
-    params: `device` (auto), `options` ({scorer: {...}}), other keys go to rewards.Clip (e.g. analysis_size)."""
+# Settings of rewards.Clip a single scorer's params may carry beside the scorer's own options.
+_SCORER_CLIP_SETTINGS = ("analysis_size", "flow_method", "precision")
+
+
+class SuiteReward:
+    """A reward of the pack's suite (the composite or one scorer) built by the one reward factory
+    (rewards.reward_function): `fn(frames, prompt)` scores one clip, `fn.batch(frames, prompts)` a batch [B,T,H,W,C]
+    in one call, each shared analysis computed once for the batch (equal to scoring the clips one by one)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, frames: torch.Tensor, prompt: str | None = None) -> float:
+        return float(self.fn(frames.float().clamp(0, 1), prompt=prompt or "").value)
+
+    def batch(self, frames, prompts: list[str]) -> list[float]:
+        clips = [f.float().clamp(0, 1) for f in frames]
+        return [float(r.value) for r in self.fn.batch(clips, [{"prompt": p or ""} for p in prompts])]
+
+
+def _suite(spec: RewardSpec, device) -> SuiteReward:
+    """The composite (params: `device`, `options` ({scorer: {...}}), other keys are rewards.Clip settings such as
+    analysis_size) or one scorer (params: `device`, analysis_size / flow_method / precision, the rest its options)."""
     rewards = _rewards_package()
-    weights = dict(spec.weights) or None
     params = dict(spec.params)
-    device = _reward_device(params)
+    dev = reward_device(params, device)
     params.pop("device", None)
-    options = params.pop("options", None)
-
-    def fn(frames: torch.Tensor, prompt: str | None = None) -> float:
-        clip = rewards.Clip(frames.float().clamp(0, 1), prompt=prompt or "", device=device, **params)
-        agg, _ = rewards.composite(clip, weights, options)
-        return float(agg.value)
-    return fn
-
-
-def _scorer(name: str, params: dict) -> RewardFn:
-    """One scorer of the pack's reward suite by name (temporal_lpips, flow_smoothness, clip_score, ...)."""
-    rewards = _rewards_package()
-    params = dict(params)
-    device = _reward_device(params)
-    params.pop("device", None)
-    clip_kw = {k: params.pop(k) for k in ("analysis_size", "flow_method") if k in params}
-
-    def fn(frames: torch.Tensor, prompt: str | None = None) -> float:
-        clip = rewards.Clip(frames.float().clamp(0, 1), prompt=prompt or "", device=device, **clip_kw)
-        return float(rewards.score(name, clip, **params).value)
-    return fn
+    if spec.name == "composite":
+        options = params.pop("options", None)
+        fn = rewards.reward_function("composite", weights=dict(spec.weights) or None, options=options, device=dev,
+                                     **params)
+    else:
+        settings = {k: params.pop(k) for k in _SCORER_CLIP_SETTINGS if k in params}
+        fn = rewards.reward_function(spec.name, options=params, device=dev, **settings)
+    return SuiteReward(fn)
 
 
 _BUILTIN: dict[str, Callable[[dict], RewardFn]] = {
@@ -133,25 +148,29 @@ def reward_names() -> list[str]:
     return ["composite", *_rewards_package().SCORERS, *_BUILTIN]
 
 
-def build_reward(spec: RewardSpec | dict | str | None) -> RewardFn | None:
+def build_reward(spec: RewardSpec | dict | str | None, device: torch.device | str | None = None) -> RewardFn | None:
+    """The reward function a spec names. `device`: where the pack's suite rewards run when their params say
+    device "auto" (the default): the trainer's device, so rewards run on the training GPU."""
     if spec is None:
         return None
     if isinstance(spec, str):
         spec = RewardSpec(name=spec)
     elif isinstance(spec, dict):
         spec = RewardSpec.model_validate(spec)
-    if spec.name == "composite":
-        return _composite(spec)
     if spec.name in _BUILTIN:
         return _BUILTIN[spec.name](dict(spec.params))
-    if spec.name in _rewards_package().SCORERS:
-        return _scorer(spec.name, spec.params)
+    if spec.name == "composite" or spec.name in _rewards_package().SCORERS:
+        return _suite(spec, device)
     raise ValueError(f"Unknown reward {spec.name!r}; choose one of {sorted(reward_names())}.")
 
 
-def score_batch(fn: RewardFn, frames: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-    """frames [B,T,H,W,C] -> rewards [B] (scorers take one clip; the batch is the clip list)."""
-    values = [fn(frames[i], prompt=prompts[i]) for i in range(frames.shape[0])]
+def score_batch(fn: RewardFn, frames, prompts: list[str]) -> torch.Tensor:
+    """frames [B,T,H,W,C] (or a list of [T,H,W,C] clips) -> rewards [B]: the whole batch in one call for the pack's
+    suite rewards (`fn.batch`), clip by clip for the others."""
+    if hasattr(fn, "batch"):
+        values = list(fn.batch(frames, list(prompts)))
+    else:
+        values = [fn(frames[i], prompt=prompts[i]) for i in range(len(frames))]
     out = torch.tensor(values, dtype=torch.float32)
     if not torch.isfinite(out).all():
         raise FloatingPointError(f"The reward returned a non-finite value: {values}")

@@ -139,6 +139,12 @@ class Runtime:
         if self.world > 1:
             self.accelerator.wait_for_everyone()
 
+    def close(self) -> None:
+        """Tear the process group down before the interpreter exits: left to the atexit order, its background
+        threads are sometimes destroyed while joinable and the process aborts after a finished run."""
+        if self.world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
     def generator(self, seed: int) -> torch.Generator:
         g = torch.Generator(device=self.device)
         g.manual_seed(seed)

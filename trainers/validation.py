@@ -1,8 +1,8 @@
 """Validation clips: deterministic (ODE, fixed seeds) samples of a prompt list with the current LoRA, decoded
 and scored by the monitoring metrics (any reward/scorer name: temporal_lpips, flow_smoothness, seam_consistency,
-identity_lock, clip_score, fvd_lite, loop_break ...). Used every `validation.every` steps of a DPO/GRPO run
-(logged as val_<metric>) and by the curriculum's gates. Never touches the training RNG, so it does not change
-the training trajectory or its resumability.
+identity_lock, clip_score, fvd_lite, loop_break ...; SCORE_BATCH clips in one call). Used every
+`validation.every` steps of a DPO/GRPO run (logged as val_<metric>) and by the curriculum's gates. Never touches
+the training RNG, so it does not change the training trajectory or its resumability.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from .flow import ode_step, sampling_sigmas
 from .model import make_decoder
 from .reward_fns import build_reward, score_batch
 from .text_embeddings import TextEmbeddings, pad_batch, read_prompt_list
+
+SCORE_BATCH = 4  # validation clips scored together (decoded clips held in host memory meanwhile)
 
 
 def metric_specs(items) -> dict[str, RewardSpec]:
@@ -36,8 +38,16 @@ def sample_and_score(trainer, cfg: TrainerConfig, *, prompts_path: str, text_emb
     tcfg = trainer.transformer.config
     shape = (tcfg.in_channels, latent_frames(frames), height // 8, width // 8)
     decoder = getattr(trainer, "decoder", None) or make_decoder(cfg, trainer.device, decoder_choice)
-    fns = {name: build_reward(spec) for name, spec in metrics.items()}
+    fns = {name: build_reward(spec, trainer.device) for name, spec in metrics.items()}
     scores = {name: [] for name in fns}
+    clips, clip_prompts = [], []
+
+    def score_clips():  # every metric scores the collected clips in one call
+        for name, fn in fns.items():
+            scores[name] += score_batch(fn, clips, clip_prompts).tolist()
+        clips.clear()
+        clip_prompts.clear()
+
     for prompt in prompts:
         ctx = pad_batch([emb.get(prompt)], cfg.model.text_len, tcfg.text_dim).to(trainer.device)
         for seed in seeds:
@@ -47,9 +57,12 @@ def sample_and_score(trainer, cfg: TrainerConfig, *, prompts_path: str, text_emb
             for k in range(steps):
                 v = trainer.forward(x, sigmas[k].expand(1), ctx)
                 x = ode_step(x, v, sigmas[k].expand(1), sigmas[k + 1].expand(1))
-            clip = decoder.decode(x).cpu()
-            for name, fn in fns.items():
-                scores[name].append(float(score_batch(fn, clip, [prompt])[0]))
+            clips.append(decoder.decode(x).cpu()[0])
+            clip_prompts.append(prompt)
+            if len(clips) == SCORE_BATCH:
+                score_clips()
+    if clips:
+        score_clips()
     return {name: sum(v) / len(v) for name, v in scores.items()}
 
 

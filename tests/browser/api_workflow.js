@@ -60,6 +60,8 @@ async function fitGraph(page) {
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(String(e)));
 
+  // A first start opens the template browser over the canvas; this user has seen it.
+  await page.request.post(`${url.replace(/\/?$/, "/")}api/settings/Comfy.TutorialCompleted`, { data: true });
   await page.goto(url, { waitUntil: "domcontentloaded" });
   await page.waitForFunction(() => window.app && window.app.graph && window.LiteGraph, null, { timeout: 90000 });
   await page.waitForTimeout(1500);
@@ -97,7 +99,26 @@ async function fitGraph(page) {
     await page.waitForTimeout(500);
     const ran = path.join(shotDir, `${name}_run.png`);
     await page.screenshot({ path: ran, clip: view.clip });
-    results.push({ file: path.basename(wf), scale: view.scale, loaded, ran, outcome: outcome.kind,
+    // The template card's picture: the last RewardLoop node with a chart (the loop's close node) at a readable zoom.
+    const closeup = path.join(shotDir, `${name}_closeup.png`);
+    const box = await page.evaluate(async () => {
+      const c = app.canvas, nodes = (app.graph._nodes ?? app.graph.nodes);
+      const ours = [...nodes].reverse().filter((n) => String(n.type).startsWith("RewardLoop"));
+      const node = ours.find((n) => n.__rewardloop?.kind === "chart") ?? ours[0];
+      if (!node) return null;
+      const cr = c.canvas.getBoundingClientRect(), state = c.ds.state ?? c.ds;
+      const w = node.size[0], h = node.size[1] + 30;
+      state.scale = Math.max(0.7, Math.min(1, (0.94 * 720) / h, (0.94 * 960) / w));
+      const shownH = Math.min(h, (0.94 * 720) / state.scale);
+      state.offset[0] = cr.width / 2 / state.scale - (node.pos[0] + w / 2);
+      state.offset[1] = cr.height / 2 / state.scale - (node.pos[1] - 30 + shownH / 2);
+      c.setDirty(true, true);
+      await new Promise((r) => setTimeout(r, 800));
+      return { x: cr.left + cr.width / 2 - 480, y: cr.top + cr.height / 2 - 360, width: 960, height: 720 };
+    });
+    if (box) await page.screenshot({ path: closeup, clip: box });
+    results.push({ file: path.basename(wf), scale: view.scale, loaded, ran, closeup: box ? closeup : null,
+                   outcome: outcome.kind,
                    error: outcome.kind === "error" ? JSON.stringify(outcome.detail).slice(0, 2000) : null,
                    promptId: outcome.detail?.prompt_id || null });
   }

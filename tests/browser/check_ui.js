@@ -286,6 +286,21 @@ async function settingsCheck(page) {
   const heights = () => page.evaluate(() => [...document.querySelectorAll(".rewardloop-chart")]
     .map((e) => ({ h: e.getBoundingClientRect().height / app.canvas.ds.scale, shown: e.offsetParent !== null })));
   const set = (id, v) => page.evaluate(async ([id, v]) => { await app.extensionManager.setting.set(id, v); }, [id, v]);
+  // The chart nodes in view at a readable zoom: zoomed out past the low-quality threshold the frontend hides
+  // every DOM widget, which is not what this check is about.
+  await page.evaluate(async () => {
+    const nodes = (app.graph._nodes ?? app.graph.nodes).filter((n) => n.__rewardloop?.kind === "chart");
+    if (!nodes.length) return;
+    const x0 = Math.min(...nodes.map((n) => n.pos[0])), y0 = Math.min(...nodes.map((n) => n.pos[1] - 30));
+    const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])), y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1]));
+    const cr = app.canvas.canvas.getBoundingClientRect();
+    const ds = app.canvas.ds;
+    ds.scale = Math.max(0.8, Math.min(1, (0.9 * cr.width) / (x1 - x0), (0.9 * cr.height) / (y1 - y0)));
+    ds.offset[0] = cr.width / 2 / ds.scale - (x0 + x1) / 2;
+    ds.offset[1] = cr.height / 2 / ds.scale - (y0 + y1) / 2;
+    app.canvas.setDirty(true, true);
+    await new Promise((r) => setTimeout(r, 300));
+  });
   const out = { before: await heights() };
   await set("RewardLoop.Charts.Height", 280);
   await page.waitForTimeout(400);

@@ -16,11 +16,11 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 OUT = ROOT / "docs" / "images"
 # README picture <- screenshot, the box kept (x0, y0, x1, y1 in screenshot pixels; None = all), output width.
 PICTURES = {
-    "canvas-main-demo.png": ("1.32.9-classic-main_demo-ran.png", None, 1000),
-    "chart-composite.png": ("1.58.1-vue-main_demo-node3-chart.png", None, None),
-    "chart-retry-loop.png": ("1.32.9-classic-loop_architectural_pan-node5-chart.png", None, None),
-    "canvas-retry-loop-nodes2.png": ("1.58.1-vue-loop_architectural_pan-ran.png", (190, 310, 1410, 700), 1000),
-    "chart-segments.png": ("1.58.1-vue-loop_keyframes_then_inbetween_per_segment-node22-chart.png", None, None),
+    "canvas-main-demo.png": ("1.58.1-vue-Main demo - inbetween and score-ran.png", (480, 110, 1120, 880), None),
+    "chart-composite.png": ("1.58.1-vue-Main demo - inbetween and score-node3-chart.png", None, None),
+    "chart-retry-loop.png": ("1.32.9-classic-Retry loop - gate on anchors-node5-chart.png", None, None),
+    "canvas-retry-loop-nodes2.png": ("1.58.1-vue-Retry loop - gate on anchors-ran.png", (195, 360, 1405, 800), 1000),
+    "chart-segments.png": ("1.58.1-vue-Retry loop - per segment-node22-chart.png", None, None),
     "sidebar-training-job.png": ("1.58.1-vue-sidebar-running.png", (0, 0, 1100, 1000), 770),
 }
 

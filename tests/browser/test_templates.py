@@ -12,7 +12,7 @@ import pytest
 from node_docs import DOCS_DIR
 
 from comfy_server import ComfyServer, env_from_setup
-from pack_info import PACK_ROOT, workflow_files
+from pack_info import PACK_ROOT, all_workflow_files
 from workflow_specs import KNOWN_MODELS, template_path
 
 pytestmark = pytest.mark.browser
@@ -47,7 +47,7 @@ def seen(request, comfy, newest_frontend):
 
 
 def test_templates_have_titles_and_pictures_main_demo_first(seen):
-    titles = sorted((p.stem for p in workflow_files()), key=str.casefold)
+    titles = sorted((p.stem for p in all_workflow_files()), key=str.casefold)
     assert titles[0].startswith("Main demo")
     assert [c["name"] for c in seen["cards"]] == titles, seen["version"]
     served = {url.rsplit("/", 1)[-1]: status for status, url in seen["pictures"]}

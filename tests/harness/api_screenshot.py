@@ -20,6 +20,7 @@ from api_standin import StandInProcess  # noqa: E402
 from api_standin.render import draw_defect  # noqa: E402
 from comfy_server import ComfyServer, env_from_setup  # noqa: E402
 from pack_info import PACK_ROOT  # noqa: E402
+from workflow_specs import template_path  # noqa: E402
 
 WORKFLOW = "api_first_last_gated"
 OUT = PACK_ROOT / "docs" / "images" / f"{WORKFLOW}.png"
@@ -51,7 +52,7 @@ def main() -> int:
         try:
             proc = subprocess.run(["node", str(PACK_ROOT / "tests" / "browser" / "api_workflow.js"), server.url + "/",
                                    str(base / "shots"), standin.configure()["api_key"], standin.url,
-                                   str(PACK_ROOT / "workflows" / f"{WORKFLOW}.json")], capture_output=True, text=True,
+                                   str(template_path(WORKFLOW))], capture_output=True, text=True,
                                   env=dict(os.environ, NODE_PATH=env["REWARDLOOP_NODE_MODULES"]), timeout=900)
         finally:
             server.stop()

@@ -21,7 +21,7 @@ from workflow_specs import all_specs, build_template, template_path  # noqa: E40
 
 def main(keys: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        # API nodes on (their definitions are needed for the "API - ..." workflows); nothing is ever sent there.
+        # API nodes on (their definitions are needed for the "Paid API - ..." workflows); nothing is ever sent there.
         server = start_server(tmp, api_base="http://127.0.0.1:9")
         try:
             info = server.object_info()

@@ -45,12 +45,17 @@ def declared_node_ids(pack_root: Path = PACK_ROOT) -> list[str]:
     return sorted(node_infos(pack_root))
 
 
-API_TITLE_PREFIX = "API - "  # workflows with ComfyUI's paid API nodes (their titles start with it)
+API_TITLE_PREFIX = "Paid API - "  # workflows with ComfyUI's paid API nodes (their titles start with it; sorted after the main demo)
 
 
 def workflow_files(pack_root: Path = PACK_ROOT) -> list[Path]:
-    """The workflows that run on any server (the "API - ..." ones need ComfyUI's API nodes: see api_workflow_files)."""
+    """The workflows that run on any server (the "Paid API - ..." ones need ComfyUI's API nodes: see api_workflow_files)."""
     return sorted(p for p in (pack_root / "workflows").glob("*.json") if not p.name.startswith(API_TITLE_PREFIX))
+
+
+def all_workflow_files(pack_root: Path = PACK_ROOT) -> list[Path]:
+    """Every workflow file the pack ships (what the template browser lists)."""
+    return sorted((pack_root / "workflows").glob("*.json"))
 
 
 def api_workflow_files(pack_root: Path = PACK_ROOT) -> list[Path]:

@@ -22,8 +22,8 @@ TITLES = {
     "train_grpo": "Training - Flow-GRPO",
     "train_curriculum": "Training - length curriculum",
     "compare_lora": "Training - compare the LoRA",
-    "api_first_last_gated": "API - first-last frame, gated",
-    "api_master_frames_per_segment": "API - master frames, per segment",
+    "api_first_last_gated": "Paid API - first-last, gated",
+    "api_master_frames_per_segment": "Paid API - master frames",
 }
 
 

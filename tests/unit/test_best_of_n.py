@@ -46,15 +46,29 @@ def decode(samples):
     return frames
 
 
-def keyframe_reward(runtime=None):
+def keyframe_reward(runtime=None, calls: list | None = None):
+    """Scores a batch of candidates in one call (as the node does), logging each call's batch size in `calls`."""
     fn = reward_function("keyframe_ssim", runtime=runtime)
-    return lambda frames: fn(frames, keyframes=ANCHOR.expand(2, H, W, 3), keyframe_positions=[0, 2])
+
+    def score(candidates):
+        if calls is not None:
+            calls.append(len(candidates))
+        return fn.batch(candidates, {"keyframes": ANCHOR.expand(2, H, W, 3), "keyframe_positions": [0, 2]})
+
+    return score
 
 
 def test_keeps_the_best_candidate_and_logs_every_one():
     settings = gating.make_settings(1.0, 4, "best_of", "hash", 5)  # the closest candidate is the 4th
     calls = []
     (frames, samples), state = best_of_n(settings, fake_sampler(calls), decode, keyframe_reward(), per_candidate=1)
+    batched = gating.make_settings(1.0, 4, "best_of", "hash", 5)
+    scored = []
+    (_, again), batched_state = best_of_n(batched, fake_sampler([]), decode, keyframe_reward(calls=scored),
+                                         per_candidate=1, batch_size=2)
+    assert scored == [2, 2, 1]  # batches of two scored in one call each: the same choice and rewards
+    assert batched_state.chosen == state.chosen and torch.equal(again, samples)
+    assert [r.reward for r in batched_state.records] == [r.reward for r in state.records]
     seeds = [settings.seed(k) for k in range(5)]
     assert calls == [[s] for s in seeds]
     best = min(range(5), key=lambda k: noise_for(seeds[k]))
@@ -68,8 +82,11 @@ def test_keeps_the_best_candidate_and_logs_every_one():
 def test_first_pass_stops_and_batches_keep_each_seed():
     settings = gating.make_settings(-1.0, 5, "first_pass", "hash", 3, "unbounded")
     calls = []
-    _, state = best_of_n(settings, fake_sampler(calls), decode, keyframe_reward(), per_candidate=1, batch_size=3)
+    scored = []
+    _, state = best_of_n(settings, fake_sampler(calls), decode, keyframe_reward(calls=scored), per_candidate=1,
+                         batch_size=3)
     assert calls == [[settings.seed(k) for k in range(3)]]  # one batch, then the first candidate passed
+    assert scored == [3]  # its three candidates scored in one call
     assert state.attempts_run == 1 and state.generated_after_stop == 2 and state.passed
 
 
@@ -102,7 +119,7 @@ def test_only_the_best_candidate_stays_alive():
 def test_a_reward_that_does_not_apply_is_a_failed_attempt_not_a_crash():
     settings = gating.make_settings(0.5, 1, "best_of")
     fn = reward_function("keyframe_ssim")
-    _, state = best_of_n(settings, fake_sampler([]), decode, lambda f: fn(f), per_candidate=1)  # no keyframes
+    _, state = best_of_n(settings, fake_sampler([]), decode, fn.batch, per_candidate=1)  # no keyframes
     assert not state.passed and all(r.reward is None for r in state.records)
     assert "no keyframes" in state.records[0].breakdown["note"]
 

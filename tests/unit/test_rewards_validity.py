@@ -131,13 +131,12 @@ def test_identity_keyframes_equal_to_their_frames_are_detected_once(monkeypatch)
     through MTCNN and the embedding net a second time, with the same result as when they are."""
     import skimage.data
 
-    from rewardloop.rewards import models
+    from rewardloop.rewards import face_detect
 
     frames = _face_clip(skimage.data.astronaut(), 224, 117, n=6)
-    mtcnn, _ = models.facenet_models()
     seen = []
-    real = mtcnn.detect
-    monkeypatch.setattr(mtcnn, "detect", lambda x, *a, **k: seen.append(x.shape[0]) or real(x, *a, **k))
+    real = face_detect.detect
+    monkeypatch.setattr(face_detect, "detect", lambda m, x: seen.append(x.shape[0]) or real(m, x))
     exact = score("identity_lock", Clip(frames, keyframes=frames[[0, -1]].clone()), stride=2)
     # 1e-6 off: other tensors (so detected again), the same 8-bit images MTCNN and the crops are made from.
     nudged = score("identity_lock", Clip(frames, keyframes=frames[[0, -1]] * (1 - 1e-6)), stride=2)
@@ -162,15 +161,14 @@ def test_identity_detects_on_a_downscaled_copy_in_one_call_and_crops_full_resolu
     <= DETECT_SIZE; the face found there is cut from the full-resolution frame at the same place."""
     import skimage.data
 
-    from rewardloop.rewards import identity, models
+    from rewardloop.rewards import face_detect, identity
 
     face = _face_clip(skimage.data.astronaut(), 224, 117, n=6)  # 160x160 crops, face ~60% of the frame
     big = torch.nn.functional.interpolate(face.permute(0, 3, 1, 2), size=(640, 640), mode="bilinear",
                                           align_corners=False).permute(0, 2, 3, 1).clamp(0, 1)
-    mtcnn, _ = models.facenet_models()
     seen = []
-    real = mtcnn.detect
-    monkeypatch.setattr(mtcnn, "detect", lambda x, *a, **k: seen.append(x.shape) or real(x, *a, **k))
+    real = face_detect.detect
+    monkeypatch.setattr(face_detect, "detect", lambda m, x: seen.append(x.shape) or real(m, x))
     res = score("identity_lock", Clip(big, keyframes=big[[1, -2]]), stride=2)  # keyframes unlike frames 0 / 5
     assert len(seen) == 1 and seen[0][0] == len(res.details["probe_frames"]) + 2  # probes + 2 keyframes, one call
     assert max(seen[0][1:3]) <= identity.DETECT_SIZE

@@ -132,3 +132,33 @@ def test_periodic_validation_is_logged_and_leaves_training_unchanged(tmp_path):
     val = [r for r in runs["validated"] if "val_brightness" in r]
     assert [r["step"] for r in val] == [2, 4] and all("val_temporal_smoothness" in r for r in val)
     assert [r["reward_mean"] for r in runs["plain"]] == [r["reward_mean"] for r in runs["validated"]]
+
+
+def test_a_group_is_scored_while_the_next_samples_with_the_same_samples_and_rewards(tmp_path, monkeypatch):
+    """prompts_per_step 2: group 0's clips are scored on the reward thread (one batched call per group) while group 1
+    is sampled; samples, rewards, losses and gold equal those of rolling both groups out together and scoring after;
+    the reward thread ends with its step."""
+    import threading
+
+    reward = {"name": "composite", "weights": {"flow_smoothness": 1.0, "framing": 1.0}, "params": {"device": "auto"}}
+    runs, threads = {}, []
+    real = GRPOTrainer.score
+
+    def score(self, frames, prompts):
+        threads.append((threading.current_thread().name, frames.shape[0]))
+        return real(self, frames, prompts)
+
+    monkeypatch.setattr(GRPOTrainer, "score", score)
+    for overlap in (True, False):
+        monkeypatch.setattr(GRPOTrainer, "overlap_rewards", overlap)
+        cfg = grpo_config(tmp_path / "data", tmp_path / f"run_{overlap}", max_steps=2, checkpoint_every=0)
+        cfg["grpo"].update(reward=reward, height=128, width=128)  # preview-decoded clips of 16x16 px
+        assert run_inprocess(cfg, "grpo")["status"] == "finished"
+        runs[overlap] = read_metrics(tmp_path / f"run_{overlap}" / "metrics.jsonl")
+    overlapped, together = threads[:4], threads[4:]
+    assert all(name.startswith("rewardloop-grpo-reward") and n == 4 for name, n in overlapped), overlapped
+    assert together == [(threading.main_thread().name, 8)] * 2
+    assert not [t for t in threading.enumerate() if t.name.startswith("rewardloop-grpo-reward")]  # none outlives a run
+    keys = ("reward_mean", "reward_std", "gold_mean", "loss", "grad_norm", "ratio", "adv_abs_mean")
+    assert [[r[k] for k in keys] for r in runs[True]] == [[r[k] for k in keys] for r in runs[False]]
+    assert runs[True][0]["reward_std"] > 0

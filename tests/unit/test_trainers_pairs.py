@@ -57,3 +57,29 @@ def test_all_pairs_margin_and_error_mode(tmp_path):
     _clips(tmp_path / "clips")
     with pytest.raises(ValueError, match="broken.mp4 could not be decoded"):
         run_inprocess(_config(tmp_path, on_bad_sample="error"), "pairs")
+
+
+def test_a_prompts_clips_are_scored_in_one_call_and_a_clip_the_reward_refuses_is_named(tmp_path, monkeypatch):
+    """With a reward of the pack's suite, a prompt's clips go through one batched call; a clip it cannot score (too
+    small for the scorer) makes the builder score that batch clip by clip, so only that clip is skipped, by name."""
+    from rewardloop import rewards
+
+    root = tmp_path / "clips"
+    for p, prompt in enumerate(["a red fox", "a blue lake"]):
+        (root / f"p{p}").mkdir(parents=True)
+        (root / f"p{p}" / "prompt.txt").write_text(prompt)
+        for k in range(3):
+            g = torch.Generator().manual_seed(10 * p + k)
+            base = torch.rand(1, 32, 32, 3, generator=g)
+            write_clip(root / f"p{p}" / f"clip_{k}.mp4", torch.cat([base.roll(i * (k + 1), dims=2) for i in range(6)]))
+    write_clip(root / "p1" / "tiny.mp4", torch.rand(6, 8, 8, 3))
+    calls = []
+    real = rewards.RewardFunction.batch
+    monkeypatch.setattr(rewards.RewardFunction, "batch", lambda self, f, i=None: calls.append(len(f)) or real(self, f, i))
+    cfg = _config(tmp_path, reward={"name": "flow_smoothness"})
+    result = run_inprocess(cfg, "pairs")
+    assert result["status"] == "finished" and result["scored"] == 6 and result["skipped"] == 1
+    assert "tiny.mp4" in result["skipped_errors"][0] and "16x16" in result["skipped_errors"][0]
+    assert calls[:2] == [3, 4] and calls[2:] == [1] * 4  # p1's batch failed on tiny.mp4: then one by one
+    scores = [json.loads(line) for line in (tmp_path / "pairs.jsonl.scores.jsonl").read_text().splitlines()]
+    assert len({s["score"] for s in scores}) == 6

@@ -13,11 +13,11 @@ from workflow_layout import TITLE_H
 from workflow_specs import KNOWN_MODELS, TITLES
 from workflows import VIRTUAL_TYPES
 
-from pack_info import PACK_ROOT, workflow_files
+from pack_info import PACK_ROOT, all_workflow_files
 
 JARGON = re.compile(r"seed[\s_-]*0{3}|seed document|design\.md", re.IGNORECASE)
 MAX_TITLE = 32  # the newest template browser shows about 30 characters of a title on one line
-FILES = workflow_files()
+FILES = all_workflow_files()
 
 
 def _load(path):
