@@ -31,6 +31,7 @@ import argparse
 import datetime
 import functools
 import hashlib
+import io
 import json
 import math
 import os
@@ -52,7 +53,8 @@ CONDITIONS = {"33": (33, 33), "long": (60, 81)}  # name -> (min native frames, f
 # Scorers with weight 0 in the default composite, costly on a CPU (I3D, AlexNet on every frame): scored on the
 # original and their own corruption family only, unless --full-table.
 LEAN = ("fvd_lite", "novelty_after_k")
-JPEG_COPY = "jpeg_roundtrip"  # keyframe_ssim's clean anchor: keyframes after one JPEG (quality 75) round trip
+CODEC_COPY = "h264_roundtrip"  # keyframe_ssim's clean anchor: the clip after one H.264 round trip (its ends)
+CODEC_CRF = 23
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,18 +69,28 @@ def source_key(name: str) -> str:
     return h.hexdigest()[:12]
 
 
-def jpeg_roundtrip(frames: torch.Tensor, quality: int = 75) -> torch.Tensor:
-    import io
-
+def codec_roundtrip(frames: torch.Tensor, crf: int = CODEC_CRF) -> torch.Tensor:
+    """The frames after one H.264 (libx264, yuv420p, its default CRF 23) encode and decode, cropped to even sides:
+    what every saved or delivered video goes through, so the least a perfect generation loses at its ends."""
+    import av
     import numpy as np
-    from PIL import Image
 
-    out = []
-    for f in frames:
-        buf = io.BytesIO()
-        Image.fromarray((f.clamp(0, 1) * 255).round().to(torch.uint8).numpy()).save(buf, "JPEG", quality=quality)
-        out.append(torch.from_numpy(np.asarray(Image.open(buf).convert("RGB"))).float() / 255)
-    return torch.stack(out)
+    H, W = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+    u8 = (frames[:, :H, :W].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for f in u8:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    buf.seek(0)
+    with av.open(buf) as container:
+        out = [torch.from_numpy(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+    return torch.stack(out).float() / 255
 
 
 def donor_face() -> torch.Tensor:
@@ -94,7 +106,7 @@ def run_clip(path: Path, native: int, frames: int, cache_file: Path, fresh: bool
     cached = {} if fresh or not cache_file.is_file() else json.loads(cache_file.read_text())
     keys = {name: source_key(name) for name in vh.VALIDATED}
     stale = [n for n in vh.VALIDATED if cached.get("keys", {}).get(n) != keys[n]]
-    if not stale and JPEG_COPY in cached.get("copies", {}):
+    if not stale and CODEC_COPY in cached.get("copies", {}):
         return cached["copies"]
     full = vh.load_clip(path)
     x = full[:frames].clone()
@@ -112,13 +124,14 @@ def run_clip(path: Path, native: int, frames: int, cache_file: Path, fresh: bool
             d = res.to_dict()
             d.pop("details", None)
             slot[scorer] = d
-    if JPEG_COPY not in out or "keyframe_ssim" in stale:
+    if CODEC_COPY not in out or "keyframe_ssim" in stale:
         from rewardloop.rewards import Clip, score
 
-        r = score("keyframe_ssim", Clip(jpeg_roundtrip(x), keyframes=x[[0, -1]], device=device))
-        out[JPEG_COPY] = {"keyframe_ssim": {k: v for k, v in r.to_dict().items() if k != "details"}}
+        y = codec_roundtrip(x)
+        r = score("keyframe_ssim", Clip(y, keyframes=x[[0, -1], :y.shape[1], :y.shape[2]], device=device))
+        out[CODEC_COPY] = {"keyframe_ssim": {k: v for k, v in r.to_dict().items() if k != "details"}}
     for name in list(out):  # copies that no longer exist (e.g. a face no longer found)
-        if name not in copies and name != JPEG_COPY:
+        if name not in copies and name != CODEC_COPY:
             del out[name]
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps({"keys": keys, "native_frames": native, "frames": frames, "copies": out}))
@@ -150,7 +163,7 @@ def raw_table(per_clip: dict[str, dict], frames: dict[str, int]) -> dict:
         raw[clip] = {}
         for copy, results in copies.items():
             vals = {n: (math.nan if d["value"] is None else d["value"]) for n, d in results.items()}
-            if copy != JPEG_COPY:
+            if copy != CODEC_COPY:
                 vals["composite"] = composite_value(results, frames[clip])
             raw[clip][copy] = vals
     return raw
@@ -198,22 +211,26 @@ def report(raw: dict, condition: str, n_clips: int) -> list[str]:
 
 
 def calibrate(raw: dict) -> list[str]:
+    """The anchors as code for rewards/calibration.py, then as a README table (clean copies: the originals, or
+    for keyframe SSIM their H.264 round trip; broken: each scorer's own corruption family)."""
     from rewardloop.rewards.calibration import fit
 
-    lines = []
+    code, table = [], ["| scorer | clean anchor (-> 0.85) | broken anchor (-> 0.15) | clean clips: median | "
+                       "own breakage: median |", "|---|---|---|---|---|"]
     for scorer in vh.VALIDATED:
         family = vh.FAMILIES[scorer]
         broken = [c[t][scorer] for c in raw.values() for t in family if t in c]
-        if scorer == "keyframe_ssim":
-            clean = [c[JPEG_COPY][scorer] for c in raw.values()]
-        else:
-            clean = [c["original"][scorer] for c in raw.values()]
+        copy = CODEC_COPY if scorer == "keyframe_ssim" else "original"
+        clean = [c[copy][scorer] for c in raw.values()]
         try:
             cal = fit(clean, broken, "")
-            lines.append(f'    "{scorer}": Calibration(clean={cal.clean:.4g}, broken={cal.broken:.4g}, how=_HOW),')
         except ValueError as err:
-            lines.append(f"    # {scorer}: {err}")
-    return lines
+            code.append(f"    # {scorer}: {err}")
+            continue
+        code.append(f'    "{scorer}": Calibration(clean={cal.clean:.4g}, broken={cal.broken:.4g}, how=_HOW),')
+        med = lambda v: float(torch.tensor([x for x in v if math.isfinite(x)]).median())  # noqa: E731
+        table.append(f"| {scorer} | {cal.clean:.4g} | {cal.broken:.4g} | {med(clean):.4g} | {med(broken):.4g} |")
+    return code + [""] + table
 
 
 def main():

@@ -8,6 +8,8 @@ composite averages *calibrated* values, each a logistic function of the raw valu
                       scale = (clean - broken) / (2 * logit(CLEAN_LEVEL))
 
     clean   the raw value reached by 90% of clean clips (their 10th percentile)       -> 0.85
+            (keyframe SSIM, which is exactly 1 on a clip whose ends are its own keyframes: the clips after
+            one H.264 round trip at libx264's default quality, the least any saved or delivered video loses)
     broken  the median raw value of the corrupted copies the scorer exists to catch  -> 0.15,
             but at least twice the clean clips' own spread (median - 10th percentile) below `clean`
 The floor keeps a scorer whose own corruptions barely move it (or, like framing, are not really its defects)
@@ -86,21 +88,21 @@ def fit(clean_values, broken_values, how: str, measured: bool = True) -> Calibra
     return Calibration(anchor, min(float(torch.quantile(broken, 0.5)), floor), how, measured)
 
 
-_HOW = "real AI clips, 33 frames, long side 256, default settings (benchmarks/reward_validity.py --calibrate)"
+_HOW = ("45 real AI clips of the registry media, 33 frames, long side 256, default settings "
+        "(benchmarks/reward_validity.py --conditions 33 --every 2 --calibrate)")
 
 _PROVISIONAL = "provisional (no real weights offline): "
 
 CALIBRATIONS: dict[str, Calibration] = {
-    # PLACEHOLDERS until measured
-    "keyframe_ssim": Calibration(clean=0.9, broken=0.5, how=_HOW),
-    "temporal_lpips": Calibration(clean=0.93, broken=0.8, how=_HOW),
-    "flow_smoothness": Calibration(clean=0.4, broken=0.3, how=_HOW),
-    "fvd_lite": Calibration(clean=0.0, broken=-1000.0, how=_HOW),
-    "structure_constancy": Calibration(clean=0.8, broken=0.6, how=_HOW),
-    "seam_consistency": Calibration(clean=0.3, broken=0.2, how=_HOW),
-    "loop_break": Calibration(clean=0.9, broken=0.3, how=_HOW),
-    "framing": Calibration(clean=0.5, broken=0.4, how=_HOW),
-    "novelty_after_k": Calibration(clean=0.0, broken=-0.3, how=_HOW),
+    "keyframe_ssim": Calibration(clean=0.9249, broken=0.7505, how=_HOW + "; clean: the clips' H.264 round trip"),
+    "temporal_lpips": Calibration(clean=0.8977, broken=0.7772, how=_HOW),
+    "flow_smoothness": Calibration(clean=0.2885, broken=0.1889, how=_HOW),
+    "fvd_lite": Calibration(clean=-3.353, broken=-210.9, how=_HOW + "; reference: each clip's whole shot"),
+    "structure_constancy": Calibration(clean=0.7466, broken=0.6086, how=_HOW),
+    "seam_consistency": Calibration(clean=0.0582, broken=-0.7621, how=_HOW + "; windows 21/9"),
+    "loop_break": Calibration(clean=0.9781, broken=0.04271, how=_HOW),
+    "framing": Calibration(clean=0.4547, broken=0.1079, how=_HOW),
+    "novelty_after_k": Calibration(clean=-0.204, broken=-0.3733, how=_HOW),
     "identity_lock": Calibration(clean=0.6, broken=0.2, measured=False,
                                  how=_PROVISIONAL + "cosine of the same person's faces is ~0.6-1 with the VGGFace2 "
                                  "weights, of different people ~0-0.3"),

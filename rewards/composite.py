@@ -33,11 +33,14 @@ from .result import RewardResult
 
 NAME = "composite"
 
+# Chosen on real AI clips so the calibrated composite prefers every original to each corruption type
+# (benchmarks/RESULTS.md, "Reward validity"). Structure constancy is off by default: a held frame is perfectly
+# constant, so it prefers stuttering clips; flow smoothness, which catches stutter and warps, weighs 1.
 DEFAULT_WEIGHTS: dict[str, float] = {
     "keyframe_ssim": 1.0,
     "temporal_lpips": 1.0,
-    "flow_smoothness": 0.5,
-    "structure_constancy": 0.5,
+    "flow_smoothness": 1.0,
+    "structure_constancy": 0.0,
     "seam_consistency": 0.5,
     "loop_break": 0.5,
     "identity_lock": 0.5,

@@ -16,7 +16,8 @@ def test_every_scorer_has_a_calibration_with_its_anchors_in_its_range():
         lo, hi = SCORERS[name].value_range
         assert cal.broken < cal.clean, name
         if math.isfinite(lo) and math.isfinite(hi):  # FVD-lite's unbiased estimate can pass its nominal 0
-            assert lo <= cal.broken < cal.clean <= hi, name
+            # the broken anchor may sit below the range: the spread floor widens a curve (seam consistency)
+            assert lo <= cal.clean <= hi, name
         assert cal.how, name
 
 
