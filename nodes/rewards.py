@@ -291,8 +291,8 @@ class SeamConsistency(_ScorerNode):
 
 class LoopBreak(_ScorerNode):
     SCORER, CLIP_KEYS = "loop_break", ("prompt",)
-    ABOUT = ("Penalises motion that keeps repeating, a clip stuck in a loop (0..1, 1 = no loop). When the "
-             "prompt asks for a loop it rewards repetition instead.")
+    ABOUT = ("Penalises a clip stuck in a loop, one that comes back to frames it already showed (0..1, 1 = no "
+             "loop). When the prompt asks for a loop it rewards repetition instead.")
 
     @classmethod
     def define_schema(cls):
@@ -334,7 +334,8 @@ class Framing(_ScorerNode):
 class NoveltyAfterK(_ScorerNode):
     SCORER = "novelty_after_k"
     ABOUT = ("Whether a long clip keeps showing new things after its first k frames without getting there by "
-             "jumping around (-1..1, higher = more new content, coherently).")
+             "jumping around: flicker and shake pay a tax (-3..1, about -0.3..0.2 in practice, higher = more new "
+             "content, coherently).")
 
     @classmethod
     def define_schema(cls):
@@ -342,7 +343,7 @@ class NoveltyAfterK(_ScorerNode):
             io.Int.Input("k", default=32, min=2, max=100000,
                          tooltip="Frames that count as the beginning; content after them should be new."),
             io.Float.Input("coherence_weight", default=1.0, min=0.0, max=100.0, step=0.1,
-                           tooltip="How much abnormal jumps (cuts, shuffles) are penalised; 0 = not at all.")])
+                           tooltip="How much detours (flicker, shake, cuts, shuffles) are penalised; 0 = not at all.")])
 
 
 class Composite(io.ComfyNode):
@@ -353,9 +354,10 @@ class Composite(io.ComfyNode):
                    for name, w in rewards.DEFAULT_WEIGHTS.items()]
         return io.Schema(
             node_id="RewardLoopRewardComposite", display_name="Reward: Composite", category=CATEGORY,
-            description="Combines the reward scorers you give a weight into one reward (a weighted mean). Scorers "
-                        "that cannot run on this clip or lack their model files are left out and listed on the "
-                        "node, never counted as 0.",
+            description="Combines the reward scorers you give a weight into one reward in 0..1: a weighted mean "
+                        "of their calibrated values (0.85 = as clean as nine real clips in ten). Scorers that cannot "
+                        "run on this clip or lack their model files are left out and listed on the node, never "
+                        "counted as 0.",
             inputs=[_frames_input(), *_keyframe_inputs(True), _prompt_input(optional=True),
                     io.Image.Input("reference", optional=True, tooltip="Reference video for fvd_lite."),
                     WindowsType.Input("windows", optional=True, tooltip="From Window Split, for seam_consistency."),
@@ -375,7 +377,7 @@ class Composite(io.ComfyNode):
                           windows=windows, reference=reference, flow_method=flow_method, analysis_size=analysis_size,
                           device=device)
         agg, parts = rewards.composite(clip, w, options)
-        _node_text(cls, _left_out(agg.details))
+        _node_text(cls, _counted(agg.details) + "\n" + _left_out(agg.details))
         return _outputs(parts, clip.num_frames, agg)
 
 
@@ -395,6 +397,14 @@ def _composite_options(text: str) -> dict:
         except ValueError as e:
             raise ValueError(f"options_json: {e} (e.g. {example})") from None
     return options
+
+
+def _counted(details: dict) -> str:
+    """The composite's counted scorers with the calibrated 0..1 value it averages and the scorer's own raw value (the
+    breakdown keeps both), one a line, as the node's text."""
+    lines = [f"{name}: {part['value']:.3f} (raw {part['raw']:.4g})"
+             for name, part in (details or {}).get("components", {}).items() if part.get("included") and "raw" in part]
+    return "Counted, calibrated 0..1 (raw value):\n" + "\n".join(lines) if lines else "Nothing counted."
 
 
 def _left_out(details: dict) -> str:

@@ -1,22 +1,26 @@
-"""Loop-break: penalise near-periodic motion (a clip stuck repeating itself), unless the prompt asks for a loop.
+"""Loop-break: penalise a clip stuck repeating itself (it comes back to frames it already showed), unless the
+prompt asks for a loop.
 
-Definition: motion magnitude signals from the shared flow: the mean |flow| of each pair over the whole
-frame and over a 4x4 grid of patches (17 signals of length N = T-1). Each signal is linearly detrended,
-multiplied by a Hann window and Fourier transformed; power at frequencies k = 2..N/2 (periods from 2
-frames up to N/2 frames, i.e. the motion repeats at least twice; DC and the whole-clip trend excluded)
-is normalised to sum 1 per signal and averaged over signals (a static patch has no spectrum and is
-skipped). Periodicity ratio rho = max / median of that spectrum (peak-to-median). A clip that repeats
-every P frames gives a tall peak at k = N/P (rho in the hundreds); random shake gives the white-noise
-level, whose expected peak-to-median over M bins is H_M / ln 2 (H_M the harmonic number, ~5 for M = 23).
-Value (prompt does not ask for a loop): 1 / max(1, rho / rho0) with rho0 = 2 * H_M / ln 2 (twice the
-white-noise level, so unstructured motion is not mistaken for a loop) -> range (0, 1], 1 = no loop. When the prompt asks for one ("loop", "looping", "seamless loop", "cyclic", "repeating", ... or
-loop_mode="reward_loops"): 1 - 1 / max(1, rho / rho0), range [0, 1).
-per_item: the whole-frame motion magnitude per pair (px at analysis resolution), the signal analysed.
-Needs >= 8 pairs (9 frames); a clip without motion is not applicable.
+Definition: each frame (analysis resolution) is reduced to a 16x16 RGB thumbnail x_t (area average: layout
+and colour, not texture); d(s, t) = mean |x_s - x_t| (0..1). The clip's distance at lag L is
+    D(L) = mean_t d(t, t + L),  L = 1 .. floor(T/2)        (a repeat is seen at least twice)
+A one-shot clip drifts away from where it was: D grows with the lag (or levels off). A clip that repeats
+every P frames comes back: D(P) drops well below the largest distance at shorter lags. The return at lag L is
+    R(L) = (max_{L' < L} D(L') - D(L)) / (max_{L' < L} D(L') + 0.002)
+(0.002, half an 8-bit grey level, keeps near-static clips, whose distances are all noise, from reading as
+loops) and the loopiness is
+rho = max(0, max_{L >= 2} R(L)) in [0, 1): ~0 for one-shot clips, ~0.5-1 for a clip that restarts or
+plays back and forth. This replaced a motion-magnitude periodicity ratio that called short one-shot clips
+loops (a smooth rise and fall of the motion over 33 frames looks periodic) while missing real restarts.
+Value (prompt does not ask for a loop): 1 - rho, range (0, 1], 1 = no repetition. When the prompt asks for
+one ("loop", "looping", "seamless loop", "cyclic", "repeating", ... or loop_mode="reward_loops"): rho, range
+[0, 1).
+per_item: d(t, t + P) per frame t, P the lag of the strongest return (how closely each frame is repeated one
+period later; a signal, not a score). details: rho, the dominant period, D(L).
+Not applicable below 9 frames (no lag can be seen twice) or when no frame differs from the others.
 """
 from __future__ import annotations
 
-import math
 import re
 
 import torch
@@ -28,8 +32,10 @@ from .scorer import scorer
 
 NAME = "loop_break"
 RANGE = (0.0, 1.0)
-GRID = 4
-MIN_PAIRS = 8
+THUMB = 16
+MIN_FRAMES = 9
+RETURN_FLOOR = 0.002  # mean absolute thumbnail difference (0..1 units) a return is measured against, at least
+STATIC = 1e-3        # a clip whose frames never differ by more than this has nothing to repeat
 LOOP_MODES = ("auto", "penalise_loops", "reward_loops")
 _LOOP_WORDS = re.compile(r"\b(loop|loops|looping|loopable|looped|seamless(ly)? loop\w*|cyclic|cycling|"
                          r"repeating|repeats?|endless(ly)?|boomerang)\b", re.IGNORECASE)
@@ -39,60 +45,55 @@ def prompt_wants_loop(prompt: str) -> bool:
     return bool(_LOOP_WORDS.search(prompt or ""))
 
 
-def motion_signals(clip: Clip) -> torch.Tensor:
-    """[N, 1 + GRID^2] mean flow magnitude per pair: whole frame, then patches (memoised)."""
+def thumbnails(clip: Clip) -> torch.Tensor:
+    """[T, 3*THUMB^2] area-averaged RGB thumbnails of the analysis frames (memoised)."""
     def compute():
-        out = torch.empty(clip.num_pairs, 1 + GRID * GRID)
-        for s, e in clip.chunks(clip.num_pairs, "motion signal", clip.analysis_chunk):
-            mag = clip.flow_chunk(s, e).forward.norm(dim=-1)[:, None]  # [n,1,h,w]
-            out[s:e, 0] = mag.mean(dim=(1, 2, 3)).cpu()
-            out[s:e, 1:] = F.adaptive_avg_pool2d(mag, GRID).flatten(1).cpu()
+        out = torch.empty(clip.num_frames, 3 * THUMB * THUMB)
+        for s, e in clip.chunks(clip.num_frames, "thumbnails", clip.analysis_chunk):
+            x = clip.analysis_frames(s, e).permute(0, 3, 1, 2)
+            out[s:e] = F.adaptive_avg_pool2d(x, THUMB).flatten(1).float().cpu()
         return out
 
-    return clip.memo(("motion_signals", clip.flow_method, *clip.analysis_hw), compute)
+    return clip.memo(("thumbnails", THUMB, *clip.analysis_hw), compute)
 
 
-def periodicity(signals: torch.Tensor) -> tuple[float, int, torch.Tensor]:
-    """(rho, dominant k, averaged normalised spectrum over k = 2..N/2) for [N, S] signals."""
-    N = signals.shape[0]
-    x = signals.double()
-    t = torch.arange(N, dtype=torch.float64)
-    A = torch.stack([torch.ones(N, dtype=torch.float64), t], dim=1)
-    coef = torch.linalg.lstsq(A, x).solution
-    resid = (x - A @ coef) * torch.hann_window(N, periodic=False, dtype=torch.float64)[:, None]
-    power = torch.fft.rfft(resid, dim=0).abs().pow(2)[2:N // 2 + 1]  # k = 2..N/2: 2 <= period <= N/2
-    total = power.sum(0)
-    keep = total > 1e-12 * max(float(total.max()), 1e-30)
-    if not bool(keep.any()):
-        return 1.0, 0, torch.zeros(power.shape[0])
-    spectrum = (power[:, keep] / total[keep]).mean(1)
-    k = int(spectrum.argmax())
-    rho = float(spectrum[k] / spectrum.median().clamp(min=1e-12))
-    return rho, k + 2, spectrum.float()
+def lag_distances(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(D(L) for L = 1..T//2, the [T,T] pairwise distance matrix) of [T, d] thumbnails."""
+    dist = torch.cdist(x.double(), x.double(), p=1) / x.shape[1]
+    T = x.shape[0]
+    return torch.stack([dist.diagonal(L).mean() for L in range(1, T // 2 + 1)]), dist
 
 
-def noise_level(num_bins: int) -> float:
-    """Expected max/median of `num_bins` i.i.d. exponential powers (white noise): H_M / ln 2."""
-    return sum(1.0 / i for i in range(1, num_bins + 1)) / math.log(2)
+def loopiness(D: torch.Tensor) -> tuple[float, int]:
+    """(rho, the lag of the strongest return; 0 when there is none) from D(L), L = 1..len(D)."""
+    best, lag = 0.0, 0
+    running = D.cummax(0).values
+    for L in range(2, len(D) + 1):
+        prev = float(running[L - 2])
+        r = (prev - float(D[L - 1])) / (prev + RETURN_FLOOR)
+        if r > best:
+            best, lag = r, L
+    return best, lag
 
 
-@scorer(NAME, RANGE, uses=("flow", "prompt"),
-        summary="penalises periodic motion (peak-to-median spectral ratio); rewards it when a loop is asked for")
-def score(clip: Clip, loop_mode: str = "auto", rho0: float | None = None) -> RewardResult:
+@scorer(NAME, RANGE, uses=("prompt",),
+        summary="penalises a clip that comes back to frames it already showed; rewards it when a loop is asked for")
+def score(clip: Clip, loop_mode: str = "auto") -> RewardResult:
     if loop_mode not in LOOP_MODES:
         raise ValueError(f"loop_mode must be one of {LOOP_MODES}, got {loop_mode!r}")
-    if clip.num_pairs < MIN_PAIRS:
-        return RewardResult.not_applicable(NAME, f"needs at least {MIN_PAIRS + 1} frames", RANGE, "pair")
-    signals = motion_signals(clip)
-    if float(signals[:, 0].max()) < 1e-3:
-        return RewardResult.not_applicable(NAME, "no motion in the clip", RANGE, "pair")
-    rho, k, spectrum = periodicity(signals)
-    if rho0 is None:
-        rho0 = 2 * noise_level(len(spectrum))
+    T = clip.num_frames
+    if T < MIN_FRAMES:
+        return RewardResult.not_applicable(NAME, f"needs at least {MIN_FRAMES} frames to see a repeat twice", RANGE,
+                                           "signal")
+    D, dist = lag_distances(thumbnails(clip))
+    if float(D.max()) < STATIC:
+        return RewardResult.not_applicable(NAME, "no frame differs from the others: nothing to repeat", RANGE,
+                                           "signal")
+    rho, lag = loopiness(D)
     wants = loop_mode == "reward_loops" or (loop_mode == "auto" and prompt_wants_loop(clip.prompt))
-    loopiness = 1 - 1 / max(1.0, rho / rho0)
-    value = loopiness if wants else 1 - loopiness
-    N = clip.num_pairs
-    details = {"rho": rho, "rho0": rho0, "dominant_period_frames": N / k if k else None, "wants_loop": wants,
-               "spectrum": spectrum.tolist()}
-    return RewardResult(NAME, value, signals[:, 0], torch.arange(N) + 0.5, "signal", RANGE, details)
+    value = rho if wants else 1 - rho
+    P = lag or 1
+    per = dist.diagonal(P).float()
+    details = {"rho": rho, "dominant_period_frames": lag or None, "wants_loop": wants,
+               "lag_distance": D.float().tolist()}
+    return RewardResult(NAME, value, per, torch.arange(T - P, dtype=torch.float32), "signal", RANGE, details)

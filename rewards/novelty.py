@@ -7,13 +7,21 @@ that brings new things into view must change the descriptor) and L2-normalised, 
 normalised again (cosine similarities lie in [0, 1]).
 Definition, with early frames E = [0, k) and late frames L = [k, T):
     novelty_t = 1 - max_{s in E} cos(f_t, f_s)                      (how unlike anything seen early)
-    jump_t    = 1 - cos(f_t, f_t-1)                                  (step size into frame t)
-    j_ref     = max(2 * median(jump over E), 0.01)                   (the clip's own normal step)
-    tax_t     = max(0, jump_t - j_ref)                               (only abnormal jumps are taxed)
-    reward_t  = novelty_t - coherence_weight * tax_t   (coherence_weight = 1)
-Value: mean over late frames, range [-1, 1], higher = better: a clip that loops back to its start scores
-~0 novelty, a clip that reaches new content by cuts/shuffles pays the tax. per_item: reward_t per late
-frame. Not applicable when T <= k (default k = 32) or k < 2.
+    detour_t  = |f_t - f_t-1| + |f_t+1 - f_t| - |f_t+1 - f_t-1|,  t = 1 .. T-2
+                                                   (how much longer the path through frame t is than the
+                                                    direct step from frame t-1 to frame t+1)
+    tax       = mean_t detour_t                                      (over the whole clip)
+    value     = mean_{t in L} novelty_t - coherence_weight * tax     (coherence_weight = 1)
+Change that goes somewhere keeps the detour small (0 for a straight path, ~0.6 of a step for the random
+walk of a textured pan); flicker, shake and shuffled or cut frames jump away and back, a detour of up to two
+steps. The tax is fixed geometry, not relative to the clip's own typical step: an earlier version taxed only
+steps larger than twice the clip's median step, so a clip that flickered or shook throughout set its own bar
+and its breakage read as novelty (on real AI clips, jittered and flickering copies then scored higher than
+their originals almost always).
+Value: range [-2.83 * coherence_weight, 1] (in practice about -0.3..0.2), higher = better: a clip that loops back to its start
+scores ~0 novelty, a clip that reaches new content by cuts, shuffles, flicker or shake pays the tax.
+per_item: novelty_t - coherence_weight * tax per late frame (their mean is the value). details: novelty and
+tax means, the detour per frame. Not applicable when T <= k (default k = 32) or k < 2.
 """
 from __future__ import annotations
 
@@ -26,7 +34,7 @@ from .result import RewardResult
 from .scorer import scorer
 
 NAME = "novelty_after_k"
-RANGE = (-1.0, 1.0)
+RANGE = (-3.0, 1.0)  # the detour of unit vectors with non-negative entries is at most 2 * sqrt(2)
 K = 32
 FEATURE_SIZE = 224
 GRID = 4
@@ -48,20 +56,25 @@ def content_features(clip: Clip) -> torch.Tensor:
     return clip.memo(("content_features",), compute)
 
 
-@scorer(NAME, RANGE, model_folders=("lpips",), summary="new content after frame k minus a tax on abnormal jumps")
+def detours(f: torch.Tensor) -> torch.Tensor:
+    """[T-2] excess length of the feature path through each interior frame over the direct step."""
+    step = (f[1:] - f[:-1]).norm(dim=1)
+    return step[:-1] + step[1:] - (f[2:] - f[:-2]).norm(dim=1)
+
+
+@scorer(NAME, RANGE, model_folders=("lpips",),
+        summary="new content after frame k minus a tax on detours of the feature path (flicker, shake, cuts)")
 def score(clip: Clip, k: int = K, coherence_weight: float = 1.0) -> RewardResult:
     T = clip.num_frames
     if k < 2 or T <= k:
         return RewardResult.not_applicable(NAME, f"needs more than k = {k} frames (and k >= 2); clip has {T}",
                                            RANGE, "frame")
-    f = content_features(clip)
-    early, late = f[:k], f[k:]
-    novelty = 1 - (late @ early.T).max(dim=1).values
-    jumps = 1 - (f[1:] * f[:-1]).sum(1)  # jumps[t-1] = step into frame t
-    j_ref = max(2 * float(jumps[:k - 1].median()), 0.01)
-    tax = (jumps[k - 1:] - j_ref).clamp(min=0)
+    f = content_features(clip).double()
+    novelty = 1 - (f[k:] @ f[:k].T).max(dim=1).values
+    detour = detours(f)
+    tax = float(detour.mean())
     values = novelty - coherence_weight * tax
-    details = {"k": k, "novelty_mean": float(novelty.mean()), "tax_mean": float(tax.mean()), "jump_ref": j_ref,
-               "coherence_weight": coherence_weight}
-    return RewardResult(NAME, float(values.mean()), values, torch.arange(k, T, dtype=torch.float32), "frame", RANGE,
-                        details)
+    details = {"k": k, "novelty_mean": float(novelty.mean()), "tax": tax, "coherence_weight": coherence_weight,
+               "detour": detour.float().tolist()}
+    return RewardResult(NAME, float(values.mean()), values.float(), torch.arange(k, T, dtype=torch.float32), "frame",
+                        RANGE, details)

@@ -37,8 +37,10 @@ def api_first_last_gated() -> list[Node]:
     """**What it shows:** the first/last-frame scenario with a paid video API. Your start and end frames go to
     ComfyUI's Luma first/last-frame node inside a retry loop; each clip is scored by keyframe SSIM against the two
     frames (plus a quarter weight of temporal LPIPS against flicker) and re-rolled with a new seed below 0.85, at
-    most 5 retries and at most 6 API calls in all. The close node keeps the best clip and a log of every attempt
-    with its seed, reward, API calls and provider seconds.
+    most 5 retries and at most 6 API calls in all. The composite is calibrated, so 0.85 means "as good as nine clean
+    clips in ten" whatever the weights (for keyframe SSIM: ends as close to your frames as an H.264 copy of them).
+    The close node keeps the best clip and a log of every attempt with its seed, reward, API calls and provider
+    seconds.
 
     **What to change:**
     - The two Load Image nodes: your start and end frames (same size).
@@ -69,9 +71,10 @@ def api_first_last_gated() -> list[Node]:
 def api_master_frames_per_segment() -> list[Node]:
     """**What it shows:** the master-frames pattern with a paid video API. Three master frames (start, middle,
     end); each segment between two of them is one Luma first/last-frame generation inside its own retry loop,
-    gated by keyframe SSIM against its two master frames, so a failing segment is re-rolled without paying for the
-    other again. The gated segments are joined (the shared frame kept once) and flow Inbetween adds a frame between
-    every two generated ones (2x frame rate, once, outside the loops: no API cost).
+    gated by keyframe SSIM against its two master frames (calibrated: 0.85 = about as close to them as an
+    H.264 copy of them), so a failing segment is re-rolled without paying for the other again. The gated
+    segments are joined (the shared frame kept once) and flow Inbetween adds a frame between every two generated
+    ones (2x frame rate, once, outside the loops: no API cost).
 
     **What to change:**
     - The three Load Image nodes: your master frames (same size).

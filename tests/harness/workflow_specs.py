@@ -157,7 +157,9 @@ def train_curriculum() -> list[Node]:
     otherwise the job stops with a report.
 
     **What to change:**
-    - `stages` (each 4k+1 frames), `steps_per_stage`, and the `gates` (one `metric >= value` per line).
+    - `stages` (each 4k+1 frames), `steps_per_stage`, and the `gates` (one `metric >= value` per line). The
+      gates here are the scorers' clean anchors (README, Calibration): a stage passes when its validation clips
+      are as temporally consistent and smooth as nine real AI clips in ten.
     - `validation_prompts` (empty = the training prompts) and the reward settings, as in the GRPO workflow.
 
     Needs Wan 2.1 T2V 1.3B, its VAE and the umt5 text encoder (the frontend offers the downloads)."""
@@ -165,7 +167,7 @@ def train_curriculum() -> list[Node]:
         *_training_prompts("curriculum_prompts"),
         Node("launch", "RewardLoopLaunchCurriculum",
              {"stages": "33, 49, 65, 97", "steps_per_stage": 200,
-              "gates": "temporal_lpips >= 0.8\nflow_smoothness >= 0.5", "validation_prompts": "",
+              "gates": "temporal_lpips >= 0.9\nflow_smoothness >= 0.29", "validation_prompts": "",
               **_grpo_widgets(), **{k: v for k, v in _common_train("wan13b_curriculum", 0, 1e-4, 25).items()
                                     if k != "steps"}},
              {"prompts": ("prompts", 0), "text_embeddings": ("emb", 0)}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 import pytest
-from loop_workflows import EVERY, LENGTH, SEGMENT_PASS, SIZE, SPECS
+from loop_workflows import EVERY, LENGTH, SEGMENT_PASS, SIZE, SPECS, SSIM_THRESHOLD
 from test_loop import goods, run, runs_of
 from workflow_specs import check_files_match_specs, template_path
 from workflows import load, ui_to_api
@@ -48,7 +48,7 @@ def test_architectural_pan_workflow_runs_the_loop_to_its_known_outcome(comfy, pr
     prompt = prompts["loop_architectural_pan"]
     [open_id] = by_type(prompt, "RewardLoopRetryOpen")
     inputs = prompt[open_id]["inputs"]
-    assert (inputs["threshold"], inputs["max_retries"]) == (0.85, 5)
+    assert (inputs["threshold"], inputs["max_retries"]) == (SSIM_THRESHOLD, 5)
     expected = goods(inputs["seed"], 6, p=0.4, size=SIZE)
     result = run(comfy, prompt, timeout=600)
     assert result.status == "success", result.error
@@ -67,7 +67,7 @@ def test_per_segment_workflow_rerolls_each_segment_on_its_own(comfy, prompts):
     opens = sorted(by_type(prompt, "RewardLoopRetryOpen"), key=lambda k: prompt[k]["inputs"]["seed"])
     expected = []
     for segment, open_id in enumerate(opens):  # segment i's generator draws with segment index i
-        s = gating.make_settings(0.85, 3, base_seed=prompt[open_id]["inputs"]["seed"])
+        s = gating.make_settings(SSIM_THRESHOLD, 3, base_seed=prompt[open_id]["inputs"]["seed"])
         g = [perturb.segment_draw(s.seed(k), segment, SEGMENT_PASS, SIZE)[0] for k in range(4)]
         expected.append(g.index(True) + 1 if True in g else 4)
     assert [s["attempts_run"] for s in summary["segments"]] == expected

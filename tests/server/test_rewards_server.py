@@ -41,7 +41,7 @@ def test_fvd_lite_and_composite_with_a_reference_match_the_core(comfy):
     import torch
 
     from rewardloop.motion import scene as core_scene
-    from rewardloop.rewards import Clip, RewardRuntime, composite, score
+    from rewardloop.rewards import Clip, RewardRuntime, calibration, composite, score
 
     seed = _fresh() % 1000
     prompt = {
@@ -72,7 +72,9 @@ def test_fvd_lite_and_composite_with_a_reference_match_the_core(comfy):
     assert fvd["scores"]["fvd_lite"]["per_item"] == pytest.approx(expected.per_item.tolist(), rel=1e-5, abs=1e-9)
     agg, _ = composite(clip, {"fvd_lite": 1.0}, {"fvd_lite": {"max_crops": 2}})
     assert comp["aggregate"]["details"]["included"] == ["fvd_lite"]
-    assert comp["aggregate"]["value"] == pytest.approx(agg.value, rel=1e-6, abs=1e-9) == pytest.approx(value)
+    calibrated = calibration.get("fvd_lite")(value)  # the composite's 0..1 value of FVD-lite's raw one
+    assert comp["aggregate"]["value"] == pytest.approx(agg.value, rel=1e-6, abs=1e-9) == pytest.approx(calibrated)
+    assert comp["aggregate"]["details"]["components"]["fvd_lite"]["raw"] == pytest.approx(value)
     assert torch.equal(frames, core_scene.render_scene(times, SIZE, SIZE, seed, "pan"))
 
 

@@ -13,6 +13,7 @@ import torch
 from rewardloop import gating
 from rewardloop.gating.best_of_n import best_of_n, sample_halving
 from rewardloop.rewards import Clip, RewardRuntime, reward_function, score
+from rewardloop.rewards import calibration
 
 H = W = 24
 ANCHOR = torch.linspace(0, 1, H * W * 3).view(1, H, W, 3)
@@ -133,7 +134,9 @@ def test_factory_matches_score_and_composite():
     comp = reward_function("composite", weights={"keyframe_ssim": 2.0, "framing": 1.0},
                            options={"framing": {"num_samples": 2}}, runtime=rt)(frames, **kf)
     framing = score("framing", Clip(frames), num_samples=2).value
-    assert comp.name == "composite" and comp.value == pytest.approx((2 * single.value + framing) / 3)
+    cal = calibration.get  # the composite averages calibrated values
+    expected = (2 * cal("keyframe_ssim")(single.value) + cal("framing")(framing)) / 3
+    assert comp.name == "composite" and comp.value == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("kwargs, match", [

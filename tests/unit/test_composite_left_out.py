@@ -28,3 +28,15 @@ def test_nothing_left_out_says_so(comfy_inprocess):
     rewards = importlib.import_module("rewardloop.rewards")
     agg, _ = rewards.composite(rewards.Clip(torch.rand(9, 48, 48, 3)), {"flow_smoothness": 1.0})
     assert nodes._left_out(agg.details) == "Every weighted scorer was counted."
+
+
+def test_counted_scorers_show_their_calibrated_and_raw_values(comfy_inprocess):
+    nodes = importlib.import_module("rewardloop.nodes.rewards")
+    rewards = importlib.import_module("rewardloop.rewards")
+    calibration = importlib.import_module("rewardloop.rewards.calibration")
+    agg, parts = rewards.composite(rewards.Clip(torch.rand(9, 48, 48, 3)), {"flow_smoothness": 1.0, "framing": 0.5})
+    lines = nodes._counted(agg.details).splitlines()
+    assert lines[0] == "Counted, calibrated 0..1 (raw value):"
+    for r in parts:
+        assert f"{r.name}: {calibration.get(r.name)(r.value):.3f} (raw {r.value:.4g})" in lines
+    assert len(lines) == 3

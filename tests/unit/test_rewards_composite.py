@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rewardloop.rewards import Clip, composite, score, scores_payload, to_frame_axis
+from rewardloop.rewards import Clip, calibration, composite, score, scores_payload, to_frame_axis
 from rewardloop.rewards.result import RewardResult
 
 pytestmark = pytest.mark.usefixtures("reward_models")
@@ -17,15 +17,22 @@ def test_weighted_mean_over_included_components(scene_frames):
     clip = Clip(scene_frames[:20], keyframes=scene_frames[[0, 19]], prompt="a city")
     weights = {"keyframe_ssim": 2.0, "temporal_lpips": 1.0, "fvd_lite": 3.0, "framing": 0.0}
     agg, parts = composite(clip, weights)
-    v = {r.name: r.value for r in parts}
+    raw = {r.name: r.value for r in parts}
+    v = {n: calibration.get(n)(x) for n, x in raw.items()}  # averaged on the calibrated 0..1 scale
     assert agg.value == pytest.approx((2 * v["keyframe_ssim"] + v["temporal_lpips"]) / 3)
+    assert agg.value_range == (0.0, 1.0) and 0 <= agg.value <= 1
     d = agg.details
     assert d["included"] == ["keyframe_ssim", "temporal_lpips"]
     assert d["excluded"]["fvd_lite"].startswith("not applicable: no reference")  # weighted but not applicable
     assert d["excluded"]["framing"] == "weight 0"
     assert d["excluded"]["clip_score"] == "no weight given"
     assert d["weighted_sum"] == pytest.approx(2 * v["keyframe_ssim"] + v["temporal_lpips"])
+    assert {n: d["components"][n]["raw"] for n in d["included"]} == pytest.approx(
+        {n: raw[n] for n in d["included"]})  # the raw values stay available
     assert agg.per_item.shape == (20,) and torch.isfinite(agg.per_item).all()
+    assert ((agg.per_item >= 0) & (agg.per_item <= 1)).all()
+    plain, _ = composite(clip, weights, calibrated=False)  # the raw weighted mean, on request
+    assert plain.value == pytest.approx((2 * raw["keyframe_ssim"] + raw["temporal_lpips"]) / 3)
 
 
 def test_missing_model_files_are_excluded_not_zero(scene_frames, monkeypatch, tmp_path):
@@ -33,7 +40,7 @@ def test_missing_model_files_are_excluded_not_zero(scene_frames, monkeypatch, tm
 
     clip = Clip(scene_frames[:12], prompt="a city", runtime=RewardRuntime([tmp_path]))  # empty folder: no CLIP file
     agg, _ = composite(clip, {"framing": 1.0, "clip_score": 5.0})
-    framing = score("framing", clip).value
+    framing = calibration.get("framing")(score("framing", clip).value)
     assert agg.value == pytest.approx(framing)  # not (framing + 5*0) / 6, not (framing + 5*1) / 6
     reason = agg.details["excluded"]["clip_score"]
     assert reason.startswith("model files missing") and "ViT-B-32-quickgelu.safetensors" in reason

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rewardloop.rewards import Clip, SCORERS, composite, score
+from rewardloop.rewards import calibration
 
 pytestmark = pytest.mark.usefixtures("reward_models")
 PACK_ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +72,7 @@ def test_one_frame_clip(scene_frames):
     assert score("keyframe_ssim", one).value == pytest.approx(1.0)
     assert score("framing", one).applicable
     agg, _ = composite(one, {"keyframe_ssim": 1.0, "temporal_lpips": 1.0})
-    assert agg.value == pytest.approx(1.0)
+    assert agg.value == pytest.approx(calibration.get("keyframe_ssim")(1.0))  # SSIM 1 alone, calibrated
     assert agg.details["excluded"]["temporal_lpips"].startswith("not applicable")
 
 

@@ -9,6 +9,8 @@ import os
 import pytest
 import torch
 
+from rewardloop.rewards import calibration
+
 
 @pytest.fixture
 def nodes_mod(comfy_inprocess, reward_models, monkeypatch, tmp_path):
@@ -84,7 +86,9 @@ def test_composite_node_reports_exclusions(nodes_mod, scene_frames):
     assert agg["details"]["included"] == ["keyframe_ssim", "framing"]
     assert "ViT-B-32-quickgelu.safetensors" in agg["details"]["excluded"]["clip_score"]  # not in the test folders
     parts = scores["scores"]
-    assert reward == pytest.approx((parts["keyframe_ssim"]["value"] + parts["framing"]["value"]) / 2)
+    calibrated = {n: calibration.get(n)(parts[n]["value"]) for n in ("keyframe_ssim", "framing")}
+    assert reward == pytest.approx(sum(calibrated.values()) / 2)  # the mean of the calibrated values
+    assert agg["details"]["components"]["framing"]["raw"] == pytest.approx(parts["framing"]["value"])
     with pytest.raises(ValueError, match="options_json"):
         nodes_mod.Composite.execute(frames=scene_frames[:4], options_json="{nope", device="cpu", **weights)
 

@@ -51,10 +51,14 @@ def test_corruptions_score_worse(name, clips):
 
 
 def test_novelty_after_k_penalises_loops_and_incoherent_jumps(clips):
-    values = _values(clips, "novelty_after_k", k=24)
-    assert values["original"] > 0.02  # the pan keeps revealing new content
-    assert values["loop"] < values["original"]
-    assert values["shuffle"] < values["original"]
+    results = {k: score("novelty_after_k", c, k=24) for k, c in clips.items()}
+    values = {k: r.value for k, r in results.items()}
+    assert results["original"].details["novelty_mean"] > 0.02  # the pan keeps revealing new content
+    for bad in ("loop", "shuffle", "jitter", "flicker"):
+        assert values[bad] < values["original"], (bad, values)
+    # incoherent copies pay a larger coherence tax than the pan (not only a lower novelty)
+    for bad in ("shuffle", "jitter", "flicker"):
+        assert results[bad].details["tax"] > results["original"].details["tax"], bad
 
 
 def test_loop_break_is_inverted_when_the_prompt_asks_for_a_loop(clips):
@@ -62,7 +66,8 @@ def test_loop_break_is_inverted_when_the_prompt_asks_for_a_loop(clips):
             for k, c in clips.items() if k in ("original", "loop")}
     assert asks["loop"] > asks["original"]
     plain = score("loop_break", clips["loop"])
-    assert plain.value < 0.1 and plain.details["dominant_period_frames"] == pytest.approx(47 / 8, rel=0.2)
+    # an exact 6-frame loop of a slow pan: the clip comes back almost all the way (rho ~0.8)
+    assert plain.value < 0.3 and plain.details["dominant_period_frames"] == 6
 
 
 def test_seam_score_locates_the_bad_join(clips):

