@@ -219,10 +219,12 @@ def _opencv_pair(method: str, a: np.ndarray, b: np.ndarray, out: np.ndarray, gui
     # DIS starts from the flow passed in when it is H x W float32x2 and writes the result into it. A
     # guided call leaves state behind that changes later unguided results of the same object (by tens of pixels);
     # guided results do not depend on what ran before. So guided and unguided calls keep separate objects.
+    # An object also keeps settings from the first frame size it saw (results at another size then differ from a
+    # fresh object's by up to a pixel), so each frame size gets its own.
     cache = getattr(_local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
-    key = (method, guided)
+    key = (method, guided, a.shape)
     dis = cache.get(key)
     if dis is None:
         dis = cache[key] = _new_dis(method)

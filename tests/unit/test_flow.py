@@ -210,3 +210,14 @@ def test_bidirectional_flow_pairs_match_single_calls_with_and_without_guess():
     assert torch.equal(guided.forward[1], plain.forward[1]) and not torch.equal(guided.forward[0], plain.forward[0])
     with pytest.raises(ValueError, match="Initial flows must be"):
         flow.bidirectional_flow(frames, "dis_fast", init=flow.FlowPair(guess.forward[:2], guess.backward[:2], "x"))
+
+
+def test_a_threads_flow_does_not_depend_on_the_frame_size_it_saw_before():
+    """One thread keeps its DIS objects between calls; an object first used at another frame size must not change
+    the result (it did by up to a pixel: one object per size now)."""
+    frames = scene.render_scene(scene.frame_times(6), 128, 96, seed=7, motion="pan")
+    fresh = flow.bidirectional_flow(frames, "dis_fast", workers=2)  # new pool threads, new objects
+    small = scene.render_scene(scene.frame_times(2), 64, 48, seed=5, motion="pan")
+    flow.compute_flow(small[:1], small[1:], "dis_fast")  # this thread meets 64x48 first
+    again = flow.bidirectional_flow(frames, "dis_fast", workers=1)  # this thread's objects
+    assert torch.equal(fresh.forward, again.forward) and torch.equal(fresh.backward, again.backward)
