@@ -31,7 +31,6 @@ import argparse
 import datetime
 import functools
 import hashlib
-import io
 import json
 import math
 import os
@@ -70,27 +69,14 @@ def source_key(name: str) -> str:
 
 
 def codec_roundtrip(frames: torch.Tensor, crf: int = CODEC_CRF) -> torch.Tensor:
-    """The frames after one H.264 (libx264, yuv420p, its default CRF 23) encode and decode, cropped to even sides:
-    what every saved or delivered video goes through, so the least a perfect generation loses at its ends."""
-    import av
-    import numpy as np
+    """The frames after one H.264 (libx264 at its defaults: CRF 23, preset medium, yuv420p) encode and decode,
+    cropped to even sides: what every saved or delivered video goes through, so the least a perfect generation
+    loses at its ends. The API stand-in's encoder and decoder (PyAV)."""
+    from api_standin.render import decode_mp4, encode_mp4
 
     H, W = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
     u8 = (frames[:, :H, :W].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
-        for f in u8:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    buf.seek(0)
-    with av.open(buf) as container:
-        out = [torch.from_numpy(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
-    return torch.stack(out).float() / 255
+    return torch.from_numpy(decode_mp4(encode_mp4(u8, crf=crf, preset="medium"))).float() / 255
 
 
 def donor_face() -> torch.Tensor:

@@ -22,7 +22,7 @@ changes which of two clips a scorer prefers. It is fixed (never fitted to the ba
 The anchors below were measured on real AI-generated clips (the animated WebP outputs of current video models
 in the registry packages comfyui-workflow-templates-media-assets-01/-02), 33 frames, long side 256, with the
 scorers' default settings, against the corruptions of `rewards.corruptions`;
-`python benchmarks/reward_validity.py --calibrate` reproduces them. Scorers whose real weights cannot be obtained
+`python benchmarks/reward_validity.py --conditions 33 --every 2 --calibrate` reproduces them. Scorers whose real weights cannot be obtained
 offline (CLIP, BLIP, facenet) carry provisional anchors taken from their published scales (`measured=False`):
 re-measure them with the script once you have the weights. Options that change a scorer's scale (e.g.
 temporal_lpips with net="vgg", another analysis_size, another FVD-lite reference) shift its raw values, so the

@@ -18,8 +18,9 @@ steps. The tax is fixed geometry, not relative to the clip's own typical step: a
 steps larger than twice the clip's median step, so a clip that flickered or shook throughout set its own bar
 and its breakage read as novelty (on real AI clips, jittered and flickering copies then scored higher than
 their originals almost always).
-Value: range [-2.83 * coherence_weight, 1] (in practice about -0.3..0.2), higher = better: a clip that loops back to its start
-scores ~0 novelty, a clip that reaches new content by cuts, shuffles, flicker or shake pays the tax.
+Value: range [-2.83 * coherence_weight, 1] (real clips: benchmarks/RESULTS.md, "Reward validity"), higher = better:
+a clip that loops back to its start scores ~0 novelty, a clip that reaches new content by cuts, shuffles, flicker
+or shake pays the tax.
 per_item: novelty_t - coherence_weight * tax per late frame (their mean is the value). details: novelty and
 tax means, the detour per frame. Not applicable when T <= k (default k = 32) or k < 2.
 """

@@ -111,8 +111,9 @@ def render_clip(first: np.ndarray, last: np.ndarray, defect: str | None, seed_ke
     return out
 
 
-def encode_mp4(frames: np.ndarray, fps: float = 24.0, crf: int = 16) -> bytes:
-    """H.264 mp4 (yuv420p) bytes of uint8 frames [T, H, W, 3], decodable by ComfyUI's VideoFromFile."""
+def encode_mp4(frames: np.ndarray, fps: float = 24.0, crf: int = 16, preset: str = "veryfast") -> bytes:
+    """H.264 mp4 (yuv420p) bytes of uint8 frames [T, H, W, 3] (even sides), decodable by ComfyUI's
+    VideoFromFile."""
     import av
     from fractions import Fraction
 
@@ -121,7 +122,7 @@ def encode_mp4(frames: np.ndarray, fps: float = 24.0, crf: int = 16) -> bytes:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.options = {"crf": str(crf), "preset": preset}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
