@@ -132,6 +132,9 @@ def main(argv=None) -> int:
         if rt.is_main:
             write_result(run_dir, status, **result)
         logging.getLogger(__name__).info("%s: %s %s", cfg.method, status, result.get("lora_path", ""))
+        # Every rank leaves together: a rank tearing its process group down while rank 0 still writes the
+        # result sometimes aborted at exit ("terminate called without an active exception").
+        rt.accelerator.wait_for_everyone()
         return EXIT.get(status, 1)
     except Exception as exc:  # the job manager shows this message on the node
         tb = traceback.format_exc()
