@@ -164,7 +164,7 @@ def cell(raw: dict, scorer: str, types) -> tuple[int, int]:
 
 
 def pct(w: int, n: int) -> str:
-    return f"{100 * w / n:.0f}% ({w}/{n})" if n else "n/a"
+    return f"{100 * w / n:.3g}% ({w}/{n})" if n else "n/a"  # 3 digits: 555/557 is 99.6%, not 100%
 
 
 def report(raw: dict, condition: str, n_clips: int) -> list[str]:

@@ -1,13 +1,19 @@
 """Seam consistency: are the joins between overlapping generation windows invisible?
 
 Long clips are generated in windows (default 64 frames, consecutive windows overlapping by 16). A seam
-shows as a transition that is much less explainable by motion than the clip's ordinary transitions.
-Definition: for every transition t -> t+1 (analysis resolution) a motion-compensated change
-    d_t = mean_pixels( valid * |I_t - W(I_t+1)| + (1 - valid) * |I_t - I_t+1| )
-(warping error where the flow is trustworthy, raw change where it is not, so cuts are not hidden).
+shows as a transition that stands out from its neighbours: in how much of its change the motion does not
+explain, or in how far things move (a window that restarts or skips frames jumps in time).
+Definition: for every transition t -> t+1 (analysis resolution)
+    d_t = mean_pixels( valid * |I_t - W(I_t+1)| + (1 - valid) * |I_t - I_t+1| )   (motion-compensated change:
+          warping error where the flow is trustworthy, raw change where it is not, so cuts are not hidden)
+    m_t = mean_pixels |flow t->t+1|                                                   (how far things move, px)
+and its excess over its own neighbourhood (the `R` transitions on each side, median, so a seam is judged against
+the motion around it rather than the clip's typical motion, which differs between a pan and a still shot)
+    e_t = max(0, log((d_t + eps_d) / (median_nb d + eps_d)), log((m_t + eps_m) / (median_nb m + eps_m)))
 A seam's zone is its overlap plus the transitions entering and leaving it; its score is
-    s_j = min(1, median(d over transitions outside every zone) / max(d over the zone))
-Value: mean_j s_j, range (0, 1], higher = better (1 = no seam transition worse than a typical one).
+    s_j = 1 / (1 + sum(e_t over the zone))
+a sum, not a maximum, so a join's own jump counts even where the clip already has a bigger natural change there.
+Value: mean_j s_j, range (0, 1], higher = better (1 = no transition of any zone stands out from its neighbours).
 per_item: one per seam, at the zone's centre. Windows: (window, overlap) or explicit [start, end) frame
 ranges (as Window Split produces; (window, overlap) is planned the same way, the last window aligned to
 the clip's end); not applicable when the clip fits in one window.
@@ -25,7 +31,9 @@ from .scorer import scorer
 NAME = "seam_consistency"
 RANGE = (0.0, 1.0)
 WINDOW, OVERLAP = 64, 16
-EPS = 1e-3  # a floor for the baseline change on near-static clips
+EPS = 1e-3  # a floor for the change on near-static clips (mean absolute change, 0..1 pixel values)
+MOTION_EPS = 0.1  # px at the analysis size: a floor for the flow magnitude of near-static clips
+R = 2  # transitions on each side that make a transition's neighbourhood
 
 
 def window_ranges(num_frames: int, windows=None) -> list[tuple[int, int]]:
@@ -76,22 +84,42 @@ def transition_change(clip: Clip) -> torch.Tensor:
     return clip.memo(("transition_change", clip.flow_method, *clip.analysis_hw), compute)
 
 
-@scorer(NAME, RANGE, uses=("flow", "windows"), summary="typical transition change / worst change at each window seam")
+def transition_motion(clip: Clip) -> torch.Tensor:
+    """m_t per pair (memoised): mean forward-flow magnitude in pixels at the analysis size."""
+    def compute():
+        m = torch.empty(clip.num_pairs)
+        for s, e in clip.chunks(clip.num_pairs, "seam motion", clip.analysis_chunk):
+            m[s:e] = clip.flow_chunk(s, e).forward.norm(dim=-1).mean(dim=(1, 2)).cpu()
+        return m
+
+    return clip.memo(("transition_motion", clip.flow_method, *clip.analysis_hw), compute)
+
+
+def local_excess(x: torch.Tensor, eps: float, r: int = R) -> torch.Tensor:
+    """log((x_t + eps) / (median of the r values on each side of t + eps)), [n] (fewer neighbours at the ends)."""
+    n = x.shape[0]
+    offsets = torch.cat([torch.arange(-r, 0), torch.arange(1, r + 1)])
+    idx = torch.arange(n)[:, None] + offsets[None, :]
+    inside = (idx >= 0) & (idx < n)
+    nb = torch.where(inside, x[idx.clamp(0, n - 1)], torch.full_like(idx, float("nan"), dtype=x.dtype))
+    med = nb.nanquantile(0.5, dim=1)  # the midpoint of the two middle values, not torch.median's lower one
+    return torch.log((x + eps) / (med.nan_to_num(0.0) + eps))
+
+
+@scorer(NAME, RANGE, uses=("flow", "windows"),
+        summary="how much the transitions at each window seam stand out from their neighbours (change and motion)")
 def score(clip: Clip) -> RewardResult:
     ranges = window_ranges(clip.num_frames, clip.windows)
     if len(ranges) < 2 or clip.num_frames < 3:
         return RewardResult.not_applicable(NAME, "the clip fits in one window: no seams", RANGE, "seam",
                                            {"windows": ranges})
-    d = transition_change(clip)
+    d, m = transition_change(clip), transition_motion(clip)
+    excess = torch.maximum(local_excess(d, EPS), local_excess(m, MOTION_EPS)).clamp(min=0)
     zones = seam_zones(ranges, clip.num_pairs)
-    in_zone = torch.zeros(clip.num_pairs, dtype=torch.bool)
-    for a, b in zones:
-        in_zone[a:b + 1] = True
-    outside = d[~in_zone] if bool((~in_zone).any()) else d
-    baseline = float(outside.median()) + EPS
-    worst = torch.tensor([float(d[a:b + 1].max()) + EPS for a, b in zones])
-    values = (baseline / worst).clamp(max=1.0)
+    totals = torch.stack([excess[a:b + 1].sum() for a, b in zones])
+    values = 1 / (1 + totals)
     positions = torch.tensor([(a + b + 1) / 2 for a, b in zones], dtype=torch.float32)
-    details = {"windows": ranges, "seam_pairs": zones, "baseline_change": baseline,
-               "worst_change": worst.tolist()}
+    worst = [a + int(excess[a:b + 1].argmax()) for a, b in zones]
+    details = {"windows": ranges, "seam_pairs": zones, "zone_excess": totals.tolist(), "worst_pair": worst,
+               "worst_pair_change": [float(d[t]) for t in worst], "worst_pair_motion_px": [float(m[t]) for t in worst]}
     return RewardResult(NAME, float(values.mean()), values, positions, "seam", RANGE, details)

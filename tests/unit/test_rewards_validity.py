@@ -72,8 +72,12 @@ def test_loop_break_is_inverted_when_the_prompt_asks_for_a_loop(clips):
 
 def test_seam_score_locates_the_bad_join(clips):
     res = score("seam_consistency", clips["seam"])
+    clean = score("seam_consistency", clips["original"])
     assert res.details["seam_pairs"] == [(19, 23), (23, 43)]
-    assert float(res.per_item[0]) < 0.8 < float(res.per_item[1])  # the corrupted join is the first one
+    assert res.details["worst_pair"][0] == 21  # frame 22 restarts earlier: the transition 21 -> 22 jumps
+    # the corrupted join is the first one: it scores below the other join and far below the same join unbroken
+    assert float(res.per_item[0]) < float(res.per_item[1])
+    assert float(res.per_item[0]) < 0.5 * float(clean.per_item[0])
 
 
 def test_fvd_lite_orders_corruptions_below_the_original():
@@ -186,3 +190,32 @@ def test_identity_detects_on_a_downscaled_copy_in_one_call_and_crops_full_resolu
     assert (full[:, 2] - full[:, 0]).min() > 250  # the face fills most of the 640 px frame: not a speck
     small, _ = identity.largest_faces(Clip(face), face[:2])  # 160 px frames are not scaled at all
     assert torch.allclose(small, identity.largest_faces(Clip(face), face[:2], detect_size=0)[0])
+
+
+def test_seam_counts_a_join_jump_even_beside_a_bigger_natural_change():
+    """A join is the sum of how much its transitions stand out from their neighbours, not its single worst one: a
+    clip whose overlap already holds a fast move (a natural big change) still scores lower once that join also
+    restarts a few frames earlier."""
+    from rewardloop.motion.scene import render_scene
+    from rewardloop.rewards import corruptions
+
+    steps = torch.full((47,), 0.01)
+    steps[20] = 0.06  # one fast move in the first join's zone (pairs 19..23 with windows 24/4)
+    times = torch.cat([torch.zeros(1), steps.cumsum(0)])
+    fast = render_scene(times, 128, 96, seed=3, motion="pan")
+    joined = corruptions.seam(fast, at=22, skip=3)  # jumps back 3 steps of 0.01: less than the fast move
+    clean, broken = (score("seam_consistency", Clip(v, windows=WINDOWS)) for v in (fast, joined))
+    assert clean.details["worst_pair"][0] == broken.details["worst_pair"][0] == 20  # the fast move stands out most
+    assert float(broken.per_item[0]) < float(clean.per_item[0])
+
+
+def test_seam_local_excess_is_zero_for_steady_change_and_logs_a_spike():
+    from rewardloop.rewards.seam import local_excess
+
+    steady = torch.full((12,), 0.02)
+    assert torch.allclose(local_excess(steady, 1e-3), torch.zeros(12), atol=1e-6)
+    spike = steady.clone()
+    spike[6] = 0.08
+    out = local_excess(spike, 1e-3)
+    assert float(out[6]) == pytest.approx(float(torch.log(torch.tensor(0.081 / 0.021))), rel=1e-5)
+    assert float(out[:5].abs().max()) < 1e-6  # the spike is never the median of a neighbourhood of 4
