@@ -200,8 +200,9 @@ class FVDLite(_ScorerNode):
         return cls._schema(node_id="RewardLoopFVDLite", display_name="Reward: FVD-lite (KVD on I3D)", inputs=[
             io.Image.Input("reference", tooltip="Reference video(s) showing the wanted content and motion (more "
                                                 "than 16 frames)."),
-            io.Combo.Input("feature", options=["logits", "pool"], default="logits",
-                           tooltip="I3D logits (400-d, FVD's layer) or the 1024-d pre-logit pool."),
+            io.Combo.Input("feature", options=["logits", "pool"], default="pool",
+                           tooltip="The 1024-d pre-logit pool (default: catches more temporal breakage on real "
+                                   "clips) or I3D's 400 logits (FVD's layer)."),
             io.Int.Input("max_crops", default=16, min=2, max=512, tooltip="At most this many 16-frame crops per video.")])
 
 

