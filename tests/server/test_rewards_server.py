@@ -47,14 +47,17 @@ def test_fvd_lite_and_composite_with_a_reference_match_the_core(comfy):
     prompt = {
         "gen": scene(seed), "ref": scene(seed + 1, "dolly"),
         "fvd": {"class_type": "RewardLoopFVDLite",
-                "inputs": {"frames": ["gen", 0], "reference": ["ref", 0], "feature": "logits", "max_crops": 2,
+                "inputs": {"frames": ["gen", 0], "reference": ["ref", 0], "feature": "pool", "max_crops": 2,
                            "device": "cpu"}},
+        "fvd_logits": {"class_type": "RewardLoopFVDLite",
+                       "inputs": {"frames": ["gen", 0], "reference": ["ref", 0], "feature": "logits", "max_crops": 2,
+                                  "device": "cpu"}},
         "comp": {"class_type": "RewardLoopRewardComposite",
                  "inputs": {"frames": ["gen", 0], "reference": ["ref", 0],
                             "options_json": '{"fvd_lite": {"max_crops": 2}}', "flow_method": "dis_fast",
                             "analysis_size": 256, "device": "cpu",
                             **weights_off(), "w_fvd_lite": 1.0, "w_keyframe_ssim": 0.0}},
-        "fvd_out": preview(["fvd", 2]), "comp_out": preview(["comp", 2]),
+        "fvd_out": preview(["fvd", 2]), "fvd_logits_out": preview(["fvd_logits", 2]), "comp_out": preview(["comp", 2]),
     }
     result = comfy.run(prompt)
     assert result.status == "success", result.error
@@ -70,6 +73,10 @@ def test_fvd_lite_and_composite_with_a_reference_match_the_core(comfy):
     value = fvd["scores"]["fvd_lite"]["value"]
     assert value == pytest.approx(expected.value, rel=1e-6, abs=1e-9)
     assert fvd["scores"]["fvd_lite"]["per_item"] == pytest.approx(expected.per_item.tolist(), rel=1e-5, abs=1e-9)
+    logits = json.loads(result.outputs["fvd_logits_out"]["text"][0])["scores"]["fvd_lite"]
+    expected_logits = score("fvd_lite", clip, max_crops=2, feature="logits")
+    assert logits["details"]["feature"] == "logits" and expected.details["feature"] == "pool"
+    assert logits["value"] == pytest.approx(expected_logits.value, rel=1e-6, abs=1e-9)
     agg, _ = composite(clip, {"fvd_lite": 1.0}, {"fvd_lite": {"max_crops": 2}})
     assert comp["aggregate"]["details"]["included"] == ["fvd_lite"]
     calibrated = calibration.get("fvd_lite")(value)  # the composite's 0..1 value of FVD-lite's raw one
