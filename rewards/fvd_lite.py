@@ -135,7 +135,7 @@ def unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor
 
 
 @scorer(NAME, RANGE, uses=("reference",), model_folders=("i3d",),
-        summary="-unbiased polynomial-kernel MMD^2 of I3D logits (KVD-style) vs a reference video")
+        summary="-unbiased polynomial-kernel MMD^2 of I3D features (KVD-style) vs a reference video")
 def score(clip: Clip, feature: str = "pool", max_crops: int = MAX_CROPS,
           reference_features: torch.Tensor | None = None) -> RewardResult:
     """Reference: `reference_features` ([n, d], e.g. precomputed once by a trainer) or `clip.reference` frames."""
