@@ -12,7 +12,8 @@ Distance: the unbiased MMD^2 between the two feature sets with KID's cubic polyn
 feature norm follows its contrast and texture more than its motion, and comparing directions separates temporally
 broken copies of real clips from their originals more often on both layers (benchmarks/RESULTS.md).
 Value: -MMD^2, higher = better; 0 means the clip's crops are distributed like the reference's. The
-unbiased estimate is noisy and can be slightly positive for near-identical sets. per_item: each generated
+unbiased estimate is noisy and is positive when the clip's crops are closer to the reference's than the
+reference's crops are to each other (a clip cut from its own reference shot). per_item: each generated
 crop's witness term -(mean_j!=i k(x_i,x_j) - 2 mean_j k(x_i,y_j) + mean_k!=l k(y_k,y_l)) (their mean
 is the value), at the crop centres.
 What it is NOT: not FVD (no Gaussian fit, no matrix square root: with a handful of crops a 400x400
