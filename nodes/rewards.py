@@ -193,8 +193,8 @@ class FlowSmoothness(_ScorerNode):
 class FVDLite(_ScorerNode):
     SCORER, CLIP_KEYS = "fvd_lite", ("reference",)
     ABOUT = ("How close the clip's content and motion are to a reference video, judged by a video-recognition network"
-             " (I3D): about 0 or above = like the reference, more negative = further away. Needs clips longer than 16"
-             " frames.")
+             " (I3D): -inf..16, around 0 or above = like the reference, more negative = further away. Needs clips longer"
+             " than 16 frames.")
 
     @classmethod
     def define_schema(cls):

@@ -68,7 +68,23 @@ async function closeDialogs() {
   // ---- node search: what a user finds typing the retry loop's name (the internal collector shares it)
   await page.evaluate(() => { window.app.graph.clear(); window.app.canvas.setDirty(true, true); });
   await settle(page, 300);
-  await page.mouse.dblclick(800, 550);
+  // What a user does: double-click the empty canvas. A double-click that opens nothing (the canvas not yet focused,
+  // or busy) would send the typed name to the keybindings ("w" opens the Workflows panel): click to focus, retry,
+  // and last the frontend's own search command, so the check is about what the search offers.
+  const searchBox = ".comfy-vue-node-search-container, .litesearchbox, .node-search-box, [role='dialog'] input";
+  const boxShown = () => page.waitForSelector(searchBox, { state: "visible", timeout: 3000 }).then(() => true, () => false);
+  let searchOpenedBy = null;
+  for (let i = 0; i < 3 && !searchOpenedBy; i++) {
+    await page.mouse.click(800, 550);
+    await settle(page, 300);
+    await page.mouse.dblclick(800, 550);
+    if (await boxShown()) searchOpenedBy = "double-click";
+    else { await page.keyboard.press("Escape"); await closeDialogs(); }
+  }
+  if (!searchOpenedBy) {
+    await page.evaluate(() => window.app.extensionManager.command.execute("Workspace.SearchBox.Toggle")).catch(() => {});
+    if (await boxShown()) searchOpenedBy = "search command";
+  }
   await settle(page, 800);
   await page.keyboard.type("Reward Retry Loop", { delay: 20 });
   await settle(page, 1200);
@@ -131,7 +147,7 @@ async function closeDialogs() {
     await settle(page, 1200);
   }
   await page.screenshot({ path: path.join(shotDir, `missing_models_${version}.png`) });
-  console.log(JSON.stringify({ version, pack, cards, pictures, searchText: searchText.slice(0, 3000), addMenu,
+  console.log(JSON.stringify({ version, pack, cards, pictures, searchText: searchText.slice(0, 3000), searchOpenedBy, addMenu,
                                infoButton, helpText: helpText.slice(0, 20000), modelsDialog,
                                downloadLinks }));
   await context.close();

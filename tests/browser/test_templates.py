@@ -59,6 +59,7 @@ def test_templates_have_titles_and_pictures_main_demo_first(seen):
 
 
 def test_the_internal_collector_is_not_offered(seen):
+    assert seen["searchOpenedBy"] in ("double-click", "search command"), "the node search never opened"
     assert "Reward Retry Loop (open)" in seen["searchText"] and "Reward Retry Loop (close)" in seen["searchText"], \
         seen["searchText"][:500]
     assert "attempt collector" not in seen["searchText"]
