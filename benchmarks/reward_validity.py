@@ -58,27 +58,25 @@ CODEC_COPY = "h264_roundtrip"  # keyframe_ssim's clean anchor: the clip after on
 CODEC_CRF = 23
 
 
+def _source_hash(name: str, *extra: Path) -> str:
+    from rewardloop.rewards import SCORERS
+
+    h = hashlib.sha1(str(vh.COPIES_VERSION).encode())
+    for path in (sys.modules[SCORERS[name].fn.__module__].__file__, *extra):
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:12]
+
+
 @functools.lru_cache(maxsize=None)
 def scorer_key(name: str) -> str:
     """Read once per process (at the first call, before any scoring): the code of the scorer's module."""
-    from rewardloop.rewards import SCORERS
-
-    module = sys.modules[SCORERS[name].fn.__module__]
-    h = hashlib.sha1(str(vh.COPIES_VERSION).encode())
-    h.update(Path(module.__file__).read_bytes())
-    return h.hexdigest()[:12]
+    return _source_hash(name)
 
 
 @functools.lru_cache(maxsize=None)
 def legacy_key(name: str) -> str:
     """The first cache layout's key: the scorer's module and the whole of rewards/corruptions.py together."""
-    from rewardloop.rewards import SCORERS
-
-    module = sys.modules[SCORERS[name].fn.__module__]
-    h = hashlib.sha1(str(vh.COPIES_VERSION).encode())
-    for path in (module.__file__, ROOT / "rewards" / "corruptions.py"):
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()[:12]
+    return _source_hash(name, ROOT / "rewards" / "corruptions.py")
 
 
 @functools.lru_cache(maxsize=None)
