@@ -13,7 +13,7 @@ long side, so a corruption means the same at 128 and 512 px. `apply(name, frames
     lighting_jump   from frame `at` on, exposure and white balance jump (x1.25 red, x1.15 green, x0.95 blue)
     loop            the first `period` frames repeated (frame t shows frame t mod period)
     pingpong        the first `period` frames played forward and back, repeatedly
-    seam            from frame `at` on, the clip restarts `skip` frames earlier (a window join that jumps)
+    seam            frames at..at+skip-1 replay the `skip` frames before them (a join that jumps back, then forward)
     blur            Gaussian blur (sigma 0.6% of the long side)
     tilt            a random roll of the camera per frame (sd 3 degrees)
     identity_swap   from frame `at` on, the face box of each frame shows another face (boxes given by the caller)
@@ -125,13 +125,17 @@ def pingpong(frames: torch.Tensor, period: int = 8) -> torch.Tensor:
     return frames[torch.where(t < period, t, cycle - t)].float().clone()
 
 
-def seam(frames: torch.Tensor, at: int | None = None, skip: int = 6) -> torch.Tensor:
+def seam(frames: torch.Tensor, at: int | None = None, skip: int = 4) -> torch.Tensor:
+    """Frames at..at+skip-1 show frames at-skip..at-1 again: a join whose second window runs `skip` frames behind,
+    jumping back at `at` and forward to the original's frame at+skip. Every other frame stays in place (like
+    `stutter`), so the copy is its original plus one bad join: a copy that restarts and stays behind would move the
+    original's later frames and drop its last ones, which can hold worse breaks than the join."""
     T = frames.shape[0]
     at = T // 2 if at is None else at
-    if not 0 < skip <= at < T:
-        raise ValueError(f"seam needs 0 < skip <= at < {T}, got at={at}, skip={skip}")
+    if not 0 < skip <= at <= T - skip:
+        raise ValueError(f"seam needs 0 < skip <= at <= {T} - skip, got at={at}, skip={skip}")
     out = frames.float().clone()
-    out[at:] = frames[at - skip:T - skip]
+    out[at:at + skip] = frames[at - skip:at]
     return out
 
 

@@ -50,8 +50,8 @@ CORRUPTION_TYPES = ("shuffle", "jitter", "stutter", "texture_warp", "structure_w
 
 # What each scorer's definition says it catches (its "own family"), fixed before measuring.
 FAMILIES: dict[str, tuple[str, ...]] = {
-    # anything that changes the first or last frame (stutter keeps both)
-    "keyframe_ssim": tuple(c for c in CORRUPTION_TYPES if c != "stutter"),
+    # anything that changes the first or last frame (stutter and seam keep both)
+    "keyframe_ssim": tuple(c for c in CORRUPTION_TYPES if c not in ("stutter", "seam")),
     # change that motion does not explain (not `loop`: a period-8 copy replays the first 8 frames, whose
     # frame-to-frame change can be lower than the rest of the original; its restarts are loop_break's job)
     "temporal_lpips": ("shuffle", "texture_warp", "structure_warp", "flicker", "lighting_jump", "seam",

@@ -37,8 +37,9 @@ def test_what_each_corruption_does(frames):
     assert torch.equal(C.loop(frames, 6)[6], frames[0]) and torch.equal(C.loop(frames, 6)[13], frames[1])
     pp = C.pingpong(frames, 4)  # 0 1 2 3 2 1 0 1 ...
     assert all(torch.equal(pp[i], frames[j]) for i, j in enumerate([0, 1, 2, 3, 2, 1, 0, 1]))
-    seam = C.seam(frames, at=12, skip=5)
-    assert torch.equal(seam[11], frames[11]) and torch.equal(seam[12], frames[7])
+    seam = C.seam(frames, at=12, skip=5)  # frames 12..16 replay 7..11, then the clip is back on its own frames
+    assert all(torch.equal(seam[t], frames[t - 5]) for t in range(12, 17))
+    assert torch.equal(seam[:12], frames[:12].float()) and torch.equal(seam[17:], frames[17:].float())
     held = C.stutter(frames, 0)
     assert torch.equal(held[0], frames[0]) and torch.equal(held[-1], frames[-1])
     assert any(torch.equal(held[t], held[t - 1]) for t in range(1, T))
@@ -57,3 +58,5 @@ def test_bad_arguments_are_clear_errors(frames):
         C.apply("smear", frames)
     with pytest.raises(ValueError, match="seam needs 0 < skip <= at"):
         C.seam(frames, at=2, skip=5)
+    with pytest.raises(ValueError, match="seam needs 0 < skip <= at <= 24 - skip"):  # the replay must fit
+        C.seam(frames, at=frames.shape[0] - 3, skip=5)

@@ -195,7 +195,7 @@ def test_identity_detects_on_a_downscaled_copy_in_one_call_and_crops_full_resolu
 def test_seam_counts_a_join_jump_even_beside_a_bigger_natural_change():
     """A join is the sum of how much its transitions stand out from their neighbours, not its single worst one: a
     clip whose overlap already holds a fast move (a natural big change) still scores lower once that join also
-    restarts a few frames earlier."""
+    jumps back a few frames."""
     from rewardloop.motion.scene import render_scene
     from rewardloop.rewards import corruptions
 
