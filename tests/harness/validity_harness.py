@@ -203,19 +203,22 @@ def corrupted_copies(frames: torch.Tensor, seed: int, boxes: torch.Tensor | None
 def copy_keys(corruptions_source: str) -> dict[str, str]:
     """A cache key per copy: "original" on COPIES_VERSION alone, each corruption type on its own function in
     rewards/corruptions.py plus everything else there (helpers, constants) and `corrupted_copies` (how the copies
-    are made), so changing one corruption re-scores only its copies."""
+    are made), so changing one corruption re-scores only its copies. Code is compared without its docstrings and
+    comments (they do not change a copy)."""
     import ast
     import hashlib
     import inspect
 
     tree = ast.parse(corruptions_source)
-    own, shared = {}, [inspect.getsource(corrupted_copies), inspect.getsource(join_frame), repr((WINDOWS, LOOP_PERIOD))]
+    harness = ast.parse("\n".join(inspect.getsource(f) for f in (corrupted_copies, join_frame)))
+    own, shared = {}, [_code(node) for node in harness.body] + [repr((WINDOWS, LOOP_PERIOD))]
     for node in tree.body:
-        text = ast.get_source_segment(corruptions_source, node) or ""
+        if _is_docstring(node):
+            continue
         if isinstance(node, ast.FunctionDef) and node.name in CORRUPTION_TYPES:
-            own[node.name] = text
+            own[node.name] = _code(node)
         else:
-            shared.append(text)
+            shared.append(_code(node))
     missing = set(CORRUPTION_TYPES) - set(own)
     if missing:
         raise ValueError(f"rewards/corruptions.py has no function for {sorted(missing)}")
@@ -227,6 +230,25 @@ def copy_keys(corruptions_source: str) -> dict[str, str]:
         return h.hexdigest()[:12]
 
     return {"original": key("original"), **{t: key(t, own[t], *shared) for t in CORRUPTION_TYPES}}
+
+
+def _is_docstring(node) -> bool:
+    import ast
+
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _code(node) -> str:
+    """The node's code without docstrings (its own and its nested functions') or comments."""
+    import ast
+    import copy
+
+    node = copy.deepcopy(node)
+    for inner in ast.walk(node):
+        body = getattr(inner, "body", None)
+        if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body and _is_docstring(body[0]):
+            inner.body = body[1:] or [ast.Pass()]
+    return ast.dump(node)
 
 
 # ---------------------------------------------------------------------------------------------- scoring

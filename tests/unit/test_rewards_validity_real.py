@@ -138,9 +138,12 @@ def test_cache_keys_follow_each_corruption_on_its_own():
     base = vh.copy_keys(source)
     assert set(base) == {"original", *vh.CORRUPTION_TYPES} and len(set(base.values())) == len(base)
     assert vh.copy_keys(source) == base
-    edited = source.replace("at: int | None = None, skip: int = 6)", "at: int | None = None, skip: int = 7)")
+    edited = source.replace("at: int | None = None, skip: int = 4)", "at: int | None = None, skip: int = 5)")
     assert edited != source
     assert {k for k, v in vh.copy_keys(edited).items() if v != base[k]} == {"seam"}
+    reworded = source.replace('"""Corrupted copies', '"""Corrupted (reworded) copies', 1).replace(
+        "    T = frames.shape[0]\n", "    T = frames.shape[0]  # a new comment\n", 1)
+    assert reworded != source and vh.copy_keys(reworded) == base  # docstrings and comments do not change a copy
     helper = source + "\nEXTRA_CONSTANT = 1\n"
     assert {k for k, v in vh.copy_keys(helper).items() if v != base[k]} == set(vh.CORRUPTION_TYPES)
     without_blur = source.replace("def blur(", "def blurred(")
