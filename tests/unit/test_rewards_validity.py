@@ -50,6 +50,18 @@ def test_corruptions_score_worse(name, clips):
         assert values[bad] < values["original"], (name, bad, values)
 
 
+def test_temporal_lpips_charges_the_change_the_flow_cannot_vouch_for(clips, scene_frames):
+    """A coarse wobble (a new smooth displacement in every frame) is followed by the flow in most pixels and breaks
+    its forward-backward check in the rest: those pixels are charged their raw change (leaving them out, as the
+    warping error of Lai et al. does, made this wobble cost about 0.005 here)."""
+    from rewardloop.rewards import corruptions
+
+    clean = score("temporal_lpips", clips["original"])
+    wobble = score("temporal_lpips", Clip(corruptions.structure_warp(scene_frames, 0)))
+    assert wobble.details["valid_fraction_mean"] < clean.details["valid_fraction_mean"] - 0.05
+    assert clean.value - wobble.value > 0.02, (clean.value, wobble.value)
+
+
 def test_novelty_after_k_penalises_loops_and_incoherent_jumps(clips):
     results = {k: score("novelty_after_k", c, k=24) for k, c in clips.items()}
     values = {k: r.value for k, r in results.items()}
