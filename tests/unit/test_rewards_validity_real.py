@@ -80,10 +80,9 @@ def test_clip_selection_keeps_video_and_drops_3d_turntables_and_image_edits():
 
 
 # Share of its own-family copies each scorer must rank below the original on these clips: all of them, except
-# temporal LPIPS, which stays below the 95% goal on the full measurement (benchmarks/RESULTS.md, "Reward validity":
-# 89% at 33 frames; a flow-explained seam is not "change that motion does not explain"), guarded at its measured
-# level until fixed.
-BAR = {"temporal_lpips": 0.8}
+# temporal LPIPS at 11 of its 12: the moving camera's lighting jump is one of the two of 45 it misses in the full
+# measurement (benchmarks/RESULTS.md, "Reward validity").
+BAR = {"temporal_lpips": 0.9}
 
 
 @pytest.mark.parametrize("scorer", [s for s in vh.VALIDATED if s != "fvd_lite"])
