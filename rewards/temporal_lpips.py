@@ -60,15 +60,16 @@ def pair_distances(clips: list[Clip], net: str = "alex", min_valid: float = MIN_
             warped = torch.cat([mine[k].warped_next(s, e) for k, s, e in part])
             valid = torch.cat([mine[k].valid_mask(s, e) for k, s, e in part])
             m = valid[..., None]
-            masked = lpips_distance(ref, m * warped + (1 - m) * nxt, net, spatial=True, runtime=runtime).mean(dim=(1, 2))
+            compensated = m * warped + (1 - m) * nxt
+            dist = lpips_distance(ref, compensated, net, spatial=True, runtime=runtime).mean(dim=(1, 2))
             frac = valid.mean(dim=(1, 2))
             low = frac < min_valid
             if bool(low.any()):
-                masked[low] = lpips_distance(ref[low], nxt[low], net, runtime=runtime)
-            masked, frac, at = masked.cpu(), frac.cpu(), 0
+                dist[low] = lpips_distance(ref[low], nxt[low], net, runtime=runtime)
+            dist, frac, at = dist.cpu(), frac.cpu(), 0
             for k, s, e in part:
                 d, f = out[members[k]]
-                d[s:e], f[s:e] = masked[at:at + e - s], frac[at:at + e - s]
+                d[s:e], f[s:e] = dist[at:at + e - s], frac[at:at + e - s]
                 at += e - s
                 mine[k].report("temporal LPIPS", e, mine[k].num_pairs)
     return out

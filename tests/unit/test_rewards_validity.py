@@ -53,7 +53,7 @@ def test_corruptions_score_worse(name, clips):
 def test_temporal_lpips_charges_the_change_the_flow_cannot_vouch_for(clips, scene_frames):
     """A coarse wobble (a new smooth displacement in every frame) is followed by the flow in most pixels and breaks
     its forward-backward check in the rest: those pixels are charged their raw change (leaving them out, as the
-    warping error of Lai et al. does, made this wobble cost about 0.005 here)."""
+    warping error of Lai et al. does, let this wobble cost almost nothing)."""
     from rewardloop.rewards import corruptions
 
     clean = score("temporal_lpips", clips["original"])
