@@ -2,14 +2,18 @@
 
 Long clips are generated in windows (default 64 frames, consecutive windows overlapping by 16). A seam
 shows as a transition that stands out from its neighbours: in how much of its change the motion does not
-explain, or in how far things move (a window that restarts or skips frames jumps in time).
+explain, in how far things move (a window that restarts or skips frames jumps in time), or in the frame's overall
+colour (a window that starts under other lighting; inside a fast move the per-pixel change hides that, the
+frame's mean colour does not, since content moving across the frame keeps it).
 Definition: for every transition t -> t+1 (analysis resolution)
     d_t = mean_pixels( valid * |I_t - W(I_t+1)| + (1 - valid) * |I_t - I_t+1| )   (motion-compensated change:
           warping error where the flow is trustworthy, raw change where it is not, so cuts are not hidden)
     m_t = mean_pixels |flow t->t+1|                                                   (how far things move, px)
+    c_t = sum_rgb |mean_pixels I_t+1 - mean_pixels I_t|                              (change of the mean colour)
 and its excess over its own neighbourhood (the `R` transitions on each side, median, so a seam is judged against
 the motion around it rather than the clip's typical motion, which differs between a pan and a still shot)
-    e_t = max(0, log((d_t + eps_d) / (median_nb d + eps_d)), log((m_t + eps_m) / (median_nb m + eps_m)))
+    e_t = max(0, log((d_t + eps_d) / (median_nb d + eps_d)), log((m_t + eps_m) / (median_nb m + eps_m)),
+              log((c_t + eps_c) / (median_nb c + eps_c)))
 A seam's zone is its overlap plus the transitions entering and leaving it; its score is
     s_j = 1 / (1 + sum(e_t over the zone))
 a sum, not a maximum, so a join's own jump counts even where the clip already has a bigger natural change there.
@@ -33,6 +37,9 @@ RANGE = (0.0, 1.0)
 WINDOW, OVERLAP = 64, 16
 EPS = 1e-3  # a floor for the change on near-static clips (mean absolute change, 0..1 pixel values)
 MOTION_EPS = 0.1  # px at the analysis size: a floor for the flow magnitude of near-static clips
+# A floor for the mean-colour change (summed over RGB, 0..1 values): real clips drift by a few thousandths a frame,
+# so only a jump of several hundredths stands out (benchmarks/RESULTS.md, "Reward validity").
+COLOUR_EPS = 0.03
 R = 2  # transitions on each side that make a transition's neighbourhood
 
 
@@ -95,6 +102,17 @@ def transition_motion(clip: Clip) -> torch.Tensor:
     return clip.memo(("transition_motion", clip.flow_method, *clip.analysis_hw), compute)
 
 
+def transition_colour(clip: Clip) -> torch.Tensor:
+    """c_t per pair (memoised): how much the frame's mean colour changes, summed over RGB."""
+    def compute():
+        means = torch.empty(clip.num_frames, 3)
+        for s, e in clip.chunks(clip.num_frames, "seam colour", clip.analysis_chunk):
+            means[s:e] = clip.analysis_frames(s, e).mean(dim=(1, 2)).cpu()
+        return (means[1:] - means[:-1]).abs().sum(dim=1)
+
+    return clip.memo(("transition_colour", *clip.analysis_hw), compute)
+
+
 def local_excess(x: torch.Tensor, eps: float, r: int = R) -> torch.Tensor:
     """log((x_t + eps) / (median of the r values on each side of t + eps)), [n] (fewer neighbours at the ends)."""
     n = x.shape[0]
@@ -113,13 +131,15 @@ def score(clip: Clip) -> RewardResult:
     if len(ranges) < 2 or clip.num_frames < 3:
         return RewardResult.not_applicable(NAME, "the clip fits in one window: no seams", RANGE, "seam",
                                            {"windows": ranges})
-    d, m = transition_change(clip), transition_motion(clip)
-    excess = torch.maximum(local_excess(d, EPS), local_excess(m, MOTION_EPS)).clamp(min=0)
+    d, m, c = transition_change(clip), transition_motion(clip), transition_colour(clip)
+    excess = torch.stack([local_excess(d, EPS), local_excess(m, MOTION_EPS),
+                          local_excess(c, COLOUR_EPS)]).amax(dim=0).clamp(min=0)
     zones = seam_zones(ranges, clip.num_pairs)
     totals = torch.stack([excess[a:b + 1].sum() for a, b in zones])
     values = 1 / (1 + totals)
     positions = torch.tensor([(a + b + 1) / 2 for a, b in zones], dtype=torch.float32)
     worst = [a + int(excess[a:b + 1].argmax()) for a, b in zones]
     details = {"windows": ranges, "seam_pairs": zones, "zone_excess": totals.tolist(), "worst_pair": worst,
-               "worst_pair_change": [float(d[t]) for t in worst], "worst_pair_motion_px": [float(m[t]) for t in worst]}
+               "worst_pair_change": [float(d[t]) for t in worst], "worst_pair_motion_px": [float(m[t]) for t in worst],
+               "worst_pair_colour_change": [float(c[t]) for t in worst]}
     return RewardResult(NAME, float(values.mean()), values, positions, "seam", RANGE, details)

@@ -221,6 +221,24 @@ def test_seam_counts_a_join_jump_even_beside_a_bigger_natural_change():
     assert float(broken.per_item[0]) < float(clean.per_item[0])
 
 
+def test_seam_sees_a_lighting_jump_the_per_pixel_change_hides():
+    """A window that starts under other lighting, inside content that changes a lot every frame (untrackable
+    motion): the per-pixel change barely stands out there, the frame's mean colour does."""
+    from rewardloop.rewards import corruptions
+    from rewardloop.rewards import seam as S
+
+    noise = 0.3 + 0.4 * torch.rand(48, 64, 96, 3, generator=torch.Generator().manual_seed(0))
+    lit = corruptions.lighting_jump(noise, at=22)  # frames 22.. brighter: pair 21 in the first join's zone
+    clean, broken = (score("seam_consistency", Clip(v, windows=WINDOWS)) for v in (noise, lit))
+    assert broken.details["worst_pair"][0] == 21
+    assert float(broken.per_item[0]) < 0.5 * float(clean.per_item[0])
+    c = Clip(lit, windows=WINDOWS)  # the change and motion terms alone would hardly move this join
+    a, b = broken.details["seam_pairs"][0]
+    without = torch.maximum(S.local_excess(S.transition_change(c), S.EPS),
+                            S.local_excess(S.transition_motion(c), S.MOTION_EPS)).clamp(min=0)[a:b + 1].sum()
+    assert 1 / (1 + float(without)) > 0.8 * float(clean.per_item[0])
+
+
 def test_seam_local_excess_is_zero_for_steady_change_and_logs_a_spike():
     from rewardloop.rewards.seam import local_excess
 
