@@ -99,7 +99,7 @@ CALIBRATIONS: dict[str, Calibration] = {
     "flow_smoothness": Calibration(clean=0.2885, broken=0.1889, how=_HOW),
     "fvd_lite": Calibration(clean=0.08232, broken=-0.4952, how=_HOW + "; reference: each clip's whole shot"),
     "structure_constancy": Calibration(clean=0.7466, broken=0.6086, how=_HOW),
-    "seam_consistency": Calibration(clean=0.1899, broken=-0.1048, how=_HOW + "; windows 21/9"),
+    "seam_consistency": Calibration(clean=0.1666, broken=-0.1437, how=_HOW + "; windows 21/9"),
     "loop_break": Calibration(clean=0.9781, broken=0.04271, how=_HOW),
     "framing": Calibration(clean=0.4547, broken=0.1079, how=_HOW),
     "novelty_after_k": Calibration(clean=-0.204, broken=-0.3733, how=_HOW),

@@ -35,7 +35,9 @@ NAME = "composite"
 
 # Chosen on real AI clips so the calibrated composite prefers every original to each corruption type
 # (benchmarks/RESULTS.md, "Reward validity"). Structure constancy is off by default: a held frame is perfectly
-# constant, so it prefers stuttering clips; flow smoothness, which catches stutter and warps, weighs 1.
+# constant, so it prefers stuttering clips; flow smoothness, which catches stutter and warps, weighs 1. Framing is
+# off by default too: on temporal breakage it is a coin toss (about half the broken copies score higher), so its
+# weight only decides near ties at random; composition is a choice an artist makes by giving it a weight.
 DEFAULT_WEIGHTS: dict[str, float] = {
     "keyframe_ssim": 1.0,
     "temporal_lpips": 1.0,
@@ -46,7 +48,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "identity_lock": 0.5,
     "clip_score": 0.5,
     "caption_consistency": 0.5,
-    "framing": 0.25,
+    "framing": 0.0,
     "aesthetic": 0.0,
     "fvd_lite": 0.0,
     "novelty_after_k": 0.0,
