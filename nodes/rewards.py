@@ -272,8 +272,8 @@ class CaptionConsistency(_ScorerNode):
 class SeamConsistency(_ScorerNode):
     SCORER = "seam_consistency"
     ABOUT = ("How invisible the joins between overlapping generation windows are: how much the transitions at each"
-             " join stand out from their neighbours, in change the motion does not explain or in how far things"
-             " move (0..1, 1 = nothing at a join stands out).")
+             " join stand out from their neighbours, in change the motion does not explain, in how far things"
+             " move or in the frame's overall colour (0..1, 1 = nothing at a join stands out).")
 
     @classmethod
     def define_schema(cls):

@@ -125,7 +125,7 @@ def local_excess(x: torch.Tensor, eps: float, r: int = R) -> torch.Tensor:
 
 
 @scorer(NAME, RANGE, uses=("flow", "windows"),
-        summary="how much the transitions at each window seam stand out from their neighbours (change and motion)")
+        summary="how much the transitions at each window seam stand out from their neighbours (change, motion, colour)")
 def score(clip: Clip) -> RewardResult:
     ranges = window_ranges(clip.num_frames, clip.windows)
     if len(ranges) < 2 or clip.num_frames < 3:
