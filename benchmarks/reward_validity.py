@@ -22,7 +22,7 @@ offline: they are reported as not validated (and are excluded from the composite
 FVD-lite and novelty (weight 0 in the default composite, the costliest on a CPU) are scored on the original and
 their own corruption family only, unless --full-table.
 Results are cached per clip, copy and scorer under --cache (default ~/.cache/comfyui-rewardloop/validity), keyed by
-the source of the scorer's module, of the copy's own corruption function (with the helpers it may use and how the
+the code of the scorer's module (docstrings and comments aside), of the copy's own corruption function (with the helpers it may use and how the
 harness makes the copies: validity_harness.copy_keys) and the harness's COPIES_VERSION: a rerun recomputes only what
 changed (--fresh: all); changing one corruption re-scores only its copies.
 --calibrate prints the calibration anchors (rewards/calibration.py) measured on the 33-frame condition.
@@ -58,18 +58,30 @@ CODEC_COPY = "h264_roundtrip"  # keyframe_ssim's clean anchor: the clip after on
 CODEC_CRF = 23
 
 
-def _source_hash(name: str, *extra: Path) -> str:
+def _module_file(name: str) -> Path:
     from rewardloop.rewards import SCORERS
 
+    return Path(sys.modules[SCORERS[name].fn.__module__].__file__)
+
+
+def _source_hash(name: str, *extra: Path) -> str:
+    """The earlier layouts' key: the bytes of the scorer's module (and of `extra`)."""
     h = hashlib.sha1(str(vh.COPIES_VERSION).encode())
-    for path in (sys.modules[SCORERS[name].fn.__module__].__file__, *extra):
+    for path in (_module_file(name), *extra):
         h.update(Path(path).read_bytes())
     return h.hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=None)
 def scorer_key(name: str) -> str:
-    """Read once per process (at the first call, before any scoring): the code of the scorer's module."""
+    """Read once per process (at the first call, before any scoring): the code of the scorer's module, without its
+    docstrings and comments."""
+    return vh.code_key(_module_file(name).read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def bytes_key(name: str) -> str:
+    """The second cache layout's key: the bytes of the scorer's module (docstrings and comments included)."""
     return _source_hash(name)
 
 
@@ -112,6 +124,10 @@ def run_clip(path: Path, native: int, frames: int, cache_file: Path, fresh: bool
         cached["keys"] = {n: keys[n] for n in vh.VALIDATED if old.get(n) == legacy_key(n)}
         cached["copy_keys"] = dict(ckeys)
         cache_file.write_text(json.dumps(cached))  # now, while the combined keys can still be checked
+    moved = {n for n in vh.VALIDATED if cached.get("keys", {}).get(n) == bytes_key(n) != keys[n]}
+    if moved:  # keyed on the module's bytes, which still hold: the same code, now keyed without its docs
+        cached["keys"].update({n: keys[n] for n in moved})
+        cache_file.write_text(json.dumps(cached))
     stale = [n for n in vh.VALIDATED if cached.get("keys", {}).get(n) != keys[n]]
     stale_copies = {c for c in ckeys if cached.get("copy_keys", {}).get(c) != ckeys[c]}
     if not stale and not stale_copies and CODEC_COPY in cached.get("copies", {}):

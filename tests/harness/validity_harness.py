@@ -232,6 +232,19 @@ def copy_keys(corruptions_source: str) -> dict[str, str]:
     return {"original": key("original"), **{t: key(t, own[t], *shared) for t in CORRUPTION_TYPES}}
 
 
+def code_key(source: str) -> str:
+    """A digest of a module's code without its docstrings or comments (a scorer's cache key in
+    benchmarks/reward_validity.py): rewording its documentation does not re-score it."""
+    import ast
+    import hashlib
+
+    h = hashlib.sha1(str(COPIES_VERSION).encode())
+    for node in ast.parse(source).body:
+        if not _is_docstring(node):
+            h.update(_code(node).encode() + b"\0")
+    return h.hexdigest()[:12]
+
+
 def _is_docstring(node) -> bool:
     import ast
 

@@ -126,6 +126,25 @@ def test_default_composite_is_calibrated_and_prefers_every_original(scored):
     assert not failures, "the default composite prefers a corrupted copy:\n" + "\n".join(failures)
 
 
+def test_scorer_cache_keys_follow_code_not_docs():
+    """benchmarks/reward_validity.py keys a scorer's cached values on its module's code: rewording a docstring or a
+    comment keeps them, any change of code (a constant, a summary string) re-scores."""
+    from pathlib import Path
+
+    from rewardloop.rewards import seam
+
+    source = Path(seam.__file__).read_text()
+    base = vh.code_key(source)
+    reworded = source.replace('"""Seam consistency:', '"""Seam consistency (reworded):', 1).replace(
+        "COLOUR_EPS = 0.03\n", "COLOUR_EPS = 0.03  # a new comment\n", 1).replace(
+        '"""c_t per pair (memoised)', '"""c_t for every pair (memoised)', 1)
+    assert reworded.count("reworded") == 1 and "a new comment" in reworded and "c_t for every pair" in reworded
+    assert vh.code_key(reworded) == base
+    for edit in (("COLOUR_EPS = 0.03\n", "COLOUR_EPS = 0.05\n"), ("(change, motion, colour)", "(change and motion)")):
+        assert edit[0] in source
+        assert vh.code_key(source.replace(*edit, 1)) != base, edit
+
+
 def test_cache_keys_follow_each_corruption_on_its_own():
     """benchmarks/reward_validity.py re-scores a copy when its key changes: editing one corruption must re-score
     only its copies, a shared helper every corrupted copy (never the originals), and a lost function must not pass."""
