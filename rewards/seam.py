@@ -37,8 +37,8 @@ RANGE = (0.0, 1.0)
 WINDOW, OVERLAP = 64, 16
 EPS = 1e-3  # a floor for the change on near-static clips (mean absolute change, 0..1 pixel values)
 MOTION_EPS = 0.1  # px at the analysis size: a floor for the flow magnitude of near-static clips
-# A floor for the mean-colour change (summed over RGB, 0..1 values): real clips drift by a few thousandths a frame,
-# so only a jump of several hundredths stands out (benchmarks/RESULTS.md, "Reward validity").
+# A floor for the mean-colour change (summed over RGB, 0..1 values), so the ordinary frame-to-frame drift of a real
+# clip's colour does not stand out; chosen on real clips (benchmarks/RESULTS.md, "Reward validity").
 COLOUR_EPS = 0.03
 R = 2  # transitions on each side that make a transition's neighbourhood
 
