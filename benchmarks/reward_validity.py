@@ -22,9 +22,9 @@ offline: they are reported as not validated (and are excluded from the composite
 FVD-lite and novelty (weight 0 in the default composite, the costliest on a CPU) are scored on the original and
 their own corruption family only, unless --full-table.
 Results are cached per clip, copy and scorer under --cache (default ~/.cache/comfyui-rewardloop/validity), keyed by
-the code of the scorer's module (docstrings and comments aside), of the copy's own corruption function (with the helpers it may use and how the
-harness makes the copies: validity_harness.copy_keys) and the harness's COPIES_VERSION: a rerun recomputes only what
-changed (--fresh: all); changing one corruption re-scores only its copies.
+the code (docstrings and comments aside) of the scorer's module and of the copy's own corruption function (with the
+helpers it may use and how the harness makes the copies: validity_harness.copy_keys) and the harness's
+COPIES_VERSION: a rerun recomputes only what changed (--fresh: all); changing one corruption re-scores only its copies.
 --calibrate prints the calibration anchors (rewards/calibration.py) measured on the 33-frame condition.
 """
 from __future__ import annotations

@@ -206,7 +206,6 @@ def copy_keys(corruptions_source: str) -> dict[str, str]:
     are made), so changing one corruption re-scores only its copies. Code is compared without its docstrings and
     comments (they do not change a copy)."""
     import ast
-    import hashlib
     import inspect
 
     tree = ast.parse(corruptions_source)
@@ -223,25 +222,24 @@ def copy_keys(corruptions_source: str) -> dict[str, str]:
     if missing:
         raise ValueError(f"rewards/corruptions.py has no function for {sorted(missing)}")
 
-    def key(*parts: str) -> str:
-        h = hashlib.sha1(str(COPIES_VERSION).encode())
-        for part in parts:
-            h.update(part.encode() + b"\0")
-        return h.hexdigest()[:12]
-
-    return {"original": key("original"), **{t: key(t, own[t], *shared) for t in CORRUPTION_TYPES}}
+    return {"original": _digest("original"), **{t: _digest(t, own[t], *shared) for t in CORRUPTION_TYPES}}
 
 
 def code_key(source: str) -> str:
     """A digest of a module's code without its docstrings or comments (a scorer's cache key in
     benchmarks/reward_validity.py): rewording its documentation does not re-score it."""
     import ast
+
+    return _digest(*(_code(node) for node in ast.parse(source).body if not _is_docstring(node)))
+
+
+def _digest(*parts: str) -> str:
+    """The cache keys' digest: COPIES_VERSION and the parts, in order."""
     import hashlib
 
     h = hashlib.sha1(str(COPIES_VERSION).encode())
-    for node in ast.parse(source).body:
-        if not _is_docstring(node):
-            h.update(_code(node).encode() + b"\0")
+    for part in parts:
+        h.update(part.encode() + b"\0")
     return h.hexdigest()[:12]
 
 
