@@ -16,14 +16,19 @@ read where frame t's pixels land. `valid` = forward-backward consistent pixels, 
 motion boundaries (legitimate discontinuities) and occlusions are excluded; `track` = valid pixels that
 land on valid pixels of pair t+1. A steady pan or zoom has A ~ 0; a shaken camera (a new offset every frame),
 a held-then-skipped frame, or a reversal has A ~ 1-2. The last pair has no temporal terms.
+    C_t = |m_t+2 - m_t| / ((m_t + m_t+1 + m_t+2) / 3 + 0.1 px)   cadence: speed two pairs apart, per speed
+with m_t = mean_valid |F_t| (no floor). Many open video models emit each frame twice (speeds alternate ~0 and
+v): A is high on every pair of such a clip and a hold moved into it (hold, hold, skip, skip) has *lower* A than
+the original, while the speed two pairs apart stays steady in any regular cadence, smooth or 2:1, and jumps
+where a hold or skip breaks it. Its floor is 0.1 px (not 0.5) so that a hold on a slow shot still counts.
     U_t = 1 - mean(consistent_t)                                 motion that cannot be followed
 the share of frame t's pixels whose forward and backward flows disagree (before erosion): occlusions give a
 little of it in every clip, shuffled or cut frames most of it. Without U, pairs the flow cannot follow left
 S, V and A with nothing to average over and read as perfectly smooth. Without A (before this term existed) a
 clip shaken by a different whole-frame shift every frame scored *smoother* than the original: a shift has no
 divergence or curl and enlarges the magnitude the fields are divided by.
-Value: mean_t 1 / (1 + S_t + V_t + 2 A_t + U_t), range (0, 1], higher = better (1 = piecewise-affine, steady,
-trackable motion). per_item: per pair. details: mean S, V, A and U.
+Value: mean_t 1 / (1 + S_t + V_t + 2 A_t + U_t + 2 C_t), range (0, 1], higher = better (1 = piecewise-affine, steady,
+trackable motion). per_item: per pair. details: mean S, V, A, U and C.
 """
 from __future__ import annotations
 
@@ -44,6 +49,10 @@ EROSION = 2
 # every shuffled copy of those clips below its original.
 ACCEL_WEIGHT = 2.0
 UNTRACKED_WEIGHT = 1.0
+# Cadence term: weight and floor chosen on 166 real AI clips (benchmarks/reward_validity.py on the harness's clips
+# and on the first half of benchmarks/blind_clips.txt), where stutter on 2:1-cadence clips was the loss to fix.
+CADENCE_WEIGHT = 2.0
+CADENCE_FLOOR = 0.1  # px
 
 
 def div_curl(flow: torch.Tensor) -> torch.Tensor:
@@ -65,7 +74,7 @@ def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 @scorer(NAME, RANGE, uses=("flow",),
         summary="1/(1 + spatial and temporal variation of curl and divergence + acceleration along the motion + "
-                "untracked share), magnitude-normalised")
+                "untracked share + cadence breaks), magnitude-normalised")
 def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
     if clip.num_frames < 2:
         return RewardResult.not_applicable(NAME, "needs at least 2 frames", RANGE, "pair")
@@ -77,6 +86,7 @@ def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
     accel = torch.zeros(n)
     untracked = torch.zeros(n)
     valid_frac = torch.zeros(n)
+    speed_px = torch.zeros(n)  # m_t, without the floor
     for s, e in clip.chunks(n, "flow smoothness", clip.analysis_chunk):
         e1 = min(e + 1, n)  # one extra pair for the temporal terms of the chunk's last pair
         fwd = clip.flow_chunk(s, e1).forward
@@ -87,6 +97,7 @@ def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
         gx, gy = sobel_xy(dc)
         grad = (gx * gx + gy * gy).sqrt().sum(dim=1)  # |grad div| + |grad curl|
         k = e - s
+        speed_px[s:e] = (mag[:k] - MIN_MAGNITUDE).cpu()
         spatial[s:e] = (length_scale ** 2 * _masked_mean(grad[:k], valid[:k])).cpu()
         valid_frac[s:e] = valid[:k].mean(dim=(1, 2)).cpu()
         untracked[s:e] = (1 - consistent[:k].mean(dim=(1, 2))).cpu()
@@ -102,9 +113,15 @@ def score(clip: Clip, length_scale: float = LENGTH_SCALE) -> RewardResult:
             ta = _masked_mean(torch.hypot(dv[..., 0], dv[..., 1]), track) / speed
             temporal[s:s + tv.shape[0]] = tv.cpu()
             accel[s:s + ta.shape[0]] = ta.cpu()
-    values = 1 / (1 + spatial + temporal + ACCEL_WEIGHT * accel + UNTRACKED_WEIGHT * untracked)
+    cadence = torch.zeros(n)
+    if n > 2:
+        local = (speed_px[2:] + speed_px[1:-1] + speed_px[:-2]) / 3 + CADENCE_FLOOR
+        cadence[:-2] = (speed_px[2:] - speed_px[:-2]).abs() / local
+    values = 1 / (1 + spatial + temporal + ACCEL_WEIGHT * accel + UNTRACKED_WEIGHT * untracked
+                  + CADENCE_WEIGHT * cadence)
     details = {"spatial_variation_mean": float(spatial.mean()), "temporal_variation_mean": float(temporal.mean()),
                "acceleration_mean": float(accel.mean()), "untracked_mean": float(untracked.mean()),
+               "cadence_mean": float(cadence.mean()),
                "valid_fraction_mean": float(valid_frac.mean()),
                "length_scale_px": length_scale, "analysis_size": list(clip.analysis_hw)}
     return RewardResult(NAME, float(values.mean()), values, torch.arange(n) + 0.5, "pair", RANGE, details)

@@ -167,7 +167,7 @@ def train_curriculum() -> list[Node]:
         *_training_prompts("curriculum_prompts"),
         Node("launch", "RewardLoopLaunchCurriculum",
              {"stages": "33, 49, 65, 97", "steps_per_stage": 200,
-              "gates": "temporal_lpips >= 0.83\nflow_smoothness >= 0.29", "validation_prompts": "",
+              "gates": "temporal_lpips >= 0.83\nflow_smoothness >= 0.23", "validation_prompts": "",
               **_grpo_widgets(), **{k: v for k, v in _common_train("wan13b_curriculum", 0, 1e-4, 25).items()
                                     if k != "steps"}},
              {"prompts": ("prompts", 0), "text_embeddings": ("emb", 0)}),

@@ -249,3 +249,20 @@ def test_seam_local_excess_is_zero_for_steady_change_and_logs_a_spike():
     out = local_excess(spike, 1e-3)
     assert float(out[6]) == pytest.approx(float(torch.log(torch.tensor(0.081 / 0.021))), rel=1e-5)
     assert float(out[:5].abs().max()) < 1e-6  # the spike is never the median of a neighbourhood of 4
+
+
+def test_flow_smoothness_charges_a_hold_moved_into_a_two_to_one_cadence(scene_frames):
+    """Many open video models show every frame twice. A stutter in such a clip (hold, hold, skip, skip) has less
+    acceleration than the regular cadence it breaks, so only the cadence term can tell the two apart."""
+    cadence = scene_frames[torch.arange(32) // 2]  # 0,0,1,1,2,2,...
+    idx = list(range(32))
+    for t in (8, 20):  # a new frame shows its predecessor (an old one) instead: hold, hold, skip, skip
+        idx[t] = t - 1
+    moved = cadence[idx]
+    kf = cadence[[0, -1]]
+    regular, broken = (score("flow_smoothness", Clip(v, keyframes=kf)) for v in (cadence, moved))
+    assert broken.value < regular.value, (regular.value, broken.value)
+    # the regular cadence itself is steady two pairs apart: its cadence term is far below the broken copy's
+    assert regular.details["cadence_mean"] < 0.25 * broken.details["cadence_mean"], (regular.details, broken.details)
+    # where the hold was moved, the pairs score lower than the same pairs of the regular clip
+    assert broken.per_item[6:10].mean() < regular.per_item[6:10].mean()
