@@ -17,18 +17,19 @@ motion boundaries (legitimate discontinuities) and occlusions are excluded; `tra
 land on valid pixels of pair t+1. A steady pan or zoom has A ~ 0; a shaken camera (a new offset every frame),
 a held-then-skipped frame, or a reversal has A ~ 1-2. The last pair has no temporal terms.
     C_t = |m_t+2 - m_t| / ((m_t + m_t+1 + m_t+2) / 3 + 0.1 px)   cadence: speed two pairs apart, per speed
-with m_t = mean_valid |F_t| (no floor). Many open video models emit each frame twice (speeds alternate ~0 and
-v): A is high on every pair of such a clip and a hold moved into it (hold, hold, skip, skip) has *lower* A than
-the original, while the speed two pairs apart stays steady in any regular cadence, smooth or 2:1, and jumps
-where a hold or skip breaks it. Its floor is 0.1 px (not 0.5) so that a hold on a slow shot still counts.
+with m_t = mean_valid |F_t| (no floor); the last two pairs have none. Many open-model clips show each frame
+twice (speeds alternate ~0 and v): A is high on every pair of such a clip, and a hold moved into it (hold, hold,
+skip, skip) has *lower* A than the original, while the speed two pairs apart stays steady in any regular cadence,
+smooth or 2:1, and jumps where a hold or skip breaks it. Its floor is 0.1 px (not 0.5) so that a hold on a slow
+shot still counts.
     U_t = 1 - mean(consistent_t)                                 motion that cannot be followed
 the share of frame t's pixels whose forward and backward flows disagree (before erosion): occlusions give a
 little of it in every clip, shuffled or cut frames most of it. Without U, pairs the flow cannot follow left
 S, V and A with nothing to average over and read as perfectly smooth. Without A (before this term existed) a
 clip shaken by a different whole-frame shift every frame scored *smoother* than the original: a shift has no
 divergence or curl and enlarges the magnitude the fields are divided by.
-Value: mean_t 1 / (1 + S_t + V_t + 2 A_t + U_t + 2 C_t), range (0, 1], higher = better (1 = piecewise-affine, steady,
-trackable motion). per_item: per pair. details: mean S, V, A, U and C.
+Value: mean_t 1 / (1 + S_t + V_t + 2 A_t + U_t + 2 C_t), range (0, 1], higher = better (1 = piecewise-affine,
+steady, trackable motion). per_item: per pair. details: mean S, V, A, U and C.
 """
 from __future__ import annotations
 

@@ -252,7 +252,7 @@ def test_seam_local_excess_is_zero_for_steady_change_and_logs_a_spike():
 
 
 def test_flow_smoothness_charges_a_hold_moved_into_a_two_to_one_cadence(scene_frames):
-    """Many open video models show every frame twice. A stutter in such a clip (hold, hold, skip, skip) has less
+    """Many open-model clips show every frame twice. A stutter in such a clip (hold, hold, skip, skip) has less
     acceleration than the regular cadence it breaks, so only the cadence term can tell the two apart."""
     cadence = scene_frames[torch.arange(32) // 2]  # 0,0,1,1,2,2,...
     idx = list(range(32))
