@@ -51,7 +51,7 @@ EROSION = 2
 ACCEL_WEIGHT = 2.0
 UNTRACKED_WEIGHT = 1.0
 # Cadence term: weight and floor chosen on 166 real AI clips (benchmarks/reward_validity.py on the harness's clips
-# and on the first half of benchmarks/blind_clips.txt), where stutter on 2:1-cadence clips was the loss to fix.
+# and on the even positions of benchmarks/blind_clips.txt), where stutter on 2:1-cadence clips was the loss to fix.
 CADENCE_WEIGHT = 2.0
 CADENCE_FLOOR = 0.1  # px
 
